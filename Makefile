@@ -1,0 +1,77 @@
+# kubeforge.cluster: `make lab` brings up the lab cluster, `make test` runs every check.
+# Both do their own set-up on a fresh machine (venv, Docker engine, node image, artifacts).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+COLLECTION_LINK := .cache/collections/ansible_collections/kubeforge/cluster
+LAB_INVENTORY := inventory/lab/hosts.yml
+ARTIFACTS := .cache/artifacts
+
+.PHONY: help venv collection docker image artifacts lab lab-destroy test lint sanity unit integration molecule clean
+
+help:
+	@echo "make lab          create the lab hosts (Docker) and run site.yml against them"
+	@echo "make lab-destroy  remove the lab hosts"
+	@echo "make test         lint, sanity, unit and integration tests, molecule scenarios"
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Ansible finds this checkout as kubeforge.cluster through a link in .cache (see ansible.cfg).
+collection: venv
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+
+docker:
+	@tests/harness/ensure-docker.sh
+
+image: docker
+	@mkdir -p .cache
+	@tests/harness/node-image/build.sh > .cache/node-image
+
+artifacts:
+	@tests/harness/build-artifacts.sh $(ARTIFACTS)
+
+lab: collection image artifacts
+	tests/harness/lab.sh up "$$(cat .cache/node-image)"
+	$(BIN)/ansible-playbook site.yml -i $(LAB_INVENTORY)
+	@echo
+	@echo "Lab hosts: kf-cp1 kf-cp2 kf-cp3 (control plane + etcd), kf-w1 (worker); shell: docker exec -it kf-cp1 bash"
+	@echo "Admin kubeconfig: inventory/lab/credentials/admin.kubeconfig (written once the control-plane phase is implemented)"
+
+lab-destroy:
+	tests/harness/lab.sh down
+	rm -rf .cache/facts
+
+test: lint sanity unit molecule
+
+lint: collection
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+
+sanity: collection
+	tests/harness/sanity.sh
+
+unit: collection
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: collection
+	tests/harness/fetch-etcd.sh >/dev/null
+	$(BIN)/python -m pytest -q -m integration tests/integration
+
+molecule: collection image artifacts
+	for scenario in $$(cd molecule && ls -d */ | tr -d /); do \
+	  KUBEFORGE_NODE_IMAGE="$$(cat .cache/node-image)" $(BIN)/molecule test -s $$scenario; \
+	done
+
+clean: lab-destroy
+	rm -rf .cache $(VENV)

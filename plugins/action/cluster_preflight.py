@@ -1,0 +1,47 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Controller-side preflight: reads the whole inventory and runs every rule; no host is contacted."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _preflight
+
+# Cluster-wide settings the rules read (from inventory group_vars), plus the play's internal list
+# of artifacts to check.
+CLUSTER_SETTINGS = _preflight.REQUIRED_SETTINGS + ("kubeforge_required_artifacts",)
+# Hosts only in these groups are not cluster members (kubespray's bastion).
+IGNORED_GROUPS = ("bastion",)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset()
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        groups = {name: list(members) for name, members in task_vars["groups"].items()}
+        ignored = {h for g in IGNORED_GROUPS for h in groups.get(g, [])}
+        members = set(groups.get("all", [])) - ignored | {h for g in _preflight.ROLE_GROUPS for h in groups.get(g, [])}
+        hostvars = task_vars["hostvars"]
+        hosts = {}
+        for name in sorted(members):
+            variables = hostvars[name]
+            address = variables.get("kubeforge_node_ip") or variables.get("ansible_host") or name
+            hosts[name] = {"ip": self._templar.template(address)}
+        cluster = {key: self._templar.template(task_vars.get(key)) for key in CLUSTER_SETTINGS}
+
+        report = _preflight.validate(cluster, hosts, groups)
+        for warning in report.warnings:
+            self._display.warning(warning)
+        result.update(changed=False, problems=report.problems, warnings_found=report.warnings, hosts_checked=len(hosts))
+        if report.problems:
+            raise AnsibleActionFail(report.message(), result=result)
+        result["msg"] = f"Preflight passed for {len(hosts)} hosts"
+        return result

@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Preflight rules: every check of the inventory and settings, run before any host is touched.
+
+Each rule is a function ``rule(cluster, hosts, groups, report)`` that adds what it finds to the
+report; ``validate`` runs them all so the operator sees every problem in one message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _versions
+
+# Groups every cluster needs, as kubespray names them.
+ROLE_GROUPS = ("etcd", "kube_control_plane", "kube_node")
+# Extra-argument variables and the component whose flag list they are checked against.
+EXTRA_ARGS = {
+    "kube_apiserver_extra_args": "kube-apiserver",
+    "kube_controller_manager_extra_args": "kube-controller-manager",
+    "kube_scheduler_extra_args": "kube-scheduler",
+    "kubelet_extra_args": "kubelet",
+    "kube_proxy_extra_args": "kube-proxy",
+}
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
+
+
+# Cluster-wide settings every inventory must define (inventory/sample/group_vars/all.yml has them all).
+REQUIRED_SETTINGS = (
+    "kube_version", "etcd_version", "kubeforge_arch", "kube_pod_cidr", "kube_service_cidr", "kube_cluster_dns_ip",
+    "kube_cluster_domain", "kube_apiserver_port", "kube_apiserver_lb_address", "kube_apiserver_lb_domain",
+    "kube_apiserver_extra_sans", "kube_proxy_mode", "etcd_even_members_enabled", "kubeforge_artifacts_dir",
+    "kubeforge_download_mirror", "kubeforge_artifacts_checksum_source", "kubeforge_host_kernel_managed",
+) + tuple(EXTRA_ARGS)
+
+
+@dataclass
+class Report:
+    problems: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    def message(self) -> str:
+        count = len(self.problems)
+        lines = [f"Preflight found {count} problem{'s' if count != 1 else ''}; nothing was changed on any host:"]
+        lines += [f"  {number}. {text}" for number, text in enumerate(self.problems, 1)]
+        return "\n".join(lines)
+
+
+def _network(text) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(str(text), strict=True)
+    except ValueError:
+        return None
+
+
+def _address(text) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(str(text))
+    except ValueError:
+        return None
+
+
+def _is_dns_name(text) -> bool:
+    return isinstance(text, str) and len(text) <= 253 and bool(_DNS_SUBDOMAIN.match(text))
+
+
+def check_settings_defined(cluster, hosts, groups, report: Report) -> None:
+    missing = [key for key in REQUIRED_SETTINGS if cluster.get(key) is None]
+    if missing:
+        report.problems.append(f"settings not defined: {', '.join(missing)}; every inventory needs them all "
+                               "(copy inventory/sample/group_vars/all.yml, which documents each one)")
+    if cluster.get("kube_proxy_mode") not in (None, "ipvs", "iptables"):
+        report.problems.append(f"kube_proxy_mode {cluster.get('kube_proxy_mode')!r} must be ipvs or iptables")
+    if cluster.get("kubeforge_arch") not in (None, "amd64", "arm64"):
+        report.problems.append(f"kubeforge_arch {cluster.get('kubeforge_arch')!r} must be amd64 or arm64")
+
+
+def check_groups(cluster, hosts, groups, report: Report) -> None:
+    for group in ROLE_GROUPS:
+        if not groups.get(group):
+            report.problems.append(f"group '{group}' is empty: the cluster needs at least one host in it")
+    if not groups.get("k8s_cluster"):
+        report.problems.append("group 'k8s_cluster' is empty: make kube_control_plane and kube_node its children")
+    placed = set().union(*(groups.get(g, []) for g in ROLE_GROUPS))
+    for name in sorted(set(hosts) - placed):
+        report.problems.append(f"host '{name}' is in none of the groups {', '.join(ROLE_GROUPS)}: nothing would be installed on it")
+    outside = sorted(set(groups.get("kube_control_plane", []) + groups.get("kube_node", [])) - set(groups.get("k8s_cluster", [])))
+    for name in outside:
+        report.problems.append(f"host '{name}' runs Kubernetes but is not in group 'k8s_cluster'")
+
+
+def check_etcd_size(cluster, hosts, groups, report: Report) -> None:
+    size = len(groups.get("etcd", []))
+    if size and size % 2 == 0 and not cluster.get("etcd_even_members_enabled"):
+        report.problems.append(f"group 'etcd' has {size} hosts: {size} etcd members tolerate no more failures than {size - 1}; "
+                               "use an odd number or set etcd_even_members_enabled: true")
+
+
+def check_hosts(cluster, hosts, groups, report: Report) -> None:
+    seen_names: dict = {}
+    seen_addresses: dict = {}
+    for name, host in sorted(hosts.items()):
+        if not _is_dns_name(name.lower()):
+            report.problems.append(f"host name '{name}' is not a valid Kubernetes node name (lower-case RFC 1123 subdomain)")
+        elif name != name.lower():
+            report.problems.append(f"host name '{name}' has upper-case letters: Kubernetes node names are lower case")
+        seen_names.setdefault(name.lower(), []).append(name)
+        address = host.get("ip")
+        if not _address(address):
+            report.problems.append(f"host '{name}' has no usable address: kubeforge_node_ip (or ansible_host) is {address!r}, not an IP address")
+            continue
+        seen_addresses.setdefault(str(_address(address)), []).append(name)
+    for names in seen_names.values():
+        if len(names) > 1:
+            report.problems.append(f"duplicate host names: {', '.join(names)}")
+    for address, names in seen_addresses.items():
+        if len(names) > 1:
+            report.problems.append(f"duplicate host address {address}: {', '.join(names)}")
+
+
+def check_networks(cluster, hosts, groups, report: Report) -> None:
+    pods = _network(cluster.get("kube_pod_cidr"))
+    services = _network(cluster.get("kube_service_cidr"))
+    for var, net in (("kube_pod_cidr", pods), ("kube_service_cidr", services)):
+        if net is None:
+            report.problems.append(f"{var} {cluster.get(var)!r} is not a valid CIDR (network address/prefix, host bits zero)")
+    if pods and services and pods.version == services.version and pods.overlaps(services):
+        report.problems.append(f"kube_pod_cidr {pods} overlaps kube_service_cidr {services}")
+    for name, host in sorted(hosts.items()):
+        address = _address(host.get("ip"))
+        for var, net in (("kube_pod_cidr", pods), ("kube_service_cidr", services)):
+            if address and net and address.version == net.version and address in net:
+                report.problems.append(f"{var} {net} contains the address {address} of host '{name}'")
+    if services is None:
+        return
+    first_service_ip = services.network_address + 1
+    dns = _address(cluster.get("kube_cluster_dns_ip"))
+    if dns is None:
+        report.problems.append(f"kube_cluster_dns_ip {cluster.get('kube_cluster_dns_ip')!r} is not an IP address")
+    elif dns.version != services.version or dns not in services or dns in (services.network_address, services.broadcast_address):
+        report.problems.append(f"kube_cluster_dns_ip {dns} is not a usable address of kube_service_cidr {services}")
+    elif dns == first_service_ip:
+        report.problems.append(f"kube_cluster_dns_ip {dns} is the first address of kube_service_cidr, which the 'kubernetes' service takes")
+    if services.num_addresses < 4:
+        report.problems.append(f"kube_service_cidr {services} is too small: its first IP ({first_service_ip}) serves the API and needs room for services")
+
+
+def check_endpoint(cluster, hosts, groups, report: Report) -> None:
+    port = cluster.get("kube_apiserver_port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        report.problems.append(f"kube_apiserver_port {port!r} is not a TCP port number")
+    lb_address = cluster.get("kube_apiserver_lb_address") or ""
+    lb_domain = cluster.get("kube_apiserver_lb_domain") or ""
+    if len(groups.get("kube_control_plane", [])) > 1 and not lb_address:
+        report.problems.append(f"{len(groups['kube_control_plane'])} control-plane hosts but no kube_apiserver_lb_address: "
+                               "clients outside the nodes need one address in front of all apiservers")
+    if lb_address and not _address(lb_address):
+        report.problems.append(f"kube_apiserver_lb_address {lb_address!r} is not an IP address (put a name in kube_apiserver_lb_domain)")
+    if lb_domain and not _is_dns_name(lb_domain):
+        report.problems.append(f"kube_apiserver_lb_domain {lb_domain!r} is not a valid DNS name")
+    if not _is_dns_name(cluster.get("kube_cluster_domain")):
+        report.problems.append(f"kube_cluster_domain {cluster.get('kube_cluster_domain')!r} is not a valid DNS name")
+    sans = cluster.get("kube_apiserver_extra_sans") or []
+    if not isinstance(sans, list):
+        report.problems.append("kube_apiserver_extra_sans must be a list of IP addresses and DNS names")
+        sans = []
+    for san in sans:
+        if not _address(san) and not _is_dns_name(str(san).removeprefix("*.")):
+            report.problems.append(f"kube_apiserver_extra_sans entry {san!r} is neither an IP address nor a DNS name")
+
+
+def check_versions(cluster, hosts, groups, report: Report) -> None:
+    for var, supported in (("kube_version", _versions.SUPPORTED_KUBE_MINORS), ("etcd_version", _versions.SUPPORTED_ETCD_MINORS)):
+        minor = _versions.minor_of(cluster.get(var))
+        if minor not in supported:
+            report.problems.append(f"{var} {cluster.get(var)!r} is not supported: use an X.Y.Z release of {', '.join(supported)}")
+
+
+def check_extra_args(cluster, hosts, groups, report: Report) -> None:
+    minor = _versions.minor_of(cluster.get("kube_version"))
+    if minor not in _versions.SUPPORTED_KUBE_MINORS:
+        return  # reported by check_versions; no flag list to check against
+    for var, component in EXTRA_ARGS.items():
+        args = cluster.get(var) or {}
+        if not isinstance(args, dict):
+            report.problems.append(f"{var} must be a mapping of flag name to value")
+            continue
+        flags = _versions.component_flags(minor, component)
+        for raw in args:
+            flag = "--" + str(raw).lstrip("-")
+            if flag not in flags:
+                report.problems.append(f"{var}: {component} {minor} has no flag {flag} (removed or misspelled)")
+            elif flags[flag]:
+                report.warnings.append(f"{var}: {flag} is deprecated in {component} {minor}")
+
+
+def check_artifacts(cluster, hosts, groups, report: Report) -> None:
+    source = cluster.get("kubeforge_artifacts_checksum_source")
+    if source not in _artifacts.CHECKSUM_SOURCES:
+        report.problems.append(f"kubeforge_artifacts_checksum_source {source!r} must be one of {', '.join(_artifacts.CHECKSUM_SOURCES)}")
+        return
+    directory = cluster.get("kubeforge_artifacts_dir") or ""
+    if not directory:
+        return
+    versions = {"etcd": cluster.get("etcd_version")}
+    wanted = [(name, versions.get(name, cluster.get("kube_version"))) for name in cluster.get("kubeforge_required_artifacts") or []]
+    report.problems.extend(_artifacts.offline_problems(directory, wanted, cluster.get("kubeforge_arch"), source))
+
+
+RULES = (check_settings_defined, check_groups, check_etcd_size, check_hosts, check_networks, check_endpoint, check_versions, check_extra_args, check_artifacts)
+
+
+def validate(cluster: dict, hosts: dict, groups: dict) -> Report:
+    """Run every rule. ``hosts`` maps each inventory host to {'ip': its cluster address}."""
+    report = Report()
+    for rule in RULES:
+        rule(cluster, hosts, groups, report)
+    return report

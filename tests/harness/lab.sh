@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Create or remove the lab hosts: systemd containers from the node image on a private network.
+#   lab.sh up IMAGE    create the network and any missing host (idempotent)
+#   lab.sh down        remove the hosts and the network
+# Hosts and addresses match inventory/lab/hosts.yml.
+set -euo pipefail
+network=kubeforge-lab
+subnet=172.30.40.0/24
+hosts=(kf-cp1:172.30.40.11 kf-cp2:172.30.40.12 kf-cp3:172.30.40.13 kf-w1:172.30.40.21)
+
+up() {
+  local image=$1
+  docker network inspect "$network" >/dev/null 2>&1 || docker network create --subnet "$subnet" "$network" >/dev/null
+  for entry in "${hosts[@]}"; do
+    local name=${entry%%:*} ip=${entry##*:}
+    if [ "$(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" = true ]; then
+      continue
+    fi
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    # systemd as PID 1 needs SYS_ADMIN, no seccomp filter, the cgroup tree and tmpfs /run.
+    # /proc/sys is read-only inside, so the sysctls Kubernetes needs are set here.
+    docker run -d --name "$name" --hostname "$name" --network "$network" --ip "$ip" \
+      --cap-add SYS_ADMIN --cap-add NET_ADMIN \
+      --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+      -v /sys/fs/cgroup:/sys/fs/cgroup:ro --tmpfs /run --tmpfs /run/lock \
+      --sysctl net.ipv4.ip_forward=1 --stop-signal SIGRTMIN+3 \
+      "$image" >/dev/null
+  done
+  # Ansible needs systemd up before it manages services.
+  for entry in "${hosts[@]}"; do
+    local name=${entry%%:*}
+    for _ in $(seq 1 30); do
+      state=$(docker exec "$name" systemctl is-system-running 2>/dev/null || true)
+      case "$state" in running|degraded) break ;; esac
+      sleep 1
+    done
+  done
+}
+
+down() {
+  for entry in "${hosts[@]}"; do
+    docker rm -f "${entry%%:*}" >/dev/null 2>&1 || true
+  done
+  docker network rm "$network" >/dev/null 2>&1 || true
+}
+
+case "${1:-}" in
+  up) up "${2:?usage: lab.sh up IMAGE}" ;;
+  down) down ;;
+  *) echo "usage: lab.sh up IMAGE | down" >&2; exit 2 ;;
+esac

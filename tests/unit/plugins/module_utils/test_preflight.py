@@ -1,0 +1,215 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One case per preflight rule, each checked against a valid cluster that passes every rule."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+
+import pytest
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _preflight
+
+CLUSTER = {
+    "kube_version": "1.36.4",
+    "etcd_version": "3.5.30",
+    "kube_pod_cidr": "10.244.0.0/16",
+    "kube_service_cidr": "10.96.0.0/12",
+    "kube_cluster_dns_ip": "10.96.0.10",
+    "kube_cluster_domain": "cluster.local",
+    "kube_apiserver_port": 6443,
+    "kube_apiserver_lb_address": "192.168.56.10",
+    "kube_apiserver_lb_domain": "api.example.internal",
+    "kube_apiserver_extra_sans": ["203.0.113.7", "k8s.example.com"],
+    "etcd_even_members_enabled": False,
+    "kubeforge_artifacts_dir": "",
+    "kubeforge_arch": "amd64",
+    "kubeforge_artifacts_checksum_source": "published",
+    "kubeforge_required_artifacts": ["etcd"],
+    "kube_apiserver_extra_args": {"audit-log-maxage": "30"},
+    "kube_controller_manager_extra_args": {},
+    "kube_scheduler_extra_args": {},
+    "kubelet_extra_args": {},
+    "kube_proxy_extra_args": {},
+    "kube_proxy_mode": "ipvs",
+    "kubeforge_download_mirror": "",
+    "kubeforge_host_kernel_managed": True,
+}
+HOSTS = {
+    "master1": {"ip": "192.168.56.11"},
+    "master2": {"ip": "192.168.56.12"},
+    "master3": {"ip": "192.168.56.13"},
+    "worker1": {"ip": "192.168.56.21"},
+}
+GROUPS = {
+    "all": list(HOSTS),
+    "etcd": ["master1", "master2", "master3"],
+    "kube_control_plane": ["master1", "master2", "master3"],
+    "kube_node": ["worker1"],
+    "k8s_cluster": ["master1", "master2", "master3", "worker1"],
+}
+
+
+def run(cluster=None, hosts=None, groups=None):
+    return _preflight.validate({**CLUSTER, **(cluster or {})}, hosts or copy.deepcopy(HOSTS), groups or copy.deepcopy(GROUPS))
+
+
+def test_valid_cluster_has_no_problems():
+    report = run()
+    assert report.problems == []
+    assert report.warnings == []
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"kube_pod_cidr": "10.96.0.0/16"}, "kube_pod_cidr 10.96.0.0/16 overlaps kube_service_cidr 10.96.0.0/12"),
+    ({"kube_pod_cidr": "192.168.0.0/16"}, "kube_pod_cidr 192.168.0.0/16 contains the address 192.168.56.11 of host 'master1'"),
+    ({"kube_service_cidr": "192.168.56.0/24", "kube_cluster_dns_ip": "192.168.56.250"},
+     "kube_service_cidr 192.168.56.0/24 contains the address 192.168.56.21 of host 'worker1'"),
+    ({"kube_pod_cidr": "10.244.0.1/16"}, "kube_pod_cidr '10.244.0.1/16' is not a valid CIDR"),
+    ({"kube_service_cidr": "banana"}, "kube_service_cidr 'banana' is not a valid CIDR"),
+    ({"kube_cluster_dns_ip": "10.200.0.10"}, "kube_cluster_dns_ip 10.200.0.10 is not a usable address of kube_service_cidr 10.96.0.0/12"),
+    ({"kube_cluster_dns_ip": "10.96.0.1"}, "kube_cluster_dns_ip 10.96.0.1 is the first address of kube_service_cidr"),
+    ({"kube_cluster_dns_ip": "ten"}, "kube_cluster_dns_ip 'ten' is not an IP address"),
+    ({"kube_service_cidr": "10.96.0.0/31", "kube_cluster_dns_ip": "10.96.0.1"}, "kube_service_cidr 10.96.0.0/31 is too small"),
+    ({"kube_apiserver_lb_address": ""}, "3 control-plane hosts but no kube_apiserver_lb_address"),
+    ({"kube_apiserver_lb_address": "lb.example"}, "kube_apiserver_lb_address 'lb.example' is not an IP address"),
+    ({"kube_apiserver_lb_domain": "Bad_Name"}, "kube_apiserver_lb_domain 'Bad_Name' is not a valid DNS name"),
+    ({"kube_apiserver_port": 70000}, "kube_apiserver_port 70000 is not a TCP port number"),
+    ({"kube_apiserver_port": "6443"}, "kube_apiserver_port '6443' is not a TCP port number"),
+    ({"kube_cluster_domain": "-bad-"}, "kube_cluster_domain '-bad-' is not a valid DNS name"),
+    ({"kube_apiserver_extra_sans": ["not a name!"]}, "kube_apiserver_extra_sans entry 'not a name!' is neither an IP address nor a DNS name"),
+    ({"kube_version": "1.34.2"}, "kube_version '1.34.2' is not supported"),
+    ({"kube_version": "v1.36.4"}, "kube_version 'v1.36.4' is not supported"),
+    ({"etcd_version": "3.4.30"}, "etcd_version '3.4.30' is not supported"),
+    ({"kube_apiserver_extra_args": {"insecure-port": "0"}}, "kube_apiserver_extra_args: kube-apiserver 1.36 has no flag --insecure-port"),
+    ({"kube_controller_manager_extra_args": {"--concurrent-service-syncs": "2"}, "kube_version": "1.37.0"},
+     "kube_controller_manager_extra_args: kube-controller-manager 1.37 has no flag --concurrent-service-syncs"),
+    ({"kubelet_extra_args": {"kubelet-https": "true"}}, "kubelet_extra_args: kubelet 1.36 has no flag --kubelet-https"),
+    ({"kube_proxy_extra_args": ["--v=2"]}, "kube_proxy_extra_args must be a mapping of flag name to value"),
+    ({"kube_version": None, "kube_pod_cidr": None}, "settings not defined: kube_version, kube_pod_cidr; every inventory needs them all"),
+    ({"kube_proxy_mode": "userspace"}, "kube_proxy_mode 'userspace' must be ipvs or iptables"),
+    ({"kubeforge_arch": "s390x"}, "kubeforge_arch 's390x' must be amd64 or arm64"),
+    ({"kubeforge_artifacts_checksum_source": "trust-me"}, "kubeforge_artifacts_checksum_source 'trust-me' must be one of published, sidecar"),
+])
+def test_each_cluster_setting_rule(change, expected):
+    problems = run(cluster=change).problems
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_flag_valid_in_one_version_only_depends_on_target():
+    # --concurrent-service-syncs was removed in 1.37; 1.36 still has it.
+    assert run(cluster={"kube_controller_manager_extra_args": {"concurrent-service-syncs": "2"}}).problems == []
+
+
+def test_deprecated_flag_is_a_warning_not_a_problem():
+    report = run(cluster={"kube_apiserver_extra_args": {"admission-control": "NodeRestriction"}})
+    assert report.problems == []
+    assert report.warnings == ["kube_apiserver_extra_args: --admission-control is deprecated in kube-apiserver 1.36"]
+
+
+@pytest.mark.parametrize("groups_change, expected", [
+    ({"etcd": []}, "group 'etcd' is empty"),
+    ({"kube_control_plane": []}, "group 'kube_control_plane' is empty"),
+    ({"etcd": ["master1", "master2"]}, "group 'etcd' has 2 hosts"),
+    ({"k8s_cluster": []}, "group 'k8s_cluster' is empty"),
+    ({"kube_node": []}, "group 'kube_node' is empty"),
+])
+def test_group_rules(groups_change, expected):
+    groups = {**copy.deepcopy(GROUPS), **groups_change}
+    problems = run(groups=groups).problems
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_even_etcd_allowed_when_asked():
+    groups = {**copy.deepcopy(GROUPS), "etcd": ["master1", "master2"]}
+    assert run(cluster={"etcd_even_members_enabled": True}, groups=groups).problems == []
+
+
+def test_host_in_no_group_that_needs_it():
+    hosts = {**copy.deepcopy(HOSTS), "stray": {"ip": "192.168.56.99"}}
+    groups = {**copy.deepcopy(GROUPS), "all": list(hosts)}
+    assert run(hosts=hosts, groups=groups).problems == [
+        "host 'stray' is in none of the groups etcd, kube_control_plane, kube_node: nothing would be installed on it"]
+
+
+def test_kubernetes_host_outside_k8s_cluster():
+    groups = {**copy.deepcopy(GROUPS), "k8s_cluster": ["master1", "master2", "master3"]}
+    assert run(groups=groups).problems == ["host 'worker1' runs Kubernetes but is not in group 'k8s_cluster'"]
+
+
+@pytest.mark.parametrize("host_change, expected", [
+    ({"worker1": {"ip": "192.168.56.11"}}, "duplicate host address 192.168.56.11: master1, worker1"),
+    ({"worker1": {"ip": "worker1.example"}}, "host 'worker1' has no usable address"),
+    ({"worker1": {"ip": None}}, "host 'worker1' has no usable address"),
+])
+def test_host_rules(host_change, expected):
+    hosts = {**copy.deepcopy(HOSTS), **host_change}
+    problems = run(hosts=hosts).problems
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_duplicate_and_invalid_names():
+    hosts = {**copy.deepcopy(HOSTS), "Worker1": {"ip": "192.168.56.31"}, "bad_name": {"ip": "192.168.56.32"}}
+    groups = {**copy.deepcopy(GROUPS), "all": list(hosts), "kube_node": ["worker1", "Worker1", "bad_name"]}
+    groups["k8s_cluster"] = groups["kube_control_plane"] + groups["kube_node"]
+    problems = run(hosts=hosts, groups=groups).problems
+    assert "duplicate host names: Worker1, worker1" in problems
+    assert "host name 'Worker1' has upper-case letters: Kubernetes node names are lower case" in problems
+    assert "host name 'bad_name' is not a valid Kubernetes node name (lower-case RFC 1123 subdomain)" in problems
+
+
+def test_single_control_plane_needs_no_load_balancer():
+    groups = {**copy.deepcopy(GROUPS), "kube_control_plane": ["master1"], "etcd": ["master1"],
+              "kube_node": ["master2", "master3", "worker1"]}
+    assert run(cluster={"kube_apiserver_lb_address": ""}, groups=groups).problems == []
+
+
+def test_every_problem_is_reported_at_once():
+    groups = {**copy.deepcopy(GROUPS), "etcd": ["master1", "master2"]}
+    report = run(cluster={"kube_pod_cidr": "10.96.0.0/16", "kube_cluster_dns_ip": "10.200.0.10",
+                          "kube_apiserver_lb_address": "", "kube_apiserver_extra_args": {"insecure-port": "0"}}, groups=groups)
+    assert len(report.problems) == 5, report.problems
+    message = report.message()
+    assert message.startswith("Preflight found 5 problems; nothing was changed on any host:")
+    assert all(f"  {n}. " in message for n in range(1, 6))
+
+
+def _write_artifact(root, name, version, data=b"etcd release", sidecar=True):
+    path = os.path.join(root, _artifacts.relpath(name, version, "amd64"))
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as handle:
+        handle.write(data)
+    if sidecar:
+        with open(path + ".sha256", "w") as handle:
+            handle.write(f"{hashlib.sha256(data).hexdigest()}  {os.path.basename(path)}\n")
+    return path
+
+
+def test_missing_offline_artifact(tmp_path):
+    problems = run(cluster={"kubeforge_artifacts_dir": str(tmp_path)}).problems
+    assert problems == [f"offline artifact etcd 3.5.30 is missing: {tmp_path}/etcd-io/etcd/releases/download/v3.5.30/etcd-v3.5.30-linux-amd64.tar.gz"]
+
+
+def test_offline_artifact_against_published_checksum(tmp_path):
+    # A locally packed etcd 3.5.30 is not the official tarball: the published sum rejects it.
+    _write_artifact(str(tmp_path), "etcd", "3.5.30")
+    problems = run(cluster={"kubeforge_artifacts_dir": str(tmp_path)}).problems
+    assert len(problems) == 1
+    assert "fails its checksum" in problems[0]
+    assert "the published checksum says a495115162845640be08c6cda069ff961260dbced53207c5a83b1b006ff2ea8e" in problems[0]
+
+
+def test_offline_artifact_against_sidecar(tmp_path):
+    path = _write_artifact(str(tmp_path), "etcd", "3.5.30")
+    assert run(cluster={"kubeforge_artifacts_dir": str(tmp_path), "kubeforge_artifacts_checksum_source": "sidecar"}).problems == []
+    with open(path, "ab") as handle:
+        handle.write(b"tampered")
+    problems = run(cluster={"kubeforge_artifacts_dir": str(tmp_path), "kubeforge_artifacts_checksum_source": "sidecar"}).problems
+    assert len(problems) == 1 and "fails its checksum" in problems[0] and path + ".sha256 says" in problems[0]
+
+
+def test_offline_artifact_without_any_checksum(tmp_path):
+    _write_artifact(str(tmp_path), "kube-apiserver", "1.36.4", sidecar=False)
+    cluster = {"kubeforge_artifacts_dir": str(tmp_path), "kubeforge_required_artifacts": ["kube-apiserver"]}
+    problems = run(cluster=cluster).problems
+    assert len(problems) == 1 and "has no checksum to verify it against" in problems[0]

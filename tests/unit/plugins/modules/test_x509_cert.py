@@ -1,0 +1,205 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The x509_cert module: its documentation against its argument spec, main(), and one run through the ansible CLI."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._pki import spec as spec_mod
+from ansible_collections.kubeforge.cluster.plugins.modules import x509_cert
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
+MODULE = "kubeforge.cluster.x509_cert"
+DOC = yaml.safe_load(x509_cert.DOCUMENTATION)
+SPEC = x509_cert.argument_spec()
+PATH_INFO = {"state", "mode", "owner", "group", "uid", "gid", "size", "secontext"}
+
+
+# -- documentation ------------------------------------------------------------------------------
+
+def _module_tasks():
+    for task in yaml.safe_load(x509_cert.EXAMPLES):
+        if MODULE in task:
+            yield task[MODULE]
+
+
+def test_examples_use_only_options_that_exist():
+    tasks = list(_module_tasks())
+    assert len(tasks) >= 3
+    for args in tasks:
+        assert set(args) <= set(SPEC), set(args) - set(SPEC)
+        for entry in args.get("certificates", []):
+            assert set(entry) <= set(SPEC["certificates"]["options"]), set(entry) - set(SPEC["certificates"]["options"])
+
+
+def test_examples_validate_as_specs():
+    for args in _module_tasks():
+        assert spec_mod.specs_from_params(args)
+
+
+def _compare(doc_options: dict, spec_options: dict, where: str):
+    assert set(doc_options) == set(spec_options), where
+    for name, spec in spec_options.items():
+        doc = doc_options[name]
+        assert doc.get("type", "str") == spec.get("type", "str"), f"{where}{name}: type"
+        assert doc.get("default") == spec.get("default"), f"{where}{name}: default"
+        assert doc.get("choices") == spec.get("choices"), f"{where}{name}: choices"
+        assert doc.get("elements") == spec.get("elements"), f"{where}{name}: elements"
+        assert bool(doc.get("required")) == bool(spec.get("required")), f"{where}{name}: required"
+        assert doc.get("description"), f"{where}{name}: description"
+        if "options" in spec:
+            _compare(doc["suboptions"], spec["options"], f"{name}.")
+
+
+def test_documentation_matches_the_argument_spec():
+    _compare(DOC["options"], SPEC, "")
+
+
+def test_documented_attributes():
+    assert {name: DOC["attributes"][name]["support"] for name in ("check_mode", "diff_mode", "idempotent")} == dict.fromkeys(
+        ("check_mode", "diff_mode", "idempotent"), "full")
+
+
+def test_options_follow_the_spec_tables():
+    assert set(SPEC) - {"certificates"} == set(spec_mod.CERT_OPTIONS)
+    assert {name for name, option in SPEC["certificates"]["options"].items() if option.get("required")} == set(spec_mod.REQUIRED_OPTIONS)
+
+
+def test_return_documents_every_result_key(tmp_path):
+    returned = yaml.safe_load(x509_cert.RETURN)
+    result = run_main({"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca"})
+    # exit_json adds the stat of a returned "path" (state, mode, owner, ...), as for every module that returns one.
+    assert set(result) - {"invocation"} - PATH_INFO == set(returned) - {"results"}
+    batch = run_main({"certificates": [{"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca"}]})
+    assert set(batch["results"][0]) == set(returned) - {"results"}
+    assert set(returned["results"]["sample"][0]) == set(batch["results"][0])
+
+
+# -- main() -----------------------------------------------------------------------------------------
+
+def run_main(args: dict, check_mode: bool = False, diff: bool = False) -> dict:
+    """Run main() with these options; the result it printed."""
+    out = io.StringIO()
+    with patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)), contextlib.redirect_stdout(out):
+        with pytest.raises(SystemExit):
+            x509_cert.main()
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+def test_main_single(tmp_path):
+    ca = {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca"}
+    first = run_main(ca)
+    assert first["changed"] and first["reasons"] == ["missing", "key_missing"] and not first.get("failed")
+    again = run_main(ca)
+    assert not again["changed"] and again["serial"] == first["serial"]
+
+
+def test_main_check_and_diff(tmp_path):
+    ca = {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca"}
+    result = run_main(ca, check_mode=True, diff=True)
+    assert result["changed"] and result["diff"]["after"]["common_name"] == "ca" and os.listdir(tmp_path) == []
+
+
+def test_main_reports_every_bad_entry(tmp_path):
+    entries = [
+        {"path": str(tmp_path / "a.crt"), "privatekey_path": str(tmp_path / "a.key"), "common_name": "a", "profile": "server", "dns_names": ["10.0.0.1"]},
+        {"path": str(tmp_path / "b.crt"), "privatekey_path": str(tmp_path / "b.key"), "common_name": "b", "profile": "server", "ip_addresses": ["b"]},
+    ]
+    result = run_main({"certificates": entries})
+    assert result["failed"] and len(result["errors"]) == 4  # two bad SANs, two entries without a CA
+    assert "certificates[0]" in result["msg"] and "certificates[1]" in result["msg"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ({"path": "/x.crt", "certificates": []}, "mutually exclusive"),
+    ({"path": "/x.crt", "privatekey_path": "/x.key", "profile": "ca"}, "common_name"),
+    ({}, "one of the following is required: path, certificates"),
+    ({"path": "/x.crt", "privatekey_path": "/x.key", "common_name": "x", "profile": "kubelet"}, "value of profile must be one of"),
+])
+def test_main_argument_errors(args, fragment):
+    result = run_main(args)
+    assert result["failed"] and fragment in result["msg"], result["msg"]
+
+
+# -- end to end through the ansible CLI ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def collections_path(tmp_path_factory):
+    root = tmp_path_factory.mktemp("collections")
+    os.makedirs(root / "ansible_collections" / "kubeforge")
+    os.symlink(REPO, root / "ansible_collections" / "kubeforge" / "cluster")
+    (root / "ansible.cfg").write_text("[defaults]\n")  # not the checkout's ansible.cfg (its callbacks would add output)
+    return root
+
+
+def ansible(collections_path, args: dict, *flags: str) -> dict:
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_CONFIG=str(collections_path / "ansible.cfg"))
+    done = subprocess.run([ANSIBLE, "localhost", "-m", MODULE, "-a", json.dumps(args), *flags], env=env, capture_output=True, text=True, check=False, timeout=120)
+    output, _end = json.JSONDecoder().raw_decode(done.stdout)
+    return output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+@pytest.mark.skipif(not os.path.exists(ANSIBLE), reason="the ansible CLI is not installed beside this Python")
+def test_end_to_end_through_ansible(collections_path, tmp_path):
+    args = {
+        "ca_cert": str(tmp_path / "ca.crt"), "ca_key": str(tmp_path / "ca.key"),
+        "certificates": [
+            {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "cluster-ca", "profile": "ca"},
+            {"path": str(tmp_path / "apiserver.crt"), "privatekey_path": str(tmp_path / "apiserver.key"), "common_name": "kube-apiserver",
+             "profile": "server", "dns_names": ["kubernetes", "localhost"], "ip_addresses": ["10.96.0.1", "127.0.0.1"]},
+            {"path": str(tmp_path / "admin.crt"), "privatekey_path": str(tmp_path / "admin.key"), "common_name": "admin",
+             "organizations": ["system:masters"], "profile": "client"},
+        ],
+    }
+    first = ansible(collections_path, args)
+    assert first["changed"], first
+    assert [r["reasons"] for r in first["results"]] == [["missing", "key_missing"]] * 3
+    assert first["results"][1]["ip_addresses"] == ["10.96.0.1", "127.0.0.1"]
+    second = ansible(collections_path, args, "--diff")
+    assert not second["changed"] and [r["serial"] for r in second["results"]] == [r["serial"] for r in first["results"]]
+    verify = subprocess.run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.crt"), str(tmp_path / "apiserver.crt"), str(tmp_path / "admin.crt")],
+                            capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+_WITHOUT_CRYPTOGRAPHY = """
+import contextlib, io, json, sys
+
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "cryptography":
+            raise ImportError("blocked " + name)
+
+
+sys.meta_path.insert(0, Block())
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.kubeforge.cluster.plugins.modules import x509_cert
+out = io.StringIO()
+with patch_module_args({"path": "/x.crt", "privatekey_path": "/x.key", "common_name": "x", "profile": "ca"}), contextlib.redirect_stdout(out):
+    try:
+        x509_cert.main()
+    except SystemExit:
+        pass
+print(json.loads(out.getvalue())["msg"])
+"""
+
+
+def test_without_cryptography_the_module_imports_and_fails_clearly(collections_path):
+    env = dict(os.environ, PYTHONPATH=str(collections_path))
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_CRYPTOGRAPHY], env=env, capture_output=True, text=True, check=False, timeout=60)
+    assert "Failed to import the required Python library (cryptography >= 42.0)" in done.stdout, done.stdout + done.stderr
