@@ -148,7 +148,8 @@ def ansible(collections_path, args: dict, *flags: str) -> dict:
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
                ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="0",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_CONFIG=str(collections_path / "ansible.cfg"))
-    done = subprocess.run([ANSIBLE, "localhost", "-m", MODULE, "-a", json.dumps(args), *flags], env=env, capture_output=True, text=True, check=False, timeout=120)
+    done = subprocess.run([ANSIBLE, "localhost", "-m", MODULE, "-a", json.dumps(args), *flags],
+                          env=env, capture_output=True, text=True, check=False, timeout=120)
     output, _end = json.JSONDecoder().raw_decode(done.stdout)
     return output["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
