@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Fetch Debian sid's etcd 3.5 binaries (etcd, etcdctl, etcdutl) for the integration tests and the
-# benches, WITHOUT touching the system's apt state: a private sources list, lists dir and cache
-# under .cache/apt-sid, `apt-get download` of the two packages, `dpkg-deb -x` into a scratch dir.
+# benches, WITHOUT touching the system's apt state: a private sources list, lists dir, cache,
+# status and pinning under .cache/apt-sid (the system's apt.conf.d still applies: proxies and
+# mirror settings), `apt-get download` of the two packages, `dpkg-deb -x` into a scratch dir.
+# Nothing is installed. Needs apt-get, apt-cache and dpkg-deb (any Debian or Ubuntu host).
 # Idempotent: does nothing when the three binaries are already there. Prints the bin dir.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,14 +18,14 @@ fi
 
 apt_dir=$repo/.cache/apt-sid
 mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/etc/preferences.d" \
-         "$apt_dir/etc/apt.conf.d" "$apt_dir/debs" "$bin_dir"
+         "$apt_dir/debs" "$bin_dir"
 echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror sid main" \
   > "$apt_dir/etc/sources.list"
 apt_opts=(
   -o "Dir::Etc::sourcelist=$apt_dir/etc/sources.list"
   -o "Dir::Etc::sourceparts=-"
+  -o "Dir::Etc::preferences=$apt_dir/etc/preferences"
   -o "Dir::Etc::preferencesparts=$apt_dir/etc/preferences.d"
-  -o "Dir::Etc::parts=$apt_dir/etc/apt.conf.d"
   -o "Dir::State::Lists=$apt_dir/lists"
   -o "Dir::Cache=$apt_dir/cache"
   -o "Dir::State::status=/dev/null"

@@ -1,0 +1,30 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The connection options every etcd module takes (documented by the etcd_client doc fragment)."""
+
+from __future__ import annotations
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.client import EtcdClient
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.transport import GatewayTransport
+
+CONNECTION_OPTIONS = ("endpoints", "ca_cert", "client_cert", "client_key", "timeout")
+
+
+def connection_argument_spec() -> dict:
+    return {
+        "endpoints": {"type": "list", "elements": "str", "required": True},
+        "ca_cert": {"type": "path"},
+        "client_cert": {"type": "path"},
+        "client_key": {"type": "path", "no_log": False},  # a path, not the key itself
+        "timeout": {"type": "float", "default": 10.0},
+    }
+
+
+def client_from_params(params: dict) -> EtcdClient:
+    """A client for the connection options in params (the module's, or a destination's sub-options)."""
+    return EtcdClient(GatewayTransport(
+        params["endpoints"], ca_cert=params.get("ca_cert"), client_cert=params.get("client_cert"),
+        client_key=params.get("client_key"), timeout=params.get("timeout") or 10.0))

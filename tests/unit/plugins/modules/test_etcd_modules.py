@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""etcd_member, etcd_mirror, etcd_snapshot: documentation against argument spec, EXAMPLES, and main() without etcd.
+
+Runs against real etcd are in tests/integration.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+
+import pytest
+import yaml
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.kubeforge.cluster.plugins.doc_fragments.etcd_client import ModuleDocFragment
+from ansible_collections.kubeforge.cluster.plugins.modules import etcd_member, etcd_mirror, etcd_snapshot
+
+MODULES = {"etcd_member": etcd_member, "etcd_mirror": etcd_mirror, "etcd_snapshot": etcd_snapshot}
+FRAGMENT = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)
+
+
+def merged_doc(module) -> dict:
+    """DOCUMENTATION with the etcd_client fragment merged in as Ansible merges it (module keys win per option)."""
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    assert "kubeforge.cluster.etcd_client" in doc["extends_documentation_fragment"]
+    options = {name: dict(option) for name, option in FRAGMENT["options"].items()}
+    for name, option in doc["options"].items():
+        options[name] = {**options.get(name, {}), **option}
+    doc["options"] = options
+    return doc
+
+
+def compare(doc_options: dict, spec_options: dict, where: str) -> None:
+    assert set(doc_options) == set(spec_options), f"{where}: {set(doc_options) ^ set(spec_options)}"
+    for name, spec in spec_options.items():
+        doc = doc_options[name]
+        for key in ("type", "default", "choices", "elements"):
+            assert doc.get(key, "str" if key == "type" else None) == spec.get(key, "str" if key == "type" else None), f"{where}{name}: {key}"
+        assert bool(doc.get("required")) == bool(spec.get("required")), f"{where}{name}: required"
+        assert doc.get("description"), f"{where}{name}: description"
+        if "options" in spec:
+            compare(doc["suboptions"], spec["options"], f"{name}.")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_documentation_matches_the_argument_spec(name):
+    compare(merged_doc(MODULES[name])["options"], MODULES[name].argument_spec(), "")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_documented_attributes(name):
+    attributes = merged_doc(MODULES[name])["attributes"]
+    assert set(attributes) >= {"check_mode", "diff_mode", "idempotent"}
+    assert attributes["check_mode"]["support"] == "full"
+    assert all(attributes[a]["support"] in ("full", "partial", "none") for a in attributes)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_examples_use_only_options_that_exist(name):
+    module, spec = MODULES[name], MODULES[name].argument_spec()
+    tasks = [task[f"kubeforge.cluster.{name}"] for task in yaml.safe_load(module.EXAMPLES) if f"kubeforge.cluster.{name}" in task]
+    assert len(tasks) >= 3
+    for args in tasks:
+        assert set(args) <= set(spec), set(args) - set(spec)
+        for option, value in args.items():
+            if isinstance(value, dict) and "options" in spec[option]:
+                assert set(value) <= set(spec[option]["options"]), set(value) - set(spec[option]["options"])
+            if spec[option].get("choices"):
+                assert value in spec[option]["choices"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_return_is_documented_with_samples(name):
+    returned = yaml.safe_load(MODULES[name].RETURN)
+    for key, entry in returned.items():
+        assert {"description", "returned", "type"} <= set(entry), key
+        assert "sample" in entry or "contains" in entry, key
+
+
+def test_the_doc_fragment_is_the_connection_spec():
+    from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import connection_argument_spec
+    compare(FRAGMENT["options"], connection_argument_spec(), "fragment.")
+
+
+def run_main(module, args: dict, check_mode: bool = False) -> dict:
+    out = io.StringIO()
+    with patch_module_args(dict(args, _ansible_check_mode=check_mode)), contextlib.redirect_stdout(out):
+        with pytest.raises(SystemExit):
+            module.main()
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+@pytest.fixture
+def closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("name, args, fragment", [
+    ("etcd_member", {"state": "absent"}, "state is absent but any of the following are missing: name, peer_urls, id"),
+    ("etcd_member", {"state": "present"}, "state is present but any of the following are missing: name, peer_urls"),
+    ("etcd_member", {"state": "joined"}, "value of state must be one of"),
+    ("etcd_mirror", {"prefix": "/a/"}, "missing required arguments: destination"),
+    ("etcd_mirror", {"destination": {"endpoints": ["https://b:2379"]}, "dest_prefix": "/x/", "strip_prefix": True}, "mutually exclusive"),
+    ("etcd_snapshot", {"path": "/tmp/s.db", "endpoints": None}, "state is saved but all of the following are missing: endpoints"),
+    ("etcd_snapshot", {"path": "/tmp/s.db", "state": "restored", "name": "m0"}, "state is restored but all of the following are missing"),
+])
+def test_argument_errors(name, args, fragment):
+    args = {"endpoints": ["https://127.0.0.1:1"], **args}
+    if args["endpoints"] is None:
+        del args["endpoints"]
+    result = run_main(MODULES[name], args)
+    assert result["failed"] and fragment in result["msg"], result["msg"]
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("etcd_member", {}),
+    ("etcd_mirror", {"destination": {"endpoints": ["https://127.0.0.1:1"]}}),
+    ("etcd_snapshot", {"path": "/tmp/kubeforge-never-written.db", "method": "gateway"}),
+])
+def test_etcd_errors_become_failures(name, extra, closed_port):
+    result = run_main(MODULES[name], {"endpoints": [f"https://127.0.0.1:{closed_port}"], "timeout": 0.3, **extra})
+    assert result["failed"] and "cannot connect to any etcd endpoint" in result["msg"], result["msg"]
+
+
+def test_bad_endpoint_is_a_failure_not_a_traceback():
+    result = run_main(etcd_member, {"endpoints": ["10.0.0.1:2379"]})
+    assert result["failed"] and "is not an http(s)://host:port URL" in result["msg"]
