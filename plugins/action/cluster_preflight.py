@@ -11,6 +11,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _preflight
+from ansible_collections.kubeforge.cluster.plugins.module_utils._inventory import node_address
 
 # Cluster-wide settings the rules read (from inventory group_vars), plus the play's internal list
 # of artifacts to check.
@@ -32,9 +33,7 @@ class ActionModule(ActionBase):
         hostvars = task_vars["hostvars"]
         hosts = {}
         for name in sorted(members):
-            variables = hostvars[name]
-            address = variables.get("kubeforge_node_ip") or variables.get("ansible_host") or name
-            hosts[name] = {"ip": self._templar.template(address)}
+            hosts[name] = {"ip": self._templar.template(node_address(hostvars[name], name))}
         cluster = {key: self._templar.template(task_vars.get(key)) for key in CLUSTER_SETTINGS}
 
         report = _preflight.validate(cluster, hosts, groups)

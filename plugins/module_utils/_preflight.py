@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _versions
 
@@ -37,7 +38,9 @@ REQUIRED_SETTINGS = (
     "kube_cluster_domain", "kube_apiserver_port", "kube_apiserver_lb_address", "kube_apiserver_lb_domain",
     "kube_apiserver_extra_sans", "kube_proxy_mode", "etcd_even_members_enabled", "kubeforge_artifacts_dir",
     "kubeforge_download_mirror", "kubeforge_artifacts_checksum_source", "kubeforge_host_kernel_managed",
+    "kubeforge_credentials_dir", "kube_apiserver_endpoint", "kubelet_tls_mode",
 ) + tuple(EXTRA_ARGS)
+KUBELET_TLS_MODES = ("bootstrap", "signed")
 
 
 @dataclass
@@ -175,6 +178,46 @@ def check_endpoint(cluster, hosts, groups, report: Report) -> None:
             report.problems.append(f"kube_apiserver_extra_sans entry {san!r} is neither an IP address nor a DNS name")
 
 
+def check_pki(cluster, hosts, groups, report: Report) -> None:
+    mode = cluster.get("kubelet_tls_mode")
+    if mode is not None and mode not in KUBELET_TLS_MODES:
+        report.problems.append(f"kubelet_tls_mode {mode!r} must be bootstrap or signed")
+    directory = cluster.get("kubeforge_credentials_dir")
+    if directory is not None and (not isinstance(directory, str) or not directory.startswith("/")):
+        report.problems.append(f"kubeforge_credentials_dir {directory!r} must be an absolute path on the controller")
+    endpoint = cluster.get("kube_apiserver_endpoint")
+    if endpoint is None:
+        return
+    try:
+        url = urlsplit(str(endpoint))
+        port = url.port
+    except ValueError:
+        url, port = None, None
+    if url is None or url.scheme != "https" or not url.hostname or url.path not in ("", "/") or url.query or port == 0:
+        report.problems.append(f"kube_apiserver_endpoint {endpoint!r} must be an https:// URL with a host and an optional port, such as https://127.0.0.1:6443")
+        return
+    # Every component verifies the apiserver certificate against this host: it must be one of its SANs.
+    extra = cluster.get("kube_apiserver_extra_sans")
+    sans = ["127.0.0.1", "localhost", cluster.get("kube_apiserver_lb_address"), cluster.get("kube_apiserver_lb_domain")]
+    sans += extra if isinstance(extra, list) else []
+    for name in groups.get("kube_control_plane", []):
+        sans += [name, hosts.get(name, {}).get("ip")]
+    if not any(_san_matches(str(san), url.hostname) for san in sans if san):
+        report.problems.append(f"kube_apiserver_endpoint {endpoint!r}: {url.hostname} is not a name or address of the apiserver certificate "
+                               "(127.0.0.1, localhost, the load balancer, a control-plane host or kube_apiserver_extra_sans)")
+
+
+def _san_matches(san: str, host: str) -> bool:
+    """Whether a TLS client connecting to ``host`` accepts a certificate with this SAN."""
+    san_ip, host_ip = _address(san), _address(host)
+    if san_ip is not None or host_ip is not None:
+        return san_ip is not None and san_ip == host_ip
+    san, host = san.lower().rstrip("."), host.lower().rstrip(".")
+    if san.startswith("*."):
+        return "." in host and host.split(".", 1)[1] == san[2:]
+    return san == host
+
+
 def check_versions(cluster, hosts, groups, report: Report) -> None:
     for var, supported in (("kube_version", _versions.SUPPORTED_KUBE_MINORS), ("etcd_version", _versions.SUPPORTED_ETCD_MINORS)):
         minor = _versions.minor_of(cluster.get(var))
@@ -213,7 +256,8 @@ def check_artifacts(cluster, hosts, groups, report: Report) -> None:
     report.problems.extend(_artifacts.offline_problems(directory, wanted, cluster.get("kubeforge_arch"), source))
 
 
-RULES = (check_settings_defined, check_groups, check_etcd_size, check_hosts, check_networks, check_endpoint, check_versions, check_extra_args, check_artifacts)
+RULES = (check_settings_defined, check_groups, check_etcd_size, check_hosts, check_networks, check_endpoint, check_pki, check_versions, check_extra_args,
+         check_artifacts)
 
 
 def validate(cluster: dict, hosts: dict, groups: dict) -> Report:

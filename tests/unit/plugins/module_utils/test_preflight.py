@@ -34,6 +34,9 @@ CLUSTER = {
     "kube_proxy_mode": "ipvs",
     "kubeforge_download_mirror": "",
     "kubeforge_host_kernel_managed": True,
+    "kubeforge_credentials_dir": "/srv/kubeforge/mycluster/credentials",
+    "kube_apiserver_endpoint": "https://127.0.0.1:6443",
+    "kubelet_tls_mode": "bootstrap",
 }
 HOSTS = {
     "master1": {"ip": "192.168.56.11"},
@@ -90,10 +93,40 @@ def test_valid_cluster_has_no_problems():
     ({"kube_proxy_mode": "userspace"}, "kube_proxy_mode 'userspace' must be ipvs or iptables"),
     ({"kubeforge_arch": "s390x"}, "kubeforge_arch 's390x' must be amd64 or arm64"),
     ({"kubeforge_artifacts_checksum_source": "trust-me"}, "kubeforge_artifacts_checksum_source 'trust-me' must be one of published, sidecar"),
+    ({"kubelet_tls_mode": "rotate"}, "kubelet_tls_mode 'rotate' must be bootstrap or signed"),
+    ({"kubeforge_credentials_dir": "credentials"}, "kubeforge_credentials_dir 'credentials' must be an absolute path on the controller"),
+    ({"kube_apiserver_endpoint": "http://127.0.0.1:6443"}, "kube_apiserver_endpoint 'http://127.0.0.1:6443' must be an https:// URL"),
+    ({"kube_apiserver_endpoint": "https://127.0.0.1:port"}, "kube_apiserver_endpoint 'https://127.0.0.1:port' must be an https:// URL"),
+    ({"kube_apiserver_endpoint": "127.0.0.1:6443"}, "kube_apiserver_endpoint '127.0.0.1:6443' must be an https:// URL"),
+    ({"kube_apiserver_endpoint": "https://10.0.0.99:6443"},
+     "kube_apiserver_endpoint 'https://10.0.0.99:6443': 10.0.0.99 is not a name or address of the apiserver certificate"),
+    ({"kube_apiserver_endpoint": "https://api.other.example:6443"},
+     "kube_apiserver_endpoint 'https://api.other.example:6443': api.other.example is not a name or address of the apiserver certificate"),
+    ({"kube_version": None, "kube_apiserver_endpoint": None, "kubelet_tls_mode": None, "kubeforge_credentials_dir": None},
+     "settings not defined: kube_version, kubeforge_credentials_dir, kube_apiserver_endpoint, kubelet_tls_mode;"),
 ])
 def test_each_cluster_setting_rule(change, expected):
     problems = run(cluster=change).problems
     assert any(expected in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize("endpoint", [
+    "https://127.0.0.1:6443", "https://localhost:6443", "https://192.168.56.10:6443", "https://api.example.internal",
+    "https://master2:6443", "https://192.168.56.13:6443", "https://203.0.113.7:443", "https://k8s.example.com:6443/",
+])
+def test_endpoint_covered_by_the_apiserver_certificate(endpoint):
+    assert run(cluster={"kube_apiserver_endpoint": endpoint}).problems == []
+
+
+def test_endpoint_matches_a_wildcard_extra_san():
+    change = {"kube_apiserver_extra_sans": ["*.k8s.example.com"], "kube_apiserver_endpoint": "https://api.k8s.example.com:6443"}
+    assert run(cluster=change).problems == []
+    change["kube_apiserver_endpoint"] = "https://a.b.k8s.example.com:6443"
+    assert len(run(cluster=change).problems) == 1
+
+
+def test_kubelet_signed_mode_is_valid():
+    assert run(cluster={"kubelet_tls_mode": "signed"}).problems == []
 
 
 def test_flag_valid_in_one_version_only_depends_on_target():

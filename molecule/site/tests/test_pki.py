@@ -1,0 +1,179 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the pki phase leaves on the hosts (read-only checks): every certificate chains to its CA, the
+apiserver and etcd certificates carry the scenario's names, modes and owners are as stated, and no
+host holds material it does not need (no CA key on a worker)."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+CONTROL_PLANE = {"site-cp1": "172.30.41.11", "site-cp2": "172.30.41.12", "site-cp3": "172.30.41.13"}
+WORKERS = {"site-w1": "172.30.41.21"}
+KPKI = "/etc/kubernetes/pki"
+EPKI = "/etc/etcd/pki"
+APISERVER_DNS = {
+    "site-cp1", "site-cp2", "site-cp3", "lab-api.kubeforge.internal", "localhost", "kubernetes", "kubernetes.default",
+    "kubernetes.default.svc", "kubernetes.default.svc.cluster", "kubernetes.default.svc.cluster.local",
+}
+APISERVER_IPS = {"172.30.41.11", "172.30.41.12", "172.30.41.13", "127.0.0.1", "10.96.0.1"}  # the LB is 172.30.41.11
+CONTROL_PLANE_FILES = {
+    f"{KPKI}/ca.crt": 0o644, f"{KPKI}/ca.key": 0o600, f"{KPKI}/apiserver.crt": 0o644, f"{KPKI}/apiserver.key": 0o600,
+    f"{KPKI}/apiserver-kubelet-client.crt": 0o644, f"{KPKI}/apiserver-kubelet-client.key": 0o600,
+    f"{KPKI}/apiserver-etcd-client.crt": 0o644, f"{KPKI}/apiserver-etcd-client.key": 0o600, f"{KPKI}/etcd-ca.crt": 0o644,
+    f"{KPKI}/front-proxy-ca.crt": 0o644, f"{KPKI}/front-proxy-client.crt": 0o644, f"{KPKI}/front-proxy-client.key": 0o600,
+    f"{KPKI}/sa.key": 0o600, f"{KPKI}/sa.pub": 0o644,
+    "/etc/kubernetes/admin.kubeconfig": 0o600, "/etc/kubernetes/controller-manager.kubeconfig": 0o600,
+    "/etc/kubernetes/scheduler.kubeconfig": 0o600, "/etc/kubernetes/kube-proxy.kubeconfig": 0o600,
+}
+ETCD_FILES = {f"{EPKI}/ca.crt": 0o644, f"{EPKI}/member.crt": 0o644, f"{EPKI}/member.key": 0o600,
+              f"{EPKI}/healthcheck-client.crt": 0o644, f"{EPKI}/healthcheck-client.key": 0o600}
+WORKER_FILES = {f"{KPKI}/ca.crt": 0o644, "/etc/kubernetes/kube-proxy.kubeconfig": 0o600}
+
+
+def name_of(host) -> str:
+    return host.backend.get_hostname()
+
+
+def groups_of(host) -> set:
+    return set(host.ansible.get_variables().get("group_names", []))
+
+
+def expected_files(host) -> dict:
+    groups = groups_of(host)
+    files = {}
+    if "kube_control_plane" in groups:
+        files.update(CONTROL_PLANE_FILES)
+    if "etcd" in groups:
+        files.update(ETCD_FILES)
+    if "k8s_cluster" in groups:
+        files.update(WORKER_FILES)
+    return files
+
+
+def listed(host, *directories) -> set:
+    """Every file below these directories (those that exist), in one command."""
+    out = host.check_output(f"find {' '.join(directories)} -type f 2>/dev/null || true")
+    return {line for line in out.splitlines() if line}
+
+
+def verify(host, ca: str, *certs: str) -> None:
+    done = host.run(f"openssl verify -CAfile {ca} {' '.join(certs)}")
+    assert done.rc == 0 and done.stdout.count(": OK") == len(certs), done.stdout + done.stderr
+
+
+def kubeconfig_field(host, path: str, field: str) -> str:
+    return host.check_output(f"sed -n 's/^ *{field}: *//p' {path} | base64 -d")
+
+
+def stat_all(host, paths) -> dict:
+    """{path: (owner, group, mode)} in one command."""
+    out = host.check_output("stat -c '%n %U %G %a' " + " ".join(sorted(paths)))
+    return {path: (user, group, int(mode, 8)) for path, user, group, mode in (line.split() for line in out.splitlines())}
+
+
+def test_expected_files_with_modes_and_owners(host):
+    expected = expected_files(host)
+    # The pki directories hold exactly what this host needs; /etc/kubernetes also gets other phases' files.
+    assert listed(host, KPKI, EPKI) == {path for path in expected if path.startswith((KPKI, EPKI))}
+    assert stat_all(host, expected) == {path: ("root", "root", mode) for path, mode in expected.items()}
+
+
+def test_no_ca_key_outside_the_control_plane(host):
+    if "kube_control_plane" in groups_of(host):
+        pytest.skip("control-plane hosts hold the cluster CA key (kube-controller-manager signs with it)")
+    keys = [path for path in listed(host, "/etc/kubernetes", "/etc/etcd") if path.endswith(".key")]
+    # Only an etcd member's own key and the healthcheck client's may be there.
+    assert keys == [] or "etcd" in groups_of(host) and set(keys) == {f"{EPKI}/member.key", f"{EPKI}/healthcheck-client.key"}
+    assert not host.file(f"{KPKI}/ca.key").exists and not host.file(f"{KPKI}/front-proxy-ca.key").exists
+    # The kube-proxy client key embedded in the kubeconfig is not the CA's key.
+    if "k8s_cluster" in groups_of(host):
+        ca_pub = host.check_output(f"openssl x509 -in {KPKI}/ca.crt -noout -pubkey")
+        proxy_pub = host.check_output("sed -n 's/^ *client-key-data: *//p' /etc/kubernetes/kube-proxy.kubeconfig | base64 -d | openssl pkey -pubout")
+        assert proxy_pub and proxy_pub != ca_pub
+
+
+def test_etcd_only_hosts_hold_etcd_material_only(host):
+    groups = groups_of(host)
+    if "etcd" not in groups or groups & {"kube_control_plane", "k8s_cluster"}:
+        pytest.skip("not an etcd-only host")
+    assert not host.file("/etc/kubernetes").exists
+
+
+def test_control_plane_certificates_chain_to_their_cas(host):
+    if "kube_control_plane" not in groups_of(host):
+        pytest.skip("not a control-plane host")
+    verify(host, f"{KPKI}/ca.crt", f"{KPKI}/apiserver.crt", f"{KPKI}/apiserver-kubelet-client.crt")
+    verify(host, f"{KPKI}/etcd-ca.crt", f"{KPKI}/apiserver-etcd-client.crt")
+    verify(host, f"{KPKI}/front-proxy-ca.crt", f"{KPKI}/front-proxy-client.crt")
+    for name in ("admin", "controller-manager", "scheduler", "kube-proxy"):
+        path = f"/etc/kubernetes/{name}.kubeconfig"
+        done = host.run(f"sed -n 's/^ *client-certificate-data: *//p' {path} | base64 -d | openssl verify -CAfile {KPKI}/ca.crt")
+        assert done.rc == 0 and ": OK" in done.stdout, path
+        assert kubeconfig_field(host, path, "certificate-authority-data") == host.file(f"{KPKI}/ca.crt").content_string.strip()
+        assert "server: https://127.0.0.1:6443" in host.file(path).content_string
+
+
+def test_keys_match_their_certificates(host):
+    pairs = []
+    if "kube_control_plane" in groups_of(host):
+        names = ("ca", "apiserver", "apiserver-kubelet-client", "apiserver-etcd-client", "front-proxy-client")
+        pairs += [(f"{KPKI}/{name}.crt", f"{KPKI}/{name}.key") for name in names]
+    if "etcd" in groups_of(host):
+        pairs += [(f"{EPKI}/member.crt", f"{EPKI}/member.key"), (f"{EPKI}/healthcheck-client.crt", f"{EPKI}/healthcheck-client.key")]
+    for cert, key in pairs:
+        assert host.check_output(f"openssl x509 -in {cert} -noout -pubkey") == host.check_output(f"openssl pkey -in {key} -pubout"), cert
+
+
+def test_service_account_key_pair_matches(host):
+    if "kube_control_plane" not in groups_of(host):
+        pytest.skip("not a control-plane host")
+    assert host.check_output(f"openssl pkey -in {KPKI}/sa.key -pubout") == host.file(f"{KPKI}/sa.pub").content_string.strip()
+
+
+def sans(host, path: str) -> tuple[set, set]:
+    text = host.check_output(f"openssl x509 -in {path} -noout -ext subjectAltName")
+    names = [item.strip() for item in text.splitlines()[-1].split(",")]
+    return ({n[len("DNS:"):] for n in names if n.startswith("DNS:")}, {n[len("IP Address:"):] for n in names if n.startswith("IP Address:")})
+
+
+def test_apiserver_certificate_carries_the_scenarios_names(host):
+    if "kube_control_plane" not in groups_of(host):
+        pytest.skip("not a control-plane host")
+    assert sans(host, f"{KPKI}/apiserver.crt") == (APISERVER_DNS, APISERVER_IPS)
+    assert host.check_output(f"openssl x509 -in {KPKI}/apiserver.crt -noout -subject -nameopt RFC2253") == "subject=CN=kube-apiserver"
+
+
+def test_etcd_member_certificate(host):
+    if "etcd" not in groups_of(host):
+        pytest.skip("not an etcd member")
+    name = name_of(host)
+    verify(host, f"{EPKI}/ca.crt", f"{EPKI}/member.crt", f"{EPKI}/healthcheck-client.crt")
+    assert sans(host, f"{EPKI}/member.crt") == ({name, "localhost"}, {CONTROL_PLANE[name], "127.0.0.1"})
+    usage = host.check_output(f"openssl x509 -in {EPKI}/member.crt -noout -ext extendedKeyUsage")
+    assert "TLS Web Server Authentication" in usage and "TLS Web Client Authentication" in usage
+
+
+def test_worker_kube_proxy_kubeconfig_chains_to_the_cluster_ca(host):
+    if "k8s_cluster" not in groups_of(host):
+        pytest.skip("not a Kubernetes node")
+    path = "/etc/kubernetes/kube-proxy.kubeconfig"
+    done = host.run(f"sed -n 's/^ *client-certificate-data: *//p' {path} | base64 -d | openssl verify -CAfile {KPKI}/ca.crt")
+    assert done.rc == 0 and ": OK" in done.stdout
+    subject = host.check_output(f"sed -n 's/^ *client-certificate-data: *//p' {path} | base64 -d | openssl x509 -noout -subject -nameopt RFC2253")
+    assert subject == "subject=CN=system:kube-proxy"
+
+
+def test_controller_credentials(host):
+    if name_of(host) != "site-cp1":
+        pytest.skip("checked once")
+    if not os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY"):
+        pytest.skip("not run by molecule")
+    credentials = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "credentials")
+    for directory in (credentials, os.path.join(credentials, "pki"), os.path.join(credentials, "pki", "etcd")):
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700, directory
+    for key in ("ca.key", "etcd/ca.key", "front-proxy-ca.key"):
+        assert stat.S_IMODE(os.stat(os.path.join(credentials, "pki", key)).st_mode) == 0o600
+    with open(os.path.join(credentials, "admin.kubeconfig"), encoding="utf-8") as handle:
+        assert "server: https://172.30.41.11:6443" in handle.read()

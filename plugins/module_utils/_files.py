@@ -1,0 +1,354 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""A bundle of files written in one step: the file_bundle module's backend.
+
+Each file is compared with what is on disk (content, mode, owner, group); only the differences
+are written. A changed file is written to a temporary file in its own directory that already has
+its mode and owner, fsynced and renamed over the target, so a key is never readable by others and
+readers never see a partial file. Missing parent directories are created with ``directory_mode``.
+
+Contents are secrets (private keys, kubeconfigs): they never appear in results or diffs, which
+name the files and what changes about them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import grp
+import os
+import pwd
+import re
+import stat
+import tempfile
+from collections.abc import Mapping
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
+
+UNCHANGED = -1  # os.chown's "leave as is"
+DEFAULT_MODE = "0644"
+DEFAULT_DIRECTORY_MODE = "0755"
+CHANGE_KINDS = ("created", "content", "mode", "owner", "group")
+_OCTAL_MODE = re.compile(r"^0?[0-7]{3,4}$")
+
+
+class FilesError(KubeforgeError):
+    """A problem with a file of the bundle; ``errors`` lists every one found."""
+
+    def __init__(self, msg: str, errors: list[str] | None = None) -> None:
+        super().__init__(msg)
+        self.errors = list(errors) if errors else [msg]
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSpec:
+    dest: str
+    content: bytes
+    mode: int
+    uid: int = UNCHANGED
+    gid: int = UNCHANGED
+    services: tuple[str, ...] = ()
+
+
+def parse_mode(value: object) -> int:
+    """An octal string (``'0644'``) or an int (YAML reads an unquoted 0644 as 420)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o7777:
+        return value
+    if isinstance(value, str) and _OCTAL_MODE.match(value):
+        return int(value, 8)
+    raise FilesError(f"mode {value!r} is not an octal mode such as '0644'")
+
+
+def resolve_owner(owner: object) -> int:
+    if owner in (None, ""):
+        return UNCHANGED
+    if str(owner).isdigit():
+        return int(owner)
+    try:
+        return pwd.getpwnam(str(owner)).pw_uid
+    except KeyError:
+        raise FilesError(f"owner {owner!r}: no such user") from None
+
+
+def resolve_group(group: object) -> int:
+    if group in (None, ""):
+        return UNCHANGED
+    if str(group).isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(str(group)).gr_gid
+    except KeyError:
+        raise FilesError(f"group {group!r}: no such group") from None
+
+
+def entry_content(entry: Mapping) -> bytes:
+    """The bytes of an entry: ``content_base64``, else ``content`` as UTF-8."""
+    if entry.get("content_base64") is not None:
+        try:
+            return base64.b64decode(str(entry["content_base64"]), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise FilesError("content_base64 is not valid base64") from exc
+    if entry.get("content") is not None:
+        return str(entry["content"]).encode("utf-8")
+    if entry.get("src") is not None:
+        raise FilesError("src is read on the controller by the file_bundle action plugin; this module got no content for it")
+    raise FilesError("content or src is required")
+
+
+def specs_from_params(params: Mapping) -> list[FileSpec]:
+    """Validate every entry of ``files`` (top-level owner/group/mode are their defaults); all problems at once."""
+    specs: list[FileSpec] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(params.get("files") or []):
+        label = f"files[{index}] ({entry.get('dest') or 'no dest'})"
+        try:
+            dest = entry.get("dest")
+            if not dest or not os.path.isabs(dest):
+                raise FilesError(f"dest {dest!r} must be an absolute path")
+            dest = os.path.normpath(dest)
+            if dest in seen:
+                raise FilesError(f"dest is also written by files[{seen[dest]}]")
+            seen[dest] = index
+            mode = entry.get("mode") if entry.get("mode") is not None else params.get("mode") or DEFAULT_MODE
+            owner = entry.get("owner") if entry.get("owner") is not None else params.get("owner")
+            group = entry.get("group") if entry.get("group") is not None else params.get("group")
+            specs.append(FileSpec(dest=dest, content=entry_content(entry), mode=parse_mode(mode), uid=resolve_owner(owner),
+                                  gid=resolve_group(group), services=tuple(entry.get("services") or ())))
+        except FilesError as exc:
+            problems.extend(f"{label}: {problem}" for problem in exc.errors)
+    if problems:
+        raise FilesError(f"{len(problems)} problem(s) in files, nothing written: " + "; ".join(problems), problems)
+    return specs
+
+
+def _name(lookup, number: int) -> str:
+    try:
+        return lookup(number)[0]
+    except KeyError:
+        return str(number)
+
+
+def file_changes(spec: FileSpec) -> dict[str, tuple[str, str]]:
+    """What differs between ``spec`` and the file on disk: {kind: (before, after)} for a diff.
+
+    ``created`` when there is no file; otherwise any of ``content``, ``mode``, ``owner``, ``group``.
+    """
+    try:
+        st = os.lstat(spec.dest)
+    except FileNotFoundError:
+        return {"created": ("absent", "present")}
+    except OSError as exc:
+        raise FilesError(f"cannot read {spec.dest}: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        return {"content": ("not a regular file", "file")}
+    changes = {}
+    try:
+        with open(spec.dest, "rb") as handle:
+            if handle.read() != spec.content:
+                changes["content"] = ("old", "new")
+    except OSError as exc:
+        raise FilesError(f"cannot read {spec.dest}: {exc.strerror}") from exc
+    if stat.S_IMODE(st.st_mode) != spec.mode:
+        changes["mode"] = (f"{stat.S_IMODE(st.st_mode):04o}", f"{spec.mode:04o}")
+    if spec.uid != UNCHANGED and st.st_uid != spec.uid:
+        changes["owner"] = (_name(pwd.getpwuid, st.st_uid), _name(pwd.getpwuid, spec.uid))
+    if spec.gid != UNCHANGED and st.st_gid != spec.gid:
+        changes["group"] = (_name(grp.getgrgid, st.st_gid), _name(grp.getgrgid, spec.gid))
+    return changes
+
+
+def make_directories(path: str, mode: int, uid: int, gid: int) -> None:
+    """Create ``path`` and its missing parents with ``mode`` and owner (existing ones are left alone)."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+            os.chmod(directory, mode)  # not reduced by the umask
+            if uid != UNCHANGED or gid != UNCHANGED:
+                os.chown(directory, uid, gid)
+        except OSError as exc:
+            raise FilesError(f"cannot create directory {directory}: {exc.strerror}") from exc
+
+
+def directory_changes(path: str, mode: int, uid: int, gid: int) -> list[str]:
+    """What ensuring the directory ``path`` changes: ``created``, or ``mode``/``owner``/``group`` of an existing one."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return ["created"]
+    except OSError as exc:
+        raise FilesError(f"cannot read {path}: {exc.strerror}") from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise FilesError(f"{path} exists and is not a directory")
+    changes = []
+    if stat.S_IMODE(st.st_mode) != mode:
+        changes.append("mode")
+    if uid != UNCHANGED and st.st_uid != uid:
+        changes.append("owner")
+    if gid != UNCHANGED and st.st_gid != gid:
+        changes.append("group")
+    return changes
+
+
+def write_atomic(spec: FileSpec) -> None:
+    """Write the file through a temporary file in the same directory, owner and mode set before the rename."""
+    directory = os.path.dirname(spec.dest)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(spec.dest)}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise FilesError(f"cannot write {spec.dest}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), spec.mode)
+            if spec.uid != UNCHANGED or spec.gid != UNCHANGED:
+                os.fchown(handle.fileno(), spec.uid, spec.gid)
+            handle.write(spec.content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, spec.dest)
+    except OSError as exc:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise FilesError(f"cannot write {spec.dest}: {exc.strerror}") from exc
+
+
+def apply_attributes(spec: FileSpec) -> None:
+    try:
+        if spec.uid != UNCHANGED or spec.gid != UNCHANGED:
+            os.chown(spec.dest, spec.uid, spec.gid)
+        os.chmod(spec.dest, spec.mode)
+    except OSError as exc:
+        raise FilesError(f"cannot set owner/group/mode of {spec.dest}: {exc.strerror}") from exc
+
+
+def sync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ordered_services(services) -> list[str]:
+    return sorted(set(services))
+
+
+class FileBundleBackend:
+    """Plans every file of the bundle, then (unless in check mode) writes the differences."""
+
+    def __init__(self, params: Mapping, check_mode: bool = False, diff: bool = False) -> None:
+        self.params = params
+        self.check_mode = check_mode
+        self.diff = diff
+
+    def run(self) -> dict:
+        specs = specs_from_params(self.params)
+        directory_mode = parse_mode(self.params.get("directory_mode") or DEFAULT_DIRECTORY_MODE)
+        uid, gid = resolve_owner(self.params.get("owner")), resolve_group(self.params.get("group"))
+        directories = []
+        for path in self.params.get("directories") or []:
+            if not os.path.isabs(path):
+                raise FilesError(f"directories: {path!r} must be an absolute path")
+            directories.append((os.path.normpath(path), directory_changes(os.path.normpath(path), directory_mode, uid, gid)))
+        plans = [(spec, file_changes(spec)) for spec in specs]
+        written = {spec.dest for spec in specs}
+        removals = []
+        for path in self.params.get("absent") or []:
+            if not os.path.isabs(path):
+                raise FilesError(f"absent: {path!r} must be an absolute path")
+            path = os.path.normpath(path)
+            if path in written:
+                raise FilesError(f"absent: {path} is also in files")
+            if os.path.lexists(path):
+                if os.path.isdir(path) and not os.path.islink(path):
+                    raise FilesError(f"absent: {path} is a directory; only files are removed")
+                removals.append(path)
+        if not self.check_mode:
+            self._ensure_directories(directories, directory_mode, uid, gid)
+            self._write(plans, directory_mode)
+            for path in removals:
+                try:
+                    os.unlink(path)
+                except OSError as exc:
+                    raise FilesError(f"cannot remove {path}: {exc.strerror}") from exc
+        files = [{"dest": spec.dest, "changed": bool(changes), "changes": [kind for kind in CHANGE_KINDS if kind in changes]}
+                 for spec, changes in plans]
+        changed = [spec for spec, changes in plans if changes]
+        changed_directories = [path for path, changes in directories if changes]
+        result = {
+            "changed": bool(changed or changed_directories or removals),
+            "files": files,
+            "changed_files": [spec.dest for spec in changed],
+            "changed_directories": changed_directories,
+            "removed_files": removals,
+            "services_changed": ordered_services(service for spec in changed for service in spec.services),
+        }
+        if self.diff and (changed or changed_directories or removals):
+            result["diff"] = self._diff(plans, [(path, changes) for path, changes in directories if changes], directory_mode, removals)
+        return result
+
+    @staticmethod
+    def _ensure_directories(directories, mode: int, uid: int, gid: int) -> None:
+        for path, changes in directories:
+            if "created" in changes:
+                make_directories(path, mode, uid, gid)
+            elif changes:
+                try:
+                    if uid != UNCHANGED or gid != UNCHANGED:
+                        os.chown(path, uid, gid)
+                    os.chmod(path, mode)
+                except OSError as exc:
+                    raise FilesError(f"cannot set owner/group/mode of {path}: {exc.strerror}") from exc
+
+    @staticmethod
+    def _write(plans, directory_mode: int) -> None:
+        directories = set()
+        for spec, changes in plans:
+            if not changes:
+                continue
+            if "created" in changes or "content" in changes:
+                make_directories(os.path.dirname(spec.dest), directory_mode, spec.uid, spec.gid)
+                write_atomic(spec)
+                directories.add(os.path.dirname(spec.dest))
+            else:
+                apply_attributes(spec)
+        for directory in sorted(directories):
+            sync_directory(directory)
+
+    @staticmethod
+    def _diff(plans, directories, directory_mode: int, removals=()) -> dict:
+        """One line per changed directory and file, before and after; contents are never shown."""
+        before, after = [], []
+        for path, changes in directories:
+            before.append(f"{path}/: " + ("absent" if "created" in changes else "different " + ", ".join(changes)))
+            after.append(f"{path}/: mode {directory_mode:04o}")
+        for path in removals:
+            before.append(f"{path}: present")
+            after.append(f"{path}: absent")
+        for spec, changes in plans:
+            if not changes:
+                continue
+            if "created" in changes:
+                before.append(f"{spec.dest}: absent")
+                after.append(f"{spec.dest}: mode {spec.mode:04o}")
+                continue
+            old = ", ".join(f"{kind} {value[0]}" for kind, value in changes.items() if kind != "content")
+            new = ", ".join(f"{kind} {value[1]}" for kind, value in changes.items() if kind != "content")
+            if "content" in changes:
+                old, new = ", ".join(filter(None, ["content (old)", old])), ", ".join(filter(None, ["content (new)", new]))
+            before.append(f"{spec.dest}: {old}")
+            after.append(f"{spec.dest}: {new}")
+        return {"before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n", "before_header": "files", "after_header": "files"}

@@ -1,0 +1,241 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: file_bundle
+short_description: Copy many controller files (or given contents) to a host in one task, atomically, with owner and mode
+version_added: 0.1.0
+description:
+  - Writes a list of files on the host in one task, for example every certificate, key and kubeconfig a host needs.
+  - The action plugin reads each O(files[].src) on the controller and sends its content with the module; O(files[].content)
+    gives the content inline instead.
+  - A file is written only when its content differs; its mode, owner or group are fixed when only they differ. Each file
+    is written to a temporary file in its own directory, with its mode and owner already set, fsynced and renamed over the
+    target. Missing parent directories are created with O(directory_mode) and the file's owner and group.
+  - Contents are treated as secrets - they are never logged, returned or shown in a diff; the result and the diff name the
+    files and what changed about them.
+  - Each file can name the O(files[].services) that read it; RV(services_changed) lists those of the files that changed,
+    so that a play restarts only what is affected.
+author:
+  - kubeforge developers (@kubeforge)
+options:
+  files:
+    description:
+      - The files to write. Each needs exactly one of O(files[].src) or O(files[].content).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      dest:
+        description: Absolute path of the file on the host.
+        type: path
+        required: true
+      src:
+        description:
+          - A file on the controller whose content is copied (read by the action plugin). A relative path is looked up
+            like M(ansible.builtin.copy) looks up its O(ansible.builtin.copy#module:src) (the role's C(files/), then the playbook's).
+        type: path
+      content:
+        description: The file's content, as text.
+        type: str
+      content_base64:
+        description: The file's content, base64-encoded. The action plugin fills it from O(files[].src) or O(files[].content).
+        type: str
+      mode:
+        description: The file's mode, an octal string such as V('0600'). Defaults to O(mode).
+        type: raw
+      owner:
+        description: Owner (name or uid). Defaults to O(owner).
+        type: str
+      group:
+        description: Group (name or gid). Defaults to O(group).
+        type: str
+      services:
+        description: Services that read this file; reported in RV(services_changed) when the file changes.
+        type: list
+        elements: str
+        default: []
+  mode:
+    description: Mode of the files that do not set their own.
+    type: raw
+    default: '0644'
+  owner:
+    description: Owner of the files (and created directories) that do not set their own; left as created when not set.
+    type: str
+  group:
+    description: Group of the files (and created directories) that do not set their own; left as created when not set.
+    type: str
+  absent:
+    description:
+      - Files to remove when they exist, such as what a host received before its role in the cluster changed. A path may
+        not also be in O(files); a directory is an error.
+    type: list
+    elements: path
+    default: []
+  directories:
+    description:
+      - Directories to ensure (created with their missing parents), also when no file is written in them. Their mode is
+        set to O(directory_mode), and their owner and group to O(owner) and O(group) when those are set.
+    type: list
+    elements: path
+    default: []
+  directory_mode:
+    description:
+      - Mode of the directories in O(directories), and of the parent directories of files that the module creates.
+        Other existing directories are left as they are.
+    type: raw
+    default: '0755'
+attributes:
+  action:
+    support: full
+    description: An action plugin reads O(files[].src) on the controller.
+  check_mode:
+    support: full
+    description: Writes nothing; reports which files would change and how. A O(files[].src) that does not exist yet is
+      reported as a change in check mode (an earlier task of the same check run would have created it) and is an error
+      otherwise.
+  diff_mode:
+    support: full
+    description: Shows, per changed file, whether it is created, removed or what changes (content, mode, owner, group); never the content.
+  idempotent:
+    support: full
+    description: A second run with the same files changes nothing.
+notes:
+  - Files that are no longer in the list are left alone unless they are listed in O(absent).
+seealso:
+  - module: ansible.builtin.copy
+"""
+
+EXAMPLES = r"""
+- name: Send the control-plane certificates and keys
+  kubeforge.cluster.file_bundle:
+    owner: root
+    group: root
+    files:
+      - src: /srv/credentials/pki/apiserver.crt
+        dest: /etc/kubernetes/pki/apiserver.crt
+        mode: '0644'
+        services: [kube-apiserver]
+      - src: /srv/credentials/pki/apiserver.key
+        dest: /etc/kubernetes/pki/apiserver.key
+        mode: '0600'
+        services: [kube-apiserver]
+  register: pki_files
+
+- name: Restart the apiserver when its files changed
+  ansible.builtin.systemd_service:
+    name: kube-apiserver
+    state: restarted
+  when: "'kube-apiserver' in pki_files.services_changed"
+
+- name: Create a private directory and write a file from inline content on the controller
+  kubeforge.cluster.file_bundle:
+    directories: [/srv/credentials/kubeconfig]
+    directory_mode: '0700'
+    files:
+      - dest: /srv/credentials/kubeconfig/admin.kubeconfig
+        content: "{{ admin_kubeconfig }}"
+        mode: '0600'
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+changed:
+  description: Whether any file was (or in check mode would be) written or had its mode, owner or group fixed.
+  returned: always
+  type: bool
+  sample: true
+files:
+  description: One entry per file, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    dest:
+      description: The file's path.
+      type: str
+    changed:
+      description: Whether it changed.
+      type: bool
+    changes:
+      description: What changed - V(created), V(content), V(mode), V(owner), V(group), or V(source_pending) in check mode.
+      type: list
+      elements: str
+  sample:
+    - dest: /etc/kubernetes/pki/apiserver.crt
+      changed: true
+      changes: [content]
+changed_directories:
+  description: The directories of O(directories) that were (or would be) created or had their mode, owner or group fixed.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+removed_files:
+  description: The files of O(absent) that were (or would be) removed.
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/kubernetes/pki/ca.key]
+changed_files:
+  description: The paths of the files that changed.
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/kubernetes/pki/apiserver.crt]
+services_changed:
+  description: The services named by the files that changed, sorted, each once.
+  returned: always
+  type: list
+  elements: str
+  sample: [kube-apiserver]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._files import FileBundleBackend
+
+
+def argument_spec() -> dict:
+    entry = {
+        "dest": {"type": "path", "required": True},
+        "src": {"type": "path"},
+        "content": {"type": "str", "no_log": True},
+        "content_base64": {"type": "str", "no_log": True},
+        "mode": {"type": "raw"},
+        "owner": {"type": "str"},
+        "group": {"type": "str"},
+        "services": {"type": "list", "elements": "str", "default": []},
+    }
+    return {
+        "files": {"type": "list", "elements": "dict", "default": [], "options": entry,
+                  "mutually_exclusive": [("src", "content", "content_base64")]},
+        "directories": {"type": "list", "elements": "path", "default": []},
+        "absent": {"type": "list", "elements": "path", "default": []},
+        "mode": {"type": "raw", "default": "0644"},
+        "owner": {"type": "str"},
+        "group": {"type": "str"},
+        "directory_mode": {"type": "raw", "default": "0755"},
+    }
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    backend = FileBundleBackend(module.params, check_mode=module.check_mode, diff=module._diff)
+    try:
+        result = backend.run()
+    except KubeforgeError as exc:
+        module.fail_json(msg=str(exc), errors=getattr(exc, "errors", [str(exc)]))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The file_bundle backend: what changes, atomic writes with modes, check mode, diffs without contents, bad input."""
+from __future__ import annotations
+
+import base64
+import os
+import stat
+
+import pytest
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _files
+from ansible_collections.kubeforge.cluster.plugins.module_utils._files import FileBundleBackend, FilesError
+
+SECRET = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def bundle(tmp_path, **params):
+    files = params.pop("files", None)
+    if files is None:
+        files = [
+            {"dest": str(tmp_path / "pki" / "a.crt"), "content_base64": b64("CERT\n"), "mode": "0644", "services": ["kube-apiserver"]},
+            {"dest": str(tmp_path / "pki" / "a.key"), "content_base64": b64(SECRET), "mode": "0600", "services": ["kube-apiserver", "etcd"]},
+        ]
+    return {"files": files, **params}
+
+
+def run(params, **kwargs):
+    return FileBundleBackend(params, **kwargs).run()
+
+
+def mode_of(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_creates_files_and_parents_then_changes_nothing(tmp_path):
+    params = bundle(tmp_path, directory_mode="0750")
+    first = run(params)
+    assert first["changed"] and first["changed_files"] == [str(tmp_path / "pki" / "a.crt"), str(tmp_path / "pki" / "a.key")]
+    assert [item["changes"] for item in first["files"]] == [["created"], ["created"]]
+    assert first["services_changed"] == ["etcd", "kube-apiserver"]
+    assert (tmp_path / "pki" / "a.key").read_text() == SECRET
+    assert mode_of(tmp_path / "pki" / "a.key") == 0o600 and mode_of(tmp_path / "pki" / "a.crt") == 0o644
+    assert mode_of(tmp_path / "pki") == 0o750
+    second = run(params)
+    assert not second["changed"] and second["changed_files"] == [] and second["services_changed"] == []
+    assert [item["changes"] for item in second["files"]] == [[], []]
+
+
+def test_only_the_changed_file_and_its_services_are_reported(tmp_path):
+    params = bundle(tmp_path)
+    run(params)
+    params["files"][0]["content_base64"] = b64("CERT2\n")
+    result = run(params)
+    assert result["changed_files"] == [str(tmp_path / "pki" / "a.crt")]
+    assert result["files"][0]["changes"] == ["content"] and result["services_changed"] == ["kube-apiserver"]
+
+
+def test_a_wrong_mode_is_fixed_without_rewriting(tmp_path):
+    params = bundle(tmp_path)
+    run(params)
+    key = tmp_path / "pki" / "a.key"
+    os.chmod(key, 0o644)
+    inode = os.stat(key).st_ino
+    result = run(params, diff=True)
+    assert result["files"][1]["changes"] == ["mode"] and mode_of(key) == 0o600 and os.stat(key).st_ino == inode
+    assert result["diff"]["before"] == f"{key}: mode 0644\n" and result["diff"]["after"] == f"{key}: mode 0600\n"
+
+
+def test_replaced_file_is_a_new_inode_never_partially_written(tmp_path):
+    params = bundle(tmp_path)
+    run(params)
+    key = tmp_path / "pki" / "a.key"
+    inode = os.stat(key).st_ino
+    params["files"][1]["content_base64"] = b64(SECRET + "more\n")
+    run(params)
+    assert os.stat(key).st_ino != inode and mode_of(key) == 0o600
+    assert [name for name in os.listdir(tmp_path / "pki") if name.endswith(".tmp")] == []
+
+
+def test_check_mode_writes_nothing_and_reports_what_would_change(tmp_path):
+    result = run(bundle(tmp_path), check_mode=True, diff=True)
+    assert result["changed"] and result["services_changed"] == ["etcd", "kube-apiserver"]
+    assert not (tmp_path / "pki").exists()
+    assert "absent" in result["diff"]["before"]
+
+
+def test_diff_never_shows_the_content(tmp_path):
+    params = bundle(tmp_path)
+    run(params)
+    params["files"][1]["content_base64"] = b64(SECRET.replace("c2VjcmV0", "b3RoZXI="))
+    result = run(params, diff=True)
+    text = result["diff"]["before"] + result["diff"]["after"] + repr(result)
+    assert "c2VjcmV0" not in text and "b3RoZXI=" not in text
+    assert result["diff"]["after"] == f"{tmp_path / 'pki' / 'a.key'}: content (new)\n"
+
+
+def test_owner_and_group_are_applied(tmp_path):
+    params = bundle(tmp_path, owner=str(os.getuid()), group=str(os.getgid()))
+    run(params)
+    st = os.stat(tmp_path / "pki" / "a.key")
+    assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
+    assert not run(params)["changed"]
+
+
+def test_plain_content_and_default_mode(tmp_path):
+    result = run({"files": [{"dest": str(tmp_path / "f"), "content": "héllo"}], "mode": "0640"})
+    assert result["changed"] and (tmp_path / "f").read_text(encoding="utf-8") == "héllo" and mode_of(tmp_path / "f") == 0o640
+
+
+def test_directories_are_created_and_their_mode_enforced(tmp_path):
+    target = tmp_path / "creds" / "pki"
+    params = {"files": [], "directories": [str(target), str(tmp_path / "creds")], "directory_mode": "0700"}
+    first = run(params)
+    assert first["changed"] and first["changed_directories"] == [str(target), str(tmp_path / "creds")]
+    assert mode_of(target) == 0o700 and mode_of(tmp_path / "creds") == 0o700
+    assert not run(params)["changed"]
+    os.chmod(target, 0o755)
+    result = run(params, diff=True)
+    assert result["changed_directories"] == [str(target)] and mode_of(target) == 0o700
+    assert result["diff"]["before"] == f"{target}/: different mode\n"
+
+
+def test_directory_that_is_a_file_is_an_error(tmp_path):
+    (tmp_path / "x").write_text("")
+    with pytest.raises(FilesError, match="is not a directory"):
+        run({"files": [], "directories": [str(tmp_path / "x")]})
+
+
+@pytest.mark.parametrize("entry, fragment", [
+    ({"dest": "relative/file", "content": "x"}, "must be an absolute path"),
+    ({"dest": "/x", "content": "x", "mode": "u+rw"}, "is not an octal mode"),
+    ({"dest": "/x", "content_base64": "!!!"}, "not valid base64"),
+    ({"dest": "/x", "src": "/on/the/controller"}, "read on the controller by the file_bundle action plugin"),
+    ({"dest": "/x"}, "content or src is required"),
+    ({"dest": "/x", "content": "x", "owner": "no-such-user-kubeforge"}, "no such user"),
+    ({"dest": "/x", "content": "x", "group": "no-such-group-kubeforge"}, "no such group"),
+])
+def test_bad_entries(entry, fragment):
+    with pytest.raises(FilesError, match=fragment):
+        run({"files": [entry]})
+
+
+def test_every_bad_entry_is_reported_and_nothing_written(tmp_path):
+    good = {"dest": str(tmp_path / "good"), "content": "x"}
+    with pytest.raises(FilesError) as info:
+        run({"files": [good, {"dest": "rel", "content": "x"}, {"dest": str(tmp_path / "good"), "content": "y"}]})
+    assert len(info.value.errors) == 2 and "files[2]" in info.value.errors[1] and "also written by files[0]" in info.value.errors[1]
+    assert not (tmp_path / "good").exists()
+
+
+@pytest.mark.parametrize("value, expected", [("0644", 0o644), ("600", 0o600), (0o640, 0o640), ("01777", 0o1777)])
+def test_parse_mode(value, expected):
+    assert _files.parse_mode(value) == expected
+
+
+@pytest.mark.parametrize("value", [True, "0999", "rw-r--r--", 0o17777, None])
+def test_parse_mode_rejects(value):
+    with pytest.raises(FilesError):
+        _files.parse_mode(value)
+
+
+def test_write_failure_leaves_no_temporary_file(tmp_path, monkeypatch):
+    target = tmp_path / "f"
+
+    def fail(*_args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(FilesError, match="No space left on device"):
+        run({"files": [{"dest": str(target), "content": "x"}]})
+    assert os.listdir(tmp_path) == []
+
+
+def test_absent_files_are_removed(tmp_path):
+    stale = tmp_path / "ca.key"
+    stale.write_text(SECRET)
+    params = {"files": [{"dest": str(tmp_path / "ca.crt"), "content": "CERT\n"}], "absent": [str(stale), str(tmp_path / "never-there")]}
+    checked = run(params, check_mode=True, diff=True)
+    assert checked["changed"] and checked["removed_files"] == [str(stale)] and stale.exists()
+    assert f"{stale}: absent" in checked["diff"]["after"]
+    result = run(params)
+    assert result["removed_files"] == [str(stale)] and not stale.exists() and result["services_changed"] == []
+    assert not run(params)["changed"]
+
+
+@pytest.mark.parametrize("absent, fragment", [("relative", "must be an absolute path"), ("{dir}", "is a directory"), ("{dir}/f", "is also in files")])
+def test_bad_absent(tmp_path, absent, fragment):
+    params = {"files": [{"dest": str(tmp_path / "f"), "content": "x"}], "absent": [absent.format(dir=tmp_path)]}
+    with pytest.raises(FilesError, match=fragment):
+        run(params)

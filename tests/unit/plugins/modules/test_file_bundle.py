@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The file_bundle module and action plugin: docs against the spec, main(), and runs through the ansible CLI."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+import yaml
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.kubeforge.cluster.plugins.modules import file_bundle
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+MODULE = "kubeforge.cluster.file_bundle"
+DOC = yaml.safe_load(file_bundle.DOCUMENTATION)
+SPEC = file_bundle.argument_spec()
+SECRET = "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n"
+
+
+def _compare(doc_options: dict, spec_options: dict, where: str):
+    assert set(doc_options) == set(spec_options), where
+    for name, spec in spec_options.items():
+        doc = doc_options[name]
+        for key in ("type", "default", "choices", "elements"):
+            assert doc.get(key, "str" if key == "type" else None) == spec.get(key, "str" if key == "type" else None), f"{where}{name}: {key}"
+        assert bool(doc.get("required")) == bool(spec.get("required")), f"{where}{name}: required"
+        assert doc.get("description"), f"{where}{name}: description"
+        if "options" in spec:
+            _compare(doc["suboptions"], spec["options"], f"{name}.")
+
+
+def test_documentation_matches_the_argument_spec():
+    _compare(DOC["options"], SPEC, "")
+    assert DOC["author"] == ["kubeforge developers (@kubeforge)"]
+    assert all(DOC["attributes"][name]["description"] for name in DOC["attributes"])
+
+
+def test_contents_are_no_log():
+    assert SPEC["files"]["options"]["content"]["no_log"] and SPEC["files"]["options"]["content_base64"]["no_log"]
+
+
+def test_examples_use_only_options_that_exist():
+    tasks = [task[MODULE] for task in yaml.safe_load(file_bundle.EXAMPLES) if MODULE in task]
+    assert len(tasks) >= 2
+    for args in tasks:
+        assert set(args) <= set(SPEC)
+        for entry in args.get("files", []):
+            assert set(entry) <= set(SPEC["files"]["options"])
+
+
+def run_main(args: dict, check_mode: bool = False) -> dict:
+    out = io.StringIO()
+    with patch_module_args(dict(args, _ansible_check_mode=check_mode)), contextlib.redirect_stdout(out):
+        with pytest.raises(SystemExit):
+            file_bundle.main()
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+def test_main_writes_and_hides_the_content(tmp_path):
+    args = {"files": [{"dest": str(tmp_path / "k.key"), "content": SECRET, "mode": "0600"}]}
+    result = run_main(args)
+    assert result["changed"] and (tmp_path / "k.key").read_text() == SECRET
+    assert "TOPSECRETKEYMATERIAL" not in json.dumps(result)
+    returned = yaml.safe_load(file_bundle.RETURN)
+    assert set(result) - {"invocation"} == set(returned)
+    assert not run_main(args)["changed"]
+
+
+def test_main_reports_every_problem(tmp_path):
+    result = run_main({"files": [{"dest": "rel", "content": "x"}, {"dest": "/y", "content": "x", "mode": "rw"}]})
+    assert result["failed"] and len(result["errors"]) == 2
+
+
+def test_main_rejects_src_with_content():
+    result = run_main({"files": [{"dest": "/x", "src": "/a", "content": "b"}]})
+    assert result["failed"] and "mutually exclusive" in result["msg"]
+
+
+# -- through ansible-playbook: the action plugin reads src on the controller --------------------------
+
+@pytest.fixture(scope="module")
+def collections_path(tmp_path_factory):
+    root = tmp_path_factory.mktemp("collections")
+    os.makedirs(root / "ansible_collections" / "kubeforge")
+    os.symlink(REPO, root / "ansible_collections" / "kubeforge" / "cluster")
+    (root / "ansible.cfg").write_text("[defaults]\n")
+    return root
+
+
+def play(collections_path, tmp_path, task: dict, *flags: str) -> dict:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [dict(task, register="out")]}]))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_CONFIG=str(collections_path / "ansible.cfg"))
+    done = subprocess.run([PLAYBOOK, str(playbook), "-vvv", *flags], env=env, capture_output=True, text=True, check=False, timeout=120)
+    output, _end = json.JSONDecoder().raw_decode(done.stdout[done.stdout.index("{"):])
+    result = output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    result["_stdout"] = done.stdout + done.stderr
+    return result
+
+
+@pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="ansible-playbook is not installed beside this Python")
+def test_action_copies_controller_files_in_one_task(collections_path, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.key").write_text(SECRET)
+    (source / "a.crt").write_text("CERT\n")
+    dest = tmp_path / "dest" / "pki"
+    task = {MODULE: {"files": [
+        {"src": str(source / "a.crt"), "dest": str(dest / "a.crt"), "mode": "0644", "services": ["kubelet"]},
+        {"src": str(source / "a.key"), "dest": str(dest / "a.key"), "mode": "0600", "services": ["kubelet"]},
+        {"dest": str(dest / "inline.txt"), "content": "inline\n"},
+    ]}}
+    first = play(collections_path, tmp_path, task)
+    assert first["changed"] and first["services_changed"] == ["kubelet"], first
+    assert (dest / "a.key").read_text() == SECRET and stat.S_IMODE(os.stat(dest / "a.key").st_mode) == 0o600
+    assert (dest / "inline.txt").read_text() == "inline\n"
+    assert "TOPSECRETKEYMATERIAL" not in first["_stdout"]  # not even at -vvv
+    second = play(collections_path, tmp_path, task, "--diff")
+    assert not second["changed"] and second["changed_files"] == []
+
+
+@pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="ansible-playbook is not installed beside this Python")
+def test_action_missing_source(collections_path, tmp_path):
+    task = {MODULE: {"files": [{"src": str(tmp_path / "not-yet.crt"), "dest": str(tmp_path / "out.crt"), "services": ["etcd"]},
+                               {"dest": str(tmp_path / "x.txt"), "content": "x"}]}}
+    checked = play(collections_path, tmp_path, task, "--check")
+    assert checked["changed"] and not checked.get("failed"), checked
+    assert [item["changes"] for item in checked["files"]] == [["source_pending"], ["created"]]
+    assert checked["services_changed"] == ["etcd"] and not (tmp_path / "x.txt").exists()
+    failed = play(collections_path, tmp_path, task)
+    assert failed["failed"] and f"src {tmp_path / 'not-yet.crt'} does not exist" in failed["msg"]
+    assert not (tmp_path / "x.txt").exists()
