@@ -25,3 +25,9 @@ if [ ! -s "$dest/$name.tar.gz.sha256" ]; then
   (cd "$dest" && sha256sum "$name.tar.gz" > "$name.tar.gz.sha256")
 fi
 echo "build-artifacts: etcd $version in $dest" >&2
+
+# ---- kube-* TEST STAND-INS (tests/standins; not Kubernetes, tests only): installed under the real
+# ---- names in the release layout for the lab's kube_version (the default in inventory/sample, or
+# ---- KUBEFORGE_LAB_KUBE_VERSION). All the logic is in tests/harness/build-standins.sh.
+standin_version=${KUBEFORGE_LAB_KUBE_VERSION:-$(sed -n 's/^kube_version: *"\{0,1\}\([0-9.]*\)"\{0,1\}.*/\1/p' "$here/../../inventory/sample/group_vars/all.yml")}
+"$here/build-standins.sh" "$out" "${standin_version:-1.36.4}"
