@@ -307,8 +307,11 @@ class EtcdSnapshotBackend:
         result = {"path": path, "data_dir": data_dir, "snapshot_sha256": check.sha256, "moved_to": None}
         if current is not None and all(current.get(k) == wanted[k] for k in MARKER_FIELDS):
             return dict(result, changed=False, restored_at=current.get("restored_at"))
-        if member_db_locked(data_dir):
+        # Check mode only plans (a playbook asks which members need the restore before stopping them).
+        in_use = member_db_locked(data_dir)
+        if in_use and not check_mode:
             raise EtcdError(f"{data_dir} is in use by a running etcd: stop it before restoring", code=INVALID_ARGUMENT)
+        result["data_dir_in_use"] = in_use
         etcdutl = self._etcdutl()
         status = self._snapshot_status(etcdutl, path)
         result.update(snapshot_revision=status["revision"], revision_after=status["revision"] + int(p.get("bump_revision") or 0))

@@ -177,6 +177,17 @@ def test_restore_refuses_a_running_member(tmp_path, tools):
             restore_backend(tmp_path, tools).run()
 
 
+def test_restore_plan_in_check_mode_reports_a_running_member(tmp_path, tools):
+    db = tmp_path / "etcd" / "member" / "snap" / "db"
+    db.parent.mkdir(parents=True)
+    db.write_bytes(b"x")
+    with open(db, "rb") as holder:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        result = restore_backend(tmp_path, tools).run(check_mode=True)
+    assert result["changed"] is True and result["data_dir_in_use"] is True
+    assert (tmp_path / "etcd" / "member" / "snap" / "db").read_bytes() == b"x"
+
+
 def test_restore_needs_its_options(tmp_path, tools):
     backend = restore_backend(tmp_path, tools)
     del backend.params["initial_cluster_token"]

@@ -1,0 +1,234 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The etcd cluster the etcd phase builds: 3 TLS members with client-certificate authentication,
+a quorum that survives one member down, and growth to 5 members by learners while a writer runs.
+
+The tests run in file order; the last one changes the cluster (it adds etcd-4 and etcd-5)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+import yaml
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import client_from_params
+
+PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+SCENARIO = os.path.join(PROJECT, "molecule", "etcd")
+CREDENTIALS = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "credentials", "pki")
+ADDRESSES = {f"etcd-{i}": f"172.30.42.1{i}" for i in range(1, 6)}
+FIRST_MEMBERS = ["etcd-1", "etcd-2", "etcd-3"]
+
+
+def endpoints(names):
+    return [f"https://{ADDRESSES[name]}:2379" for name in names]
+
+
+def client(names=FIRST_MEMBERS, timeout=5.0):
+    # The apiserver's etcd client certificate, signed by the etcd CA: what the apiservers will use.
+    return client_from_params({
+        "endpoints": endpoints(names), "ca_cert": os.path.join(CREDENTIALS, "etcd", "ca.crt"),
+        "client_cert": os.path.join(CREDENTIALS, "apiserver-etcd-client.crt"),
+        "client_key": os.path.join(CREDENTIALS, "apiserver-etcd-client.key"), "timeout": timeout})
+
+
+def wait_for(condition, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception as exc:  # pylint: disable=broad-except  # etcd may refuse while it settles
+            last = exc
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
+
+
+def docker_exec(name, *command):
+    return subprocess.run(["docker", "exec", name, *command], check=True, capture_output=True, text=True).stdout
+
+
+def main_pid(name):
+    return docker_exec(name, "systemctl", "show", "-p", "MainPID", "--value", "etcd").strip()
+
+
+def voters_with_leader(etcd, count):
+    members, _ = etcd.member_list()
+    started = [m for m in members if m.name and not m.is_learner]
+    return len(members) == count and len(started) == count and etcd.status().get("leader")
+
+
+@pytest.mark.parametrize("name", FIRST_MEMBERS)
+def test_member_runs_under_systemd_with_its_data_private(name):
+    assert docker_exec(name, "systemctl", "is-active", "etcd").strip() == "active"
+    assert docker_exec(name, "systemctl", "is-enabled", "etcd").strip() == "enabled"
+    assert docker_exec(name, "stat", "-c", "%a %U", "/var/lib/etcd").split() == ["700", "root"]
+    settings = docker_exec(name, "cat", "/etc/etcd/etcd.env")
+    for line in ("ETCD_CLIENT_CERT_AUTH=true", "ETCD_PEER_CLIENT_CERT_AUTH=true", "ETCD_AUTO_TLS=false",
+                 "ETCD_PEER_AUTO_TLS=false", f"ETCD_NAME={name}", "ETCD_LISTEN_METRICS_URLS=http://127.0.0.1:2381"):
+        assert line in settings.splitlines()
+
+
+def test_three_voting_members_and_a_leader():
+    etcd = client()
+    members, _ = etcd.member_list()
+    assert sorted(m.name for m in members) == FIRST_MEMBERS
+    assert not [m for m in members if m.is_learner]
+    assert sorted(u for m in members for u in m.peer_urls) == [f"https://{ADDRESSES[n]}:2380" for n in FIRST_MEMBERS]
+    assert etcd.status()["leader"] in {m.id for m in members}
+
+
+def test_etcdctl_profile_reaches_every_member():
+    out = docker_exec("etcd-2", "bash", "-lc", "etcdctl endpoint health -w table")
+    assert out.count("true") == 3, out
+
+
+@pytest.mark.parametrize("port", [2379, 2380])
+def test_a_client_without_certificate_is_refused(port):
+    context = ssl.create_default_context(cafile=os.path.join(CREDENTIALS, "etcd", "ca.crt"))
+    context.check_hostname = False
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        with socket.create_connection((ADDRESSES["etcd-1"], port), timeout=5) as raw:
+            with context.wrap_socket(raw) as tls:
+                # TLS 1.3 reports the missing certificate on the first read.
+                tls.sendall(b"GET /version HTTP/1.1\r\nHost: etcd\r\n\r\n")
+                if not tls.recv(1):
+                    raise ConnectionResetError("closed")
+
+
+def test_reads_and_writes_go_on_with_one_member_stopped():
+    docker_exec("etcd-3", "systemctl", "stop", "etcd")
+    try:
+        etcd = client(["etcd-1", "etcd-2"])
+        etcd.put("/molecule/one-down", "still-writable")
+        assert etcd.get("/molecule/one-down").value == b"still-writable"
+    finally:
+        docker_exec("etcd-3", "systemctl", "start", "etcd")
+    # The stopped member catches up once back.
+    wait_for(lambda: client(["etcd-3"]).get("/molecule/one-down").value == b"still-writable", what="etcd-3 to catch up")
+
+
+class Writer(threading.Thread):
+    """Puts one key after another for the whole growth. A failed put is retried once after 1 s (a
+    leader change or a membership change may fail a single request); a put failing twice counts."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.written, self.failed, self.retried = [], [], 0
+
+    def run(self):
+        etcd = client()
+        number = 0
+        while not self.stop.is_set():
+            key = f"/molecule/writer/{number:06d}"
+            for attempt in (1, 2):
+                try:
+                    etcd.put(key, str(number))
+                    self.written.append(key)
+                    break
+                except Exception as exc:  # pylint: disable=broad-except
+                    if attempt == 2:
+                        self.failed.append((key, str(exc)))
+                    else:
+                        self.retried += 1
+                        time.sleep(1)
+                        etcd = client()
+            number += 1
+            time.sleep(0.02)
+
+
+def grown_inventory(directory):
+    """Molecule's inventory with etcd-4 and etcd-5 added to the etcd group: what an operator edits."""
+    with open(os.environ["MOLECULE_INVENTORY_FILE"], encoding="utf-8") as handle:
+        inventory = yaml.safe_load(handle)
+    # Molecule writes each group at the top level of its inventory file.
+    inventory["etcd"]["hosts"].update({name: {"ansible_connection": "community.docker.docker"} for name in ("etcd-4", "etcd-5")})
+    with open(os.path.join(directory, "hosts.yml"), "w", encoding="utf-8") as handle:
+        yaml.safe_dump(inventory, handle)
+    for part in ("group_vars", "host_vars"):
+        os.symlink(os.path.join(SCENARIO, "inventory", part), os.path.join(directory, part))
+    return directory
+
+
+def playbook(inventory, path, *extra):
+    run = subprocess.run(["ansible-playbook", "-i", inventory, path, *extra], capture_output=True, text=True,
+                         env={**os.environ, "ANSIBLE_CONFIG": os.path.join(PROJECT, "ansible.cfg")})
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+    return run.stdout
+
+
+def converge(inventory):
+    return playbook(inventory, os.path.join(SCENARIO, "converge.yml"))
+
+
+@pytest.fixture(scope="module")
+def grown():
+    directory = tempfile.mkdtemp(prefix="kubeforge-etcd-grow-")
+    yield grown_inventory(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def changed_counts(output):
+    return {line.split()[0]: int(line.split("changed=")[1].split()[0]) for line in output.splitlines() if "changed=" in line and " : " in line}
+
+
+def test_adding_two_hosts_grows_the_cluster_by_learners_without_a_failed_write(grown):
+    writer = Writer()
+    try:
+        inventory = grown
+        started_at = {name: main_pid(name) for name in FIRST_MEMBERS}
+        writer.start()
+        first = converge(inventory)
+        time.sleep(1)
+        writer.stop.set()
+        writer.join(30)
+        etcd = client(list(ADDRESSES))
+        wait_for(lambda: voters_with_leader(etcd, 5), what="5 voting members")
+        members, _ = etcd.member_list()
+        assert sorted(m.name for m in members) == sorted(ADDRESSES)
+        assert "etcd-4" in first and writer.failed == [], writer.failed[:5]
+        # Growing needs no restart of the existing members.
+        assert {name: main_pid(name) for name in FIRST_MEMBERS} == started_at
+        assert len(writer.written) > 100, "the writer ran throughout the growth"
+        print(f"writer: {len(writer.written)} puts, {writer.retried} retried once, {len(writer.failed)} failed")
+        count, _ = etcd.count("/molecule/writer/", "/molecule/writer0")
+        assert count == len(writer.written)
+        # A run over the grown cluster changes nothing.
+        assert set(changed_counts(converge(inventory)).values()) == {0}
+    finally:
+        writer.stop.set()
+
+
+def test_backup_to_the_controller_then_restore_gives_exactly_the_snapshot(grown, tmp_path):
+    etcd = client(list(ADDRESSES))
+    etcd.put("/molecule/restore/before", "in-the-snapshot")
+    backups = tmp_path / "backups"
+    playbook(grown, os.path.join(PROJECT, "playbooks", "etcd_backup.yml"), "-e", f"etcd_controller_backup_dir={backups}")
+    [snapshot] = sorted(backups.glob("etcd-*-r*.db"))
+    assert oct(snapshot.stat().st_mode & 0o777) == "0o600"
+    snapshot_revision = int(snapshot.name.rsplit("-r", 1)[1][:-3])
+    etcd.put("/molecule/restore/after", "not-in-the-snapshot")
+
+    playbook(grown, os.path.join(PROJECT, "playbooks", "etcd_restore.yml"), "-e", f"etcd_restore_snapshot={snapshot}",
+             "-e", f"etcd_controller_backup_dir={backups}")
+    # The cluster as it was before the restore was saved first.
+    assert len(list(backups.glob("etcd-*-r*.db"))) == 2
+    cluster_ids = set()
+    for name in ADDRESSES:
+        member = client([name])
+        assert member.get("/molecule/restore/before").value == b"in-the-snapshot", name
+        assert member.get("/molecule/restore/after") is None, name
+        status = member.status()
+        cluster_ids.add(status["cluster_id"])
+        assert status["revision"] >= snapshot_revision + 1_000_000_000, name
+        # The old data directory was moved aside, not deleted.
+        assert docker_exec(name, "sh", "-c", "ls -d /var/lib/etcd.moved-*").strip(), name
+    assert len(cluster_ids) == 1
