@@ -30,10 +30,10 @@ def endpoints(names):
     return [f"https://{ADDRESSES[name]}:2379" for name in names]
 
 
-def client(names=FIRST_MEMBERS, timeout=5.0):
+def client(names=tuple(FIRST_MEMBERS), timeout=5.0):
     # The apiserver's etcd client certificate, signed by the etcd CA: what the apiservers will use.
     return client_from_params({
-        "endpoints": endpoints(names), "ca_cert": os.path.join(CREDENTIALS, "etcd", "ca.crt"),
+        "endpoints": endpoints(list(names)), "ca_cert": os.path.join(CREDENTIALS, "etcd", "ca.crt"),
         "client_cert": os.path.join(CREDENTIALS, "apiserver-etcd-client.crt"),
         "client_key": os.path.join(CREDENTIALS, "apiserver-etcd-client.key"), "timeout": timeout})
 
@@ -60,7 +60,7 @@ def main_pid(name):
 
 
 def voters_with_leader(etcd, count):
-    members, _ = etcd.member_list()
+    members = etcd.member_list()[0]
     started = [m for m in members if m.name and not m.is_learner]
     return len(members) == count and len(started) == count and etcd.status().get("leader")
 
@@ -78,7 +78,7 @@ def test_member_runs_under_systemd_with_its_data_private(name):
 
 def test_three_voting_members_and_a_leader():
     etcd = client()
-    members, _ = etcd.member_list()
+    members = etcd.member_list()[0]
     assert sorted(m.name for m in members) == FIRST_MEMBERS
     assert not [m for m in members if m.is_learner]
     assert sorted(u for m in members for u in m.peer_urls) == [f"https://{ADDRESSES[n]}:2380" for n in FIRST_MEMBERS]
@@ -159,7 +159,7 @@ def grown_inventory(directory):
 
 
 def playbook(inventory, path, *extra):
-    run = subprocess.run(["ansible-playbook", "-i", inventory, path, *extra], capture_output=True, text=True,
+    run = subprocess.run(["ansible-playbook", "-i", inventory, path, *extra], capture_output=True, text=True, check=False,
                          env={**os.environ, "ANSIBLE_CONFIG": os.path.join(PROJECT, "ansible.cfg")})
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
     return run.stdout
@@ -192,14 +192,14 @@ def test_adding_two_hosts_grows_the_cluster_by_learners_without_a_failed_write(g
         writer.join(30)
         etcd = client(list(ADDRESSES))
         wait_for(lambda: voters_with_leader(etcd, 5), what="5 voting members")
-        members, _ = etcd.member_list()
+        members = etcd.member_list()[0]
         assert sorted(m.name for m in members) == sorted(ADDRESSES)
         assert "etcd-4" in first and writer.failed == [], writer.failed[:5]
         # Growing needs no restart of the existing members.
         assert {name: main_pid(name) for name in FIRST_MEMBERS} == started_at
         assert len(writer.written) > 100, "the writer ran throughout the growth"
         print(f"writer: {len(writer.written)} puts, {writer.retried} retried once, {len(writer.failed)} failed")
-        count, _ = etcd.count("/molecule/writer/", "/molecule/writer0")
+        count = etcd.count("/molecule/writer/", "/molecule/writer0")[0]
         assert count == len(writer.written)
         # A run over the grown cluster changes nothing.
         assert set(changed_counts(converge(inventory)).values()) == {0}
