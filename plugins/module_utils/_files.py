@@ -19,17 +19,15 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import grp
 import os
-import pwd
 import re
 import stat
-import tempfile
 from collections.abc import Mapping
 
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _fs
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
 
-UNCHANGED = -1  # os.chown's "leave as is"
+UNCHANGED = _fs.UNCHANGED
 DEFAULT_MODE = "0644"
 DEFAULT_DIRECTORY_MODE = "0755"
 CHANGE_KINDS = ("created", "content", "mode", "owner", "group")
@@ -42,6 +40,13 @@ class FilesError(KubeforgeError):
     def __init__(self, msg: str, errors: list[str] | None = None) -> None:
         super().__init__(msg)
         self.errors = list(errors) if errors else [msg]
+
+
+# The shared primitives of plugins/module_utils/_fs.py, raising FilesError.
+resolve_owner = _fs.raising(FilesError, _fs.resolve_owner)
+resolve_group = _fs.raising(FilesError, _fs.resolve_group)
+apply_attributes = _fs.raising(FilesError, _fs.apply_attributes)
+write_atomic = _fs.raising(FilesError, _fs.write_atomic)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,28 +66,6 @@ def parse_mode(value: object) -> int:
     if isinstance(value, str) and _OCTAL_MODE.match(value):
         return int(value, 8)
     raise FilesError(f"mode {value!r} is not an octal mode such as '0644'")
-
-
-def resolve_owner(owner: object) -> int:
-    if owner in (None, ""):
-        return UNCHANGED
-    if str(owner).isdigit():
-        return int(owner)
-    try:
-        return pwd.getpwnam(str(owner)).pw_uid
-    except KeyError:
-        raise FilesError(f"owner {owner!r}: no such user") from None
-
-
-def resolve_group(group: object) -> int:
-    if group in (None, ""):
-        return UNCHANGED
-    if str(group).isdigit():
-        return int(group)
-    try:
-        return grp.getgrnam(str(group)).gr_gid
-    except KeyError:
-        raise FilesError(f"group {group!r}: no such group") from None
 
 
 def entry_content(entry: Mapping) -> bytes:
@@ -126,13 +109,6 @@ def specs_from_params(params: Mapping) -> list[FileSpec]:
     return specs
 
 
-def _name(lookup, number: int) -> str:
-    try:
-        return lookup(number)[0]
-    except KeyError:
-        return str(number)
-
-
 def file_changes(spec: FileSpec) -> dict[str, tuple[str, str]]:
     """What differs between ``spec`` and the file on disk: {kind: (before, after)} for a diff.
 
@@ -153,12 +129,7 @@ def file_changes(spec: FileSpec) -> dict[str, tuple[str, str]]:
                 changes["content"] = ("old", "new")
     except OSError as exc:
         raise FilesError(f"cannot read {spec.dest}: {exc.strerror}") from exc
-    if stat.S_IMODE(st.st_mode) != spec.mode:
-        changes["mode"] = (f"{stat.S_IMODE(st.st_mode):04o}", f"{spec.mode:04o}")
-    if spec.uid != UNCHANGED and st.st_uid != spec.uid:
-        changes["owner"] = (_name(pwd.getpwuid, st.st_uid), _name(pwd.getpwuid, spec.uid))
-    if spec.gid != UNCHANGED and st.st_gid != spec.gid:
-        changes["group"] = (_name(grp.getgrgid, st.st_gid), _name(grp.getgrgid, spec.gid))
+    changes.update(_fs.stat_changes(st, spec.mode, spec.uid, spec.gid))
     return changes
 
 
@@ -191,55 +162,7 @@ def directory_changes(path: str, mode: int, uid: int, gid: int) -> list[str]:
         raise FilesError(f"cannot read {path}: {exc.strerror}") from exc
     if not stat.S_ISDIR(st.st_mode):
         raise FilesError(f"{path} exists and is not a directory")
-    changes = []
-    if stat.S_IMODE(st.st_mode) != mode:
-        changes.append("mode")
-    if uid != UNCHANGED and st.st_uid != uid:
-        changes.append("owner")
-    if gid != UNCHANGED and st.st_gid != gid:
-        changes.append("group")
-    return changes
-
-
-def write_atomic(spec: FileSpec) -> None:
-    """Write the file through a temporary file in the same directory, owner and mode set before the rename."""
-    directory = os.path.dirname(spec.dest)
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(spec.dest)}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise FilesError(f"cannot write {spec.dest}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), spec.mode)
-            if spec.uid != UNCHANGED or spec.gid != UNCHANGED:
-                os.fchown(handle.fileno(), spec.uid, spec.gid)
-            handle.write(spec.content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, spec.dest)
-    except OSError as exc:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise FilesError(f"cannot write {spec.dest}: {exc.strerror}") from exc
-
-
-def apply_attributes(spec: FileSpec) -> None:
-    try:
-        if spec.uid != UNCHANGED or spec.gid != UNCHANGED:
-            os.chown(spec.dest, spec.uid, spec.gid)
-        os.chmod(spec.dest, spec.mode)
-    except OSError as exc:
-        raise FilesError(f"cannot set owner/group/mode of {spec.dest}: {exc.strerror}") from exc
-
-
-def sync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return list(_fs.stat_changes(st, mode, uid, gid))
 
 
 def ordered_services(services) -> list[str]:
@@ -306,12 +229,7 @@ class FileBundleBackend:
             if "created" in changes:
                 make_directories(path, mode, uid, gid)
             elif changes:
-                try:
-                    if uid != UNCHANGED or gid != UNCHANGED:
-                        os.chown(path, uid, gid)
-                    os.chmod(path, mode)
-                except OSError as exc:
-                    raise FilesError(f"cannot set owner/group/mode of {path}: {exc.strerror}") from exc
+                apply_attributes(path, mode, uid, gid)
 
     @staticmethod
     def _write(plans, directory_mode: int) -> None:
@@ -321,12 +239,12 @@ class FileBundleBackend:
                 continue
             if "created" in changes or "content" in changes:
                 make_directories(os.path.dirname(spec.dest), directory_mode, spec.uid, spec.gid)
-                write_atomic(spec)
+                write_atomic(spec.dest, spec.content, spec.mode, spec.uid, spec.gid, sync_dir=False)
                 directories.add(os.path.dirname(spec.dest))
             else:
-                apply_attributes(spec)
+                apply_attributes(spec.dest, spec.mode, spec.uid, spec.gid)
         for directory in sorted(directories):
-            sync_directory(directory)
+            _fs.sync_directory(directory)
 
     @staticmethod
     def _diff(plans, directories, directory_mode: int, removals=()) -> dict:

@@ -168,8 +168,7 @@ cluster_id:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import client_from_params, connection_argument_spec
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import connection_argument_spec, run_module
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.member import EtcdMemberBackend
 
 
@@ -193,17 +192,7 @@ def main() -> None:
         required_if=[("state", "absent", ("name", "peer_urls", "id"), True), ("state", "present", ("name", "peer_urls"), True)],
         supports_check_mode=True,
     )
-    try:
-        client = client_from_params(module.params)
-        try:
-            result = EtcdMemberBackend(client, module.params).run(check_mode=module.check_mode)
-        finally:
-            client.close()
-    except KubeforgeError as exc:
-        module.fail_json(msg=str(exc), **getattr(exc, "result", {}))
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    run_module(module, lambda client: EtcdMemberBackend(client, module.params).run(check_mode=module.check_mode), module.params)
 
 
 if __name__ == "__main__":

@@ -289,8 +289,7 @@ dest_revision:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import CONNECTION_OPTIONS, client_from_params, connection_argument_spec
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import CONNECTION_OPTIONS, connection_argument_spec, run_module
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.mirror import EtcdMirrorBackend, settings_from_params
 
 
@@ -322,18 +321,7 @@ def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=[("dest_prefix", "strip_prefix")], supports_check_mode=True)
     p = module.params
     dest_params = {name: p["destination"].get(name) if p["destination"].get(name) is not None else p[name] for name in CONNECTION_OPTIONS}
-    try:
-        source, dest = client_from_params(p), client_from_params(dest_params)
-        try:
-            result = EtcdMirrorBackend(source, dest, settings_from_params(p)).run(check_mode=module.check_mode)
-        finally:
-            source.close()
-            dest.close()
-    except KubeforgeError as exc:
-        module.fail_json(msg=str(exc), **getattr(exc, "result", {}))
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    run_module(module, lambda source, dest: EtcdMirrorBackend(source, dest, settings_from_params(p)).run(check_mode=module.check_mode), p, dest_params)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,13 @@ moved_to:
   returned: when O(state=restored)
   type: str
   sample: /var/lib/etcd.moved-20250101T020000Z
+data_dir_in_use:
+  description:
+    - Whether a running etcd holds the data directory. In check mode the module reports it (a playbook plans which members
+      need the restore before stopping them); otherwise a data directory in use is an error.
+  returned: when O(state=restored) and the member is not already restored from this snapshot
+  type: bool
+  sample: false
 snapshot_sha256:
   description: SHA-256 of the snapshot file restored (recorded in the marker file).
   returned: when O(state=restored)
@@ -238,8 +245,7 @@ restored_at:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import client_from_params, connection_argument_spec
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import client_from_params, connection_argument_spec, run_module
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.snapshot import EtcdSnapshotBackend
 
 
@@ -273,13 +279,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    try:
-        result = EtcdSnapshotBackend(p, module.run_command, client_factory=lambda: client_from_params(p)).run(check_mode=module.check_mode)
-    except KubeforgeError as exc:
-        module.fail_json(msg=str(exc), **getattr(exc, "result", {}))
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    run_module(module, lambda: EtcdSnapshotBackend(p, module.run_command, client_factory=lambda: client_from_params(p)).run(check_mode=module.check_mode))
 
 
 if __name__ == "__main__":

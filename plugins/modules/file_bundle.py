@@ -200,7 +200,7 @@ services_changed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import exit_with_backend
 from ansible_collections.kubeforge.cluster.plugins.module_utils._files import FileBundleBackend
 
 
@@ -229,12 +229,7 @@ def argument_spec() -> dict:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    backend = FileBundleBackend(module.params, check_mode=module.check_mode, diff=module._diff)
-    try:
-        result = backend.run()
-    except KubeforgeError as exc:
-        module.fail_json(msg=str(exc), errors=getattr(exc, "errors", [str(exc)]))
-    module.exit_json(**result)
+    exit_with_backend(module, FileBundleBackend(module.params, check_mode=module.check_mode, diff=module._diff))
 
 
 if __name__ == "__main__":

@@ -389,7 +389,7 @@ results:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import exit_with_backend
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki import spec
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki.backend import X509CertBackend
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki.deps import CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY, MIN_CRYPTOGRAPHY_VERSION
@@ -437,13 +437,7 @@ def main() -> None:
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib(f"cryptography >= {MIN_CRYPTOGRAPHY_VERSION}"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
-
-    backend = X509CertBackend(module.params, check_mode=module.check_mode, diff=module._diff)
-    try:
-        result = backend.run()
-    except KubeforgeError as exc:
-        module.fail_json(msg=str(exc), errors=getattr(exc, "errors", [str(exc)]))
-    module.exit_json(**result)
+    exit_with_backend(module, X509CertBackend(module.params, check_mode=module.check_mode, diff=module._diff))
 
 
 if __name__ == "__main__":

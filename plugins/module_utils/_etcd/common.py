@@ -3,12 +3,19 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The connection options every etcd module takes (documented by the etcd_client doc fragment)."""
+"""The connection options every etcd module takes (documented by the etcd_client doc fragment), and their main()'s run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.client import EtcdClient
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.transport import GatewayTransport
+
+if TYPE_CHECKING:
+    from ansible.module_utils.basic import AnsibleModule
 
 CONNECTION_OPTIONS = ("endpoints", "ca_cert", "client_cert", "client_key", "timeout")
 
@@ -28,3 +35,25 @@ def client_from_params(params: dict) -> EtcdClient:
     return EtcdClient(GatewayTransport(
         params["endpoints"], ca_cert=params.get("ca_cert"), client_cert=params.get("client_cert"),
         client_key=params.get("client_key"), timeout=params.get("timeout") or 10.0))
+
+
+def run_module(module: AnsibleModule, run: Callable[..., dict], *connections: dict) -> None:
+    """Exit ``module`` with ``run(*clients)``'s result, a client opened for each of ``connections`` and closed after.
+
+    A KubeforgeError fails the module with its message and the partial results it carries
+    (``EtcdError.result``); the result's ``diff`` is dropped unless the task runs with --diff.
+    """
+    try:
+        clients: list[EtcdClient] = []
+        try:
+            for params in connections:
+                clients.append(client_from_params(params))
+            result = run(*clients)
+        finally:
+            for client in clients:
+                client.close()
+    except KubeforgeError as exc:
+        module.fail_json(msg=str(exc), **getattr(exc, "result", {}))
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)

@@ -5,9 +5,10 @@
 
 """Atomic writes with owner/group/mode, attribute fixes, and timestamped backups.
 
-A file is written to a temporary file in its own directory, which gets its mode and owner, is
-fsynced and then renamed over the target: readers see the old file or the new one, never a
-partial one, and a key is never readable by others, not even for a moment.
+The writes and attribute fixes are the shared primitives of ``_fs``, raising ``PkiError``: a file
+is written to a temporary file in its own directory, which gets its mode and owner, is fsynced
+and then renamed over the target: readers see the old file or the new one, never a partial one,
+and a key is never readable by others, not even for a moment.
 
 A replaced file is kept as ``<path>.<YYYYmmddTHHMMSSZ>.bak`` (UTC), a hard link to the old file
 (so with its mode and owner), or a copy where hard links are not possible.
@@ -16,82 +17,31 @@ A replaced file is kept as ``<path>.<YYYYmmddTHHMMSSZ>.bak`` (UTC), a hard link 
 from __future__ import annotations
 
 import datetime
-import grp
 import os
-import pwd
 import shutil
 import stat
-import tempfile
 
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _fs
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki.errors import PkiError
 
-UNCHANGED = -1  # os.chown's "leave as is"
-
-
-def resolve_owner(owner: str | None) -> int:
-    """The uid of a user name or number; ``UNCHANGED`` for None."""
-    if owner is None or owner == "":
-        return UNCHANGED
-    if str(owner).isdigit():
-        return int(owner)
-    try:
-        return pwd.getpwnam(owner).pw_uid
-    except KeyError:
-        raise PkiError(f"owner {owner!r}: no such user") from None
-
-
-def resolve_group(group: str | None) -> int:
-    """The gid of a group name or number; ``UNCHANGED`` for None."""
-    if group is None or group == "":
-        return UNCHANGED
-    if str(group).isdigit():
-        return int(group)
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise PkiError(f"group {group!r}: no such group") from None
-
-
-def _user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def _group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
+# The shared primitives of plugins/module_utils/_fs.py, raising PkiError.
+UNCHANGED = _fs.UNCHANGED
+resolve_owner = _fs.raising(PkiError, _fs.resolve_owner)
+resolve_group = _fs.raising(PkiError, _fs.resolve_group)
+apply_attributes = _fs.raising(PkiError, _fs.apply_attributes)
+write_atomic = _fs.raising(PkiError, _fs.write_atomic)
+sync_directory = _fs.sync_directory
 
 
 def attributes(path: str) -> dict:
     """Mode (octal string), owner and group names of an existing file, as a diff shows them."""
     st = os.stat(path)
-    return {"mode": f"{stat.S_IMODE(st.st_mode):04o}", "owner": _user_name(st.st_uid), "group": _group_name(st.st_gid)}
+    return {"mode": f"{stat.S_IMODE(st.st_mode):04o}", "owner": _fs.user_name(st.st_uid), "group": _fs.group_name(st.st_gid)}
 
 
 def attribute_changes(path: str, mode: int, uid: int, gid: int) -> dict:
     """Which of mode/owner/group of an existing file differ from what is asked: {name: (old, new)}."""
-    st = os.stat(path)
-    changes = {}
-    if stat.S_IMODE(st.st_mode) != mode:
-        changes["mode"] = (f"{stat.S_IMODE(st.st_mode):04o}", f"{mode:04o}")
-    if uid != UNCHANGED and st.st_uid != uid:
-        changes["owner"] = (_user_name(st.st_uid), _user_name(uid))
-    if gid != UNCHANGED and st.st_gid != gid:
-        changes["group"] = (_group_name(st.st_gid), _group_name(gid))
-    return changes
-
-
-def apply_attributes(path: str, mode: int, uid: int, gid: int) -> None:
-    try:
-        if uid != UNCHANGED or gid != UNCHANGED:
-            os.chown(path, uid, gid)
-        os.chmod(path, mode)
-    except OSError as exc:
-        raise PkiError(f"cannot set owner/group/mode of {path}: {exc.strerror}") from exc
+    return _fs.stat_changes(os.stat(path), mode, uid, gid)
 
 
 def backup_name(path: str, now: datetime.datetime) -> str:
@@ -116,42 +66,3 @@ def make_backup(path: str, now: datetime.datetime) -> str:
     except OSError as exc:
         raise PkiError(f"cannot back up {path} to {target}: {exc.strerror}") from exc
     return target
-
-
-def write_atomic(path: str, data: bytes, mode: int, uid: int = UNCHANGED, gid: int = UNCHANGED, sync_dir: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory.
-
-    Mode and owner are set on the temporary file before it is renamed over ``path``. With
-    ``sync_dir`` False the caller syncs the directory (``sync_directory``) after a series of writes.
-    """
-    directory = os.path.dirname(path) or "."
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise PkiError(f"cannot write {path}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            if uid != UNCHANGED or gid != UNCHANGED:
-                os.fchown(handle.fileno(), uid, gid)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except OSError as exc:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise PkiError(f"cannot write {path}: {exc.strerror}") from exc
-    if sync_dir:
-        sync_directory(directory)
-
-
-def sync_directory(directory: str) -> None:
-    """fsync a directory, so that renames in it survive a crash."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
