@@ -46,7 +46,7 @@ lab: collection image artifacts
 	$(BIN)/ansible-playbook site.yml -i $(LAB_INVENTORY)
 	@echo
 	@echo "Lab hosts: kf-cp1 kf-cp2 kf-cp3 (control plane + etcd), kf-w1 (worker); shell: docker exec -it kf-cp1 bash"
-	@echo "Admin kubeconfig: inventory/lab/credentials/admin.kubeconfig (written once the control-plane phase is implemented)"
+	@echo "Admin kubeconfig: $(CURDIR)/inventory/lab/credentials/admin.kubeconfig (server https://172.30.40.11:6443, kf-cp1's apiserver)"
 
 lab-destroy:
 	tests/harness/lab.sh down

@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Filters of the control_plane role: command lines, config documents and encryption keys
+(plugins/module_utils/_control_plane.py); documented in control_plane_*.yml beside this file."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _control_plane
+
+
+def _wrap(function):
+    def run(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except _control_plane.ControlPlaneError as exc:
+            raise AnsibleFilterError(f"{function.__name__}: {exc}") from exc
+    run.__name__ = function.__name__
+    return run
+
+
+def control_plane_args(settings, component):
+    return _control_plane.component_args(component, dict(settings))
+
+
+def control_plane_config(settings, kind, keys=None):
+    return _control_plane.config_doc(kind, dict(settings), list(keys or []))
+
+
+def control_plane_encryption_keys(keys, action="ensure"):
+    return _control_plane.encryption_keys(keys, action)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "control_plane_args": _wrap(control_plane_args),
+            "control_plane_config": _wrap(control_plane_config),
+            "control_plane_encryption_keys": _wrap(control_plane_encryption_keys),
+        }
