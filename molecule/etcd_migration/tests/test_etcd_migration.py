@@ -1,0 +1,307 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""playbooks/etcd_migrate.yml on a single etcd (mig-1) holding 20,000 keys, some with leases, with a
+writer running throughout: by grow (interrupted once, then finished by a second run), then, after
+the scenario puts a single etcd back, by mirror. Each time: no key lost or stale, leased keys still
+expire, the revision never goes backwards, 3 voting members, and a second run changes nothing.
+
+The tests run in file order; each one changes the cluster."""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+import yaml
+
+from seed import KEYS, LEASE_TTL, LEASED, client, endpoints, seed, seed_key, seed_value
+
+PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+SCENARIO = os.path.join(PROJECT, "molecule", "etcd_migration")
+MIGRATE = os.path.join(PROJECT, "playbooks", "etcd_migrate.yml")
+ALL = ["mig-1", "mig-2", "mig-3"]
+SHORT_TTL = 100  # seconds: outlives the copy, expires within the test
+ETCD_BIN = os.path.join(PROJECT, ".cache", "etcd", "bin")
+
+
+def docker_exec(name, *command):
+    return subprocess.run(["docker", "exec", name, *command], check=True, capture_output=True, text=True).stdout
+
+
+def wait_for(condition, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception as exc:  # pylint: disable=broad-except  # etcd may refuse while it settles
+            last = exc
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
+
+
+def everything(etcd, prefix):
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return {kv.key.decode(): (kv.value.decode(), kv.lease) for page in etcd.pages(prefix, end) for kv in page.kvs}
+
+
+class Writer(threading.Thread):
+    """Puts one key after another, as an apiserver would. It writes only while kube-apiserver.service
+    is active on mig-1 when `gate` (mirror: the playbook stops the writers for the final copy), and
+    after such a pause it writes to the new endpoints (the switch). A failed put is retried once
+    after 1 s; one failing twice counts."""
+
+    def __init__(self, urls, gate=False, switched_urls=None):
+        super().__init__(daemon=True)
+        self.urls, self.switched_urls, self.gate = urls, switched_urls, gate
+        self.stop = threading.Event()
+        self.active = threading.Event()
+        self.active.set()
+        self.written, self.failed, self.uncertain, self.revisions, self.retried, self.paused = {}, [], set(), [], 0, 0
+
+    def poll_gate(self):
+        while not self.stop.is_set():
+            state = subprocess.run(["docker", "exec", "mig-1", "systemctl", "is-active", "kube-apiserver"],
+                                   capture_output=True, text=True, check=False).stdout.strip()
+            (self.active.set if state == "active" else self.active.clear)()
+            time.sleep(0.2)
+
+    def run(self):
+        if self.gate:
+            threading.Thread(target=self.poll_gate, daemon=True).start()
+        etcd = client(self.urls)
+        number = 0
+        while not self.stop.is_set():
+            if not self.active.is_set():
+                self.paused += 1
+                if self.switched_urls:
+                    etcd = client(self.switched_urls)
+                time.sleep(0.05)
+                continue
+            key, value = f"/writer/{number:06d}", f"w{number}"
+            for attempt in (1, 2):
+                try:
+                    self.revisions.append(etcd.put(key, value))
+                    self.written[key] = value
+                    break
+                except Exception as exc:  # pylint: disable=broad-except
+                    self.uncertain.add(key)  # the put may have been applied before the error
+                    if attempt == 2:
+                        self.failed.append((key, str(exc)))
+                    else:
+                        self.retried += 1
+                        time.sleep(1)
+                        etcd = client(self.urls)
+            number += 1
+            time.sleep(0.02)
+
+    def finish(self):
+        self.stop.set()
+        self.join(30)
+
+
+def migration_inventory(directory):
+    """Molecule's inventory with mig-2 and mig-3 added to the etcd group: what an operator edits."""
+    with open(os.environ["MOLECULE_INVENTORY_FILE"], encoding="utf-8") as handle:
+        inventory = yaml.safe_load(handle)
+    inventory["etcd"]["hosts"].update({name: {"ansible_connection": "community.docker.docker"} for name in ("mig-2", "mig-3")})
+    with open(os.path.join(directory, "hosts.yml"), "w", encoding="utf-8") as handle:
+        yaml.safe_dump(inventory, handle)
+    for part in ("group_vars", "host_vars"):
+        os.symlink(os.path.join(SCENARIO, "inventory", part), os.path.join(directory, part))
+    return os.path.join(directory, "hosts.yml")
+
+
+def command(inventory, path, *extra):
+    return ["ansible-playbook", "-i", inventory, path, *extra]
+
+
+ENV = {**os.environ, "ANSIBLE_CONFIG": os.path.join(PROJECT, "ansible.cfg")}
+
+
+def playbook(inventory, path, *extra):
+    started = time.monotonic()
+    run = subprocess.run(command(inventory, path, *extra), capture_output=True, text=True, env=ENV, check=False)
+    assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-3000:]
+    print(f"{os.path.basename(path)} {' '.join(extra)}: {time.monotonic() - started:.1f}s")
+    return run.stdout
+
+
+def changed_counts(output):
+    return {line.split()[0]: int(line.split("changed=")[1].split()[0]) for line in output.splitlines() if "changed=" in line and " : " in line}
+
+
+@pytest.fixture(scope="module")
+def workdir():
+    directory = tempfile.mkdtemp(prefix="kubeforge-etcd-migration-")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def inventory(workdir):
+    return migration_inventory(workdir)
+
+
+def short_lived_keys(etcd):
+    """50 keys on a lease of SHORT_TTL seconds, written just before a migration; (created at, keys)."""
+    lease = etcd.lease_grant(SHORT_TTL)[0]
+    keys = [f"/short/{n:02d}" for n in range(50)]
+    for key in keys:
+        etcd.put(key, "expires", lease)
+    return time.monotonic(), keys
+
+
+def check_migrated(writer, short, final_reads):
+    """What every migration must give, read on each member of the final cluster."""
+    members = client(endpoints(ALL)).member_list()[0]
+    assert sorted(m.name for m in members) == ALL and not [m for m in members if m.is_learner], members
+    reads = {}
+    for name in ALL:
+        etcd = client(endpoints([name]))
+        reads[name] = (everything(etcd, "/seed/"), everything(etcd, "/writer/"), everything(etcd, "/short/"))
+    first = reads["mig-1"]
+    for name in ALL:  # one data set on every member
+        assert {k: v for k, (v, _l) in reads[name][0].items()} == {k: v for k, (v, _l) in first[0].items()}, name
+        assert {k: v for k, (v, _l) in reads[name][1].items()} == {k: v for k, (v, _l) in first[1].items()}, name
+    seeds, writes, shorts = first
+    # Not a key lost, not one stale: the seed, and every put the writer saw acknowledged.
+    assert len(seeds) == KEYS
+    assert [k for k in (seed_key(n) for n in range(KEYS)) if seeds.get(k, ("",))[0] != seed_value(int(k[6:]))] == []
+    assert [k for k, v in writer.written.items() if writes.get(k, ("",))[0] != v] == []
+    assert set(writes) - set(writer.written) <= writer.uncertain
+    assert writer.failed == [], writer.failed[:5]
+    # Leased keys keep a lease that counts down.
+    leased = {seed_key(n) for n in range(LEASED)}
+    assert all(seeds[k][1] for k in leased) and not any(seeds[k][1] for k in list(seeds)[LEASED:LEASED + 100])
+    etcd = client(endpoints(ALL))
+    ttls = {etcd.lease_time_to_live(lease)[0] for lease in {seeds[k][1] for k in leased}}
+    assert all(0 < ttl <= LEASE_TTL for ttl in ttls), ttls
+    # The revision never went backwards for the writer, across the migration.
+    assert writer.revisions == sorted(writer.revisions) and len(set(writer.revisions)) == len(writer.revisions)
+    assert len(writer.written) > 100, "the writer ran throughout"
+    # The short-lived keys were carried over and expire on the new cluster.
+    created_at, keys = short
+    if time.monotonic() - created_at < SHORT_TTL - 5:
+        assert sorted(shorts) == keys
+    wait_for(lambda: etcd.count("/short/", "/short0")[0] == 0, timeout=SHORT_TTL + 30, what="the short-lived keys to expire")
+    for compare in final_reads:
+        compare(reads)
+    print(f"writer: {len(writer.written)} puts, {writer.retried} retried once, paused {writer.paused} times")
+
+
+def test_grow_interrupted_after_a_learner_was_added_then_finished(inventory, workdir):
+    source = client(endpoints(["mig-1"]))
+    assert source.count("/seed/", "/seed0")[0] == KEYS and len(source.member_list()[0]) == 1
+    short = short_lived_keys(source)
+    writer = Writer(endpoints(ALL))
+    writer.start()
+    try:
+        started = time.monotonic()
+        with open(os.path.join(workdir, "interrupted.log"), "w", encoding="utf-8") as log:
+            run = subprocess.Popen(command(inventory, MIGRATE), stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+            # Interrupt as soon as the first learner is in the member list.
+            wait_for(lambda: len(source.member_list()[0]) >= 2 or run.poll() is not None, timeout=600, what="a learner")
+            assert run.poll() is None, "the playbook ended before it added a member"
+            os.killpg(run.pid, signal.SIGTERM)
+            run.wait(60)
+        print(f"interrupted after {time.monotonic() - started:.1f}s with members {[m.name for m in source.member_list()[0]]}")
+        playbook(inventory, MIGRATE)
+        writer.finish()
+
+        def members_agree(reads):
+            # grow: the source is the cluster: each member read on its own is the same data.
+            assert len({len(r[0]) + len(r[1]) for r in reads.values()}) == 1
+        check_migrated(writer, short, [members_agree])
+        # Snapshots went to the controller before the cluster grew.
+        assert glob.glob(os.path.join(os.path.dirname(inventory), "etcd-backups", "etcd-*-r*.db"))
+        assert set(changed_counts(playbook(inventory, MIGRATE)).values()) == {0}
+    finally:
+        writer.finish()
+
+
+def single_etcd_again():
+    """Puts a single etcd back on mig-1: the grown cluster's data moved aside on every host, the
+    etcd phase run with mig-1 alone in the group, the seed written again."""
+    for name in ALL:
+        docker_exec(name, "sh", "-c", f"systemctl stop etcd && if [ -d /var/lib/etcd ]; then mv /var/lib/etcd /var/lib/etcd.test-grown-{int(time.time())}; fi")
+    playbook(os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(PROJECT, "playbooks", "phases", "etcd.yml"))
+    written, seconds = seed(client(endpoints(["mig-1"])))
+    print(f"seed: {written} keys in {seconds:.2f}s ({written / seconds:.0f} keys/s)")
+    # A stand-in for the apiserver: the playbook stops it for the final copy, the writer obeys it.
+    docker_exec("mig-1", "sh", "-c", "printf '[Service]\\nExecStart=/bin/sleep infinity\\n' > /etc/systemd/system/kube-apiserver.service"
+                " && systemctl daemon-reload && systemctl start kube-apiserver")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def read_snapshot(path, workdir):
+    """An independent read of the single etcd as it was at the end: its last snapshot, restored on
+    loopback with etcd's own tools."""
+    data = os.path.join(workdir, "restored")
+    subprocess.run([os.path.join(ETCD_BIN, "etcdutl"), "snapshot", "restore", path, "--data-dir", data], check=True, capture_output=True)
+    port, peer = free_port(), free_port()
+    proc = subprocess.Popen([os.path.join(ETCD_BIN, "etcd"), "--data-dir", data, "--listen-client-urls", f"http://127.0.0.1:{port}",
+                             "--advertise-client-urls", f"http://127.0.0.1:{port}", "--listen-peer-urls", f"http://127.0.0.1:{peer}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import client_from_params  # pylint: disable=import-outside-toplevel
+        etcd = client_from_params({"endpoints": [f"http://127.0.0.1:{port}"]})
+        wait_for(etcd.status, what="the restored snapshot to serve")
+        return everything(etcd, "/seed/"), everything(etcd, "/writer/")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_mirror_into_a_new_cluster_then_the_old_host_rejoins(inventory, workdir):
+    single_etcd_again()
+    source = client(endpoints(["mig-1"]))
+    assert source.count("/seed/", "/seed0")[0] == KEYS and len(source.member_list()[0]) == 1
+    short = short_lived_keys(source)
+    backups = os.path.join(workdir, "mirror-backups")
+    # The single etcd reached as one kubeforge did not install would be: its URL and the
+    # apiserver's client certificate where the control-plane host has it.
+    source_vars = ["-e", "etcd_migrate_method=mirror", "-e", f"etcd_controller_backup_dir={backups}",
+                   "-e", '{"etcd_migrate_source_endpoints": ["https://172.30.43.11:2379"]}',
+                   "-e", "etcd_migrate_source_ca_file=/etc/kubernetes/pki/etcd-ca.crt",
+                   "-e", "etcd_migrate_source_cert_file=/etc/kubernetes/pki/apiserver-etcd-client.crt",
+                   "-e", "etcd_migrate_source_key_file=/etc/kubernetes/pki/apiserver-etcd-client.key"]
+    writer = Writer(endpoints(["mig-1"]), gate=True, switched_urls=endpoints(["mig-2", "mig-3", "mig-1"]))
+    writer.start()
+    try:
+        wait_for(lambda: len(writer.written) > 50, what="the writer to start")
+        before = source.status()["revision"]
+        playbook(inventory, MIGRATE, *source_vars)
+        time.sleep(2)  # the writer, switched, writes to the new cluster
+        writer.finish()
+        assert writer.paused, "the writer was stopped for the final copy"
+        # The old data was moved aside, not deleted, after a snapshot to the controller.
+        assert docker_exec("mig-1", "sh", "-c", "ls -d /var/lib/etcd.migrated-*").strip()
+        [last] = sorted(glob.glob(os.path.join(backups, "etcd-*-r*.db")))[-1:]
+        snapshot_seeds, snapshot_writes = read_snapshot(last, workdir)
+
+        def same_as_the_source(reads):
+            seeds, writes, _shorts = reads["mig-1"]
+            assert {k: v for k, (v, _l) in snapshot_seeds.items()} == {k: v for k, (v, _l) in seeds.items()}
+            # Every key the source held at the end is on the new cluster with its value; what the
+            # new cluster holds beyond that was written after the switch.
+            assert [k for k, (v, _l) in snapshot_writes.items() if writes.get(k, ("",))[0] != v] == []
+            source_revision = int(last.rsplit("-r", 1)[1][:-3])
+            assert min(writer.revisions[len(snapshot_writes):] or [source_revision + 1]) > source_revision
+        check_migrated(writer, short, [same_as_the_source])
+        assert client(endpoints(ALL)).status()["revision"] > before
+        assert set(changed_counts(playbook(inventory, MIGRATE, *source_vars)).values()) == {0}
+    finally:
+        writer.finish()
