@@ -8,6 +8,7 @@ import os
 import stat
 
 import pytest
+import testinfra
 
 CONTROL_PLANE = {"site-cp1": "172.30.41.11", "site-cp2": "172.30.41.12", "site-cp3": "172.30.41.13"}
 WORKERS = {"site-w1": "172.30.41.21"}
@@ -30,6 +31,11 @@ CONTROL_PLANE_FILES = {
 ETCD_FILES = {f"{EPKI}/ca.crt": 0o644, f"{EPKI}/member.crt": 0o644, f"{EPKI}/member.key": 0o600,
               f"{EPKI}/healthcheck-client.crt": 0o644, f"{EPKI}/healthcheck-client.key": 0o600}
 WORKER_FILES = {f"{KPKI}/ca.crt": 0o644, "/etc/kubernetes/kube-proxy.kubeconfig": 0o600}
+
+
+def node(name: str):
+    """One scenario host, for tests that apply to some hosts only (parametrized by name, never skipped)."""
+    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
 
 
 def name_of(host) -> str:
@@ -80,9 +86,10 @@ def test_expected_files_with_modes_and_owners(host):
     assert stat_all(host, expected) == {path: ("root", "root", mode) for path, mode in expected.items()}
 
 
-def test_no_ca_key_outside_the_control_plane(host):
-    if "kube_control_plane" in groups_of(host):
-        pytest.skip("control-plane hosts hold the cluster CA key (kube-controller-manager signs with it)")
+# Control-plane hosts hold the cluster CA key (kube-controller-manager signs with it); no other host does.
+@pytest.mark.parametrize("name", sorted(WORKERS))
+def test_no_ca_key_outside_the_control_plane(name):
+    host = node(name)
     keys = [path for path in listed(host, "/etc/kubernetes", "/etc/etcd") if path.endswith(".key")]
     # Only an etcd member's own key and the healthcheck client's may be there.
     assert keys == [] or "etcd" in groups_of(host) and set(keys) == {f"{EPKI}/member.key", f"{EPKI}/healthcheck-client.key"}
@@ -94,16 +101,9 @@ def test_no_ca_key_outside_the_control_plane(host):
         assert proxy_pub and proxy_pub != ca_pub
 
 
-def test_etcd_only_hosts_hold_etcd_material_only(host):
-    groups = groups_of(host)
-    if "etcd" not in groups or groups & {"kube_control_plane", "k8s_cluster"}:
-        pytest.skip("not an etcd-only host")
-    assert not host.file("/etc/kubernetes").exists
-
-
-def test_control_plane_certificates_chain_to_their_cas(host):
-    if "kube_control_plane" not in groups_of(host):
-        pytest.skip("not a control-plane host")
+@pytest.mark.parametrize("name", sorted(CONTROL_PLANE))
+def test_control_plane_certificates_chain_to_their_cas(name):
+    host = node(name)
     verify(host, f"{KPKI}/ca.crt", f"{KPKI}/apiserver.crt", f"{KPKI}/apiserver-kubelet-client.crt")
     verify(host, f"{KPKI}/etcd-ca.crt", f"{KPKI}/apiserver-etcd-client.crt")
     verify(host, f"{KPKI}/front-proxy-ca.crt", f"{KPKI}/front-proxy-client.crt")
@@ -126,9 +126,9 @@ def test_keys_match_their_certificates(host):
         assert host.check_output(f"openssl x509 -in {cert} -noout -pubkey") == host.check_output(f"openssl pkey -in {key} -pubout"), cert
 
 
-def test_service_account_key_pair_matches(host):
-    if "kube_control_plane" not in groups_of(host):
-        pytest.skip("not a control-plane host")
+@pytest.mark.parametrize("name", sorted(CONTROL_PLANE))
+def test_service_account_key_pair_matches(name):
+    host = node(name)
     assert host.check_output(f"openssl pkey -in {KPKI}/sa.key -pubout") == host.file(f"{KPKI}/sa.pub").content_string.strip()
 
 
@@ -138,26 +138,24 @@ def sans(host, path: str) -> tuple[set, set]:
     return ({n[len("DNS:"):] for n in names if n.startswith("DNS:")}, {n[len("IP Address:"):] for n in names if n.startswith("IP Address:")})
 
 
-def test_apiserver_certificate_carries_the_scenarios_names(host):
-    if "kube_control_plane" not in groups_of(host):
-        pytest.skip("not a control-plane host")
+@pytest.mark.parametrize("name", sorted(CONTROL_PLANE))
+def test_apiserver_certificate_carries_the_scenarios_names(name):
+    host = node(name)
     assert sans(host, f"{KPKI}/apiserver.crt") == (APISERVER_DNS, APISERVER_IPS)
     assert host.check_output(f"openssl x509 -in {KPKI}/apiserver.crt -noout -subject -nameopt RFC2253") == "subject=CN=kube-apiserver"
 
 
-def test_etcd_member_certificate(host):
-    if "etcd" not in groups_of(host):
-        pytest.skip("not an etcd member")
-    name = name_of(host)
+@pytest.mark.parametrize("name", sorted(CONTROL_PLANE))  # the etcd members
+def test_etcd_member_certificate(name):
+    host = node(name)
     verify(host, f"{EPKI}/ca.crt", f"{EPKI}/member.crt", f"{EPKI}/healthcheck-client.crt")
     assert sans(host, f"{EPKI}/member.crt") == ({name, "localhost"}, {CONTROL_PLANE[name], "127.0.0.1"})
     usage = host.check_output(f"openssl x509 -in {EPKI}/member.crt -noout -ext extendedKeyUsage")
     assert "TLS Web Server Authentication" in usage and "TLS Web Client Authentication" in usage
 
 
-def test_worker_kube_proxy_kubeconfig_chains_to_the_cluster_ca(host):
-    if "k8s_cluster" not in groups_of(host):
-        pytest.skip("not a Kubernetes node")
+def test_every_node_kube_proxy_kubeconfig_chains_to_the_cluster_ca(host):
+    assert "k8s_cluster" in groups_of(host)
     path = "/etc/kubernetes/kube-proxy.kubeconfig"
     done = host.run(f"sed -n 's/^ *client-certificate-data: *//p' {path} | base64 -d | openssl verify -CAfile {KPKI}/ca.crt")
     assert done.rc == 0 and ": OK" in done.stdout
@@ -165,11 +163,7 @@ def test_worker_kube_proxy_kubeconfig_chains_to_the_cluster_ca(host):
     assert subject == "subject=CN=system:kube-proxy"
 
 
-def test_controller_credentials(host):
-    if name_of(host) != "site-cp1":
-        pytest.skip("checked once")
-    if not os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY"):
-        pytest.skip("not run by molecule")
+def test_controller_credentials():
     credentials = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "credentials")
     for directory in (credentials, os.path.join(credentials, "pki"), os.path.join(credentials, "pki", "etcd")):
         assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700, directory
