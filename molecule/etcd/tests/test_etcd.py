@@ -9,19 +9,17 @@ import os
 import shutil
 import socket
 import ssl
-import subprocess
 import tempfile
-import threading
 import time
 
 import pytest
-import yaml
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import client_from_params
+from kubeforge_verify import (Writer, changed_counts, credentials_dir, docker_exec, edited_inventory, etcd_client, playbook, project_dir,
+                              unit_property, wait_for)
 
-PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+PROJECT = project_dir()
 SCENARIO = os.path.join(PROJECT, "molecule", "etcd")
-CREDENTIALS = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "credentials", "pki")
+CREDENTIALS = os.path.join(credentials_dir(), "pki")
 ADDRESSES = {f"etcd-{i}": f"172.30.42.1{i}" for i in range(1, 6)}
 FIRST_MEMBERS = ["etcd-1", "etcd-2", "etcd-3"]
 
@@ -32,31 +30,11 @@ def endpoints(names):
 
 def client(names=tuple(FIRST_MEMBERS), timeout=5.0):
     # The apiserver's etcd client certificate, signed by the etcd CA: what the apiservers will use.
-    return client_from_params({
-        "endpoints": endpoints(list(names)), "ca_cert": os.path.join(CREDENTIALS, "etcd", "ca.crt"),
-        "client_cert": os.path.join(CREDENTIALS, "apiserver-etcd-client.crt"),
-        "client_key": os.path.join(CREDENTIALS, "apiserver-etcd-client.key"), "timeout": timeout})
-
-
-def wait_for(condition, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except Exception as exc:  # pylint: disable=broad-except  # etcd may refuse while it settles
-            last = exc
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
-
-
-def docker_exec(name, *command):
-    return subprocess.run(["docker", "exec", name, *command], check=True, capture_output=True, text=True).stdout
+    return etcd_client(endpoints(list(names)), timeout)
 
 
 def main_pid(name):
-    return docker_exec(name, "systemctl", "show", "-p", "MainPID", "--value", "etcd").strip()
+    return unit_property(name, "etcd", "MainPID")
 
 
 def voters_with_leader(etcd, count):
@@ -115,54 +93,9 @@ def test_reads_and_writes_go_on_with_one_member_stopped():
     wait_for(lambda: client(["etcd-3"]).get("/molecule/one-down").value == b"still-writable", what="etcd-3 to catch up")
 
 
-class Writer(threading.Thread):
-    """Puts one key after another for the whole growth. A failed put is retried once after 1 s (a
-    leader change or a membership change may fail a single request); a put failing twice counts."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.stop = threading.Event()
-        self.written, self.failed, self.retried = [], [], 0
-
-    def run(self):
-        etcd = client()
-        number = 0
-        while not self.stop.is_set():
-            key = f"/molecule/writer/{number:06d}"
-            for attempt in (1, 2):
-                try:
-                    etcd.put(key, str(number))
-                    self.written.append(key)
-                    break
-                except Exception as exc:  # pylint: disable=broad-except
-                    if attempt == 2:
-                        self.failed.append((key, str(exc)))
-                    else:
-                        self.retried += 1
-                        time.sleep(1)
-                        etcd = client()
-            number += 1
-            time.sleep(0.02)
-
-
-def grown_inventory(directory):
-    """Molecule's inventory with etcd-4 and etcd-5 added to the etcd group: what an operator edits."""
-    with open(os.environ["MOLECULE_INVENTORY_FILE"], encoding="utf-8") as handle:
-        inventory = yaml.safe_load(handle)
-    # Molecule writes each group at the top level of its inventory file.
+def add_etcd_4_and_5(inventory):
+    """etcd-4 and etcd-5 added to the etcd group: what an operator edits."""
     inventory["etcd"]["hosts"].update({name: {"ansible_connection": "community.docker.docker"} for name in ("etcd-4", "etcd-5")})
-    with open(os.path.join(directory, "hosts.yml"), "w", encoding="utf-8") as handle:
-        yaml.safe_dump(inventory, handle)
-    for part in ("group_vars", "host_vars"):
-        os.symlink(os.path.join(SCENARIO, "inventory", part), os.path.join(directory, part))
-    return directory
-
-
-def playbook(inventory, path, *extra):
-    run = subprocess.run(["ansible-playbook", "-i", inventory, path, *extra], capture_output=True, text=True, check=False,
-                         env={**os.environ, "ANSIBLE_CONFIG": os.path.join(PROJECT, "ansible.cfg")})
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
-    return run.stdout
 
 
 def converge(inventory):
@@ -172,24 +105,19 @@ def converge(inventory):
 @pytest.fixture(scope="module")
 def grown():
     directory = tempfile.mkdtemp(prefix="kubeforge-etcd-grow-")
-    yield grown_inventory(directory)
+    yield os.path.dirname(edited_inventory(directory, SCENARIO, add_etcd_4_and_5))
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def changed_counts(output):
-    return {line.split()[0]: int(line.split("changed=")[1].split()[0]) for line in output.splitlines() if "changed=" in line and " : " in line}
-
-
 def test_adding_two_hosts_grows_the_cluster_by_learners_without_a_failed_write(grown):
-    writer = Writer()
+    writer = Writer(client, "/molecule/writer/")
     try:
         inventory = grown
         started_at = {name: main_pid(name) for name in FIRST_MEMBERS}
         writer.start()
         first = converge(inventory)
         time.sleep(1)
-        writer.stop.set()
-        writer.join(30)
+        writer.finish()
         etcd = client(list(ADDRESSES))
         wait_for(lambda: voters_with_leader(etcd, 5), what="5 voting members")
         members = etcd.member_list()[0]
@@ -204,7 +132,7 @@ def test_adding_two_hosts_grows_the_cluster_by_learners_without_a_failed_write(g
         # A run over the grown cluster changes nothing.
         assert set(changed_counts(converge(inventory)).values()) == {0}
     finally:
-        writer.stop.set()
+        writer.finish()
 
 
 def test_backup_to_the_controller_then_restore_gives_exactly_the_snapshot(grown, tmp_path):

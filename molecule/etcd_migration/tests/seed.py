@@ -10,13 +10,14 @@ import os
 import sys
 import time
 
+# Run by converge as a script, so it finds the shared helpers and the collection itself.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "_shared"))
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], ".cache", "collections"))
 
 # pylint: disable=wrong-import-position
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.client import op_put  # noqa: E402
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import client_from_params  # noqa: E402
+from kubeforge_verify import etcd_client  # noqa: E402
 
-CREDENTIALS = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "credentials", "pki")
 ADDRESSES = {f"mig-{i}": f"172.30.43.1{i}" for i in range(1, 4)}
 KEYS = 20000
 LEASED = 200  # the first LEASED keys, 20 per lease
@@ -29,10 +30,7 @@ def endpoints(names):
 
 def client(urls, timeout=5.0):
     # The apiserver's etcd client certificate, signed by the etcd CA: what the apiservers use.
-    return client_from_params({
-        "endpoints": list(urls), "ca_cert": os.path.join(CREDENTIALS, "etcd", "ca.crt"),
-        "client_cert": os.path.join(CREDENTIALS, "apiserver-etcd-client.crt"),
-        "client_key": os.path.join(CREDENTIALS, "apiserver-etcd-client.key"), "timeout": timeout})
+    return etcd_client(list(urls), timeout)
 
 
 def seed_key(number):

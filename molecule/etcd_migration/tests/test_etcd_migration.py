@@ -14,15 +14,15 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 
 import pytest
-import yaml
 
+from kubeforge_verify import (Writer, ansible_env, changed_counts, docker_exec, edited_inventory, inventory_file, playbook, playbook_command,
+                              project_dir, unit_active, wait_for)
 from seed import KEYS, LEASE_TTL, LEASED, client, endpoints, seed, seed_key, seed_value
 
-PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+PROJECT = project_dir()
 SCENARIO = os.path.join(PROJECT, "molecule", "etcd_migration")
 MIGRATE = os.path.join(PROJECT, "playbooks", "etcd_migrate.yml")
 ALL = ["mig-1", "mig-2", "mig-3"]
@@ -30,112 +30,24 @@ SHORT_TTL = 100  # seconds: outlives the copy, expires within the test
 ETCD_BIN = os.path.join(PROJECT, ".cache", "etcd", "bin")
 
 
-def docker_exec(name, *command):
-    return subprocess.run(["docker", "exec", name, *command], check=True, capture_output=True, text=True).stdout
-
-
-def wait_for(condition, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except Exception as exc:  # pylint: disable=broad-except  # etcd may refuse while it settles
-            last = exc
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
-
-
 def everything(etcd, prefix):
     end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     return {kv.key.decode(): (kv.value.decode(), kv.lease) for page in etcd.pages(prefix, end) for kv in page.kvs}
 
 
-class Writer(threading.Thread):
-    """Puts one key after another, as an apiserver would. It writes only while kube-apiserver.service
-    is active on mig-1 when `gate` (mirror: the playbook stops the writers for the final copy), and
-    after such a pause it writes to the new endpoints (the switch). A failed put is retried once
-    after 1 s; one failing twice counts."""
-
-    def __init__(self, urls, gate=False, switched_urls=None):
-        super().__init__(daemon=True)
-        self.urls, self.switched_urls, self.gate = urls, switched_urls, gate
-        self.stop = threading.Event()
-        self.active = threading.Event()
-        self.active.set()
-        self.written, self.failed, self.uncertain, self.revisions, self.retried, self.paused = {}, [], set(), [], 0, 0
-
-    def poll_gate(self):
-        while not self.stop.is_set():
-            state = subprocess.run(["docker", "exec", "mig-1", "systemctl", "is-active", "kube-apiserver"],
-                                   capture_output=True, text=True, check=False).stdout.strip()
-            (self.active.set if state == "active" else self.active.clear)()
-            time.sleep(0.2)
-
-    def run(self):
-        if self.gate:
-            threading.Thread(target=self.poll_gate, daemon=True).start()
-        etcd = client(self.urls)
-        number = 0
-        while not self.stop.is_set():
-            if not self.active.is_set():
-                self.paused += 1
-                if self.switched_urls:
-                    etcd = client(self.switched_urls)
-                time.sleep(0.05)
-                continue
-            key, value = f"/writer/{number:06d}", f"w{number}"
-            for attempt in (1, 2):
-                try:
-                    self.revisions.append(etcd.put(key, value))
-                    self.written[key] = value
-                    break
-                except Exception as exc:  # pylint: disable=broad-except
-                    self.uncertain.add(key)  # the put may have been applied before the error
-                    if attempt == 2:
-                        self.failed.append((key, str(exc)))
-                    else:
-                        self.retried += 1
-                        time.sleep(1)
-                        etcd = client(self.urls)
-            number += 1
-            time.sleep(0.02)
-
-    def finish(self):
-        self.stop.set()
-        self.join(30)
+def writer_thread(urls, gate=False, switched_urls=None):
+    """Puts one key after another under /writer/, as an apiserver would (kubeforge_verify.Writer).
+    With ``gate`` it writes only while kube-apiserver.service is active on mig-1 (mirror: the
+    playbook stops the writers for the final copy), and after such a pause it writes to
+    ``switched_urls`` (the switch)."""
+    return Writer(lambda: client(urls), "/writer/", lambda number: f"w{number}",
+                  gate=(lambda: unit_active("mig-1", "kube-apiserver")) if gate else None,
+                  switch=(lambda: client(switched_urls)) if switched_urls else None)
 
 
-def migration_inventory(directory):
-    """Molecule's inventory with mig-2 and mig-3 added to the etcd group: what an operator edits."""
-    with open(os.environ["MOLECULE_INVENTORY_FILE"], encoding="utf-8") as handle:
-        inventory = yaml.safe_load(handle)
+def add_mig_2_and_3(inventory):
+    """mig-2 and mig-3 added to the etcd group: what an operator edits."""
     inventory["etcd"]["hosts"].update({name: {"ansible_connection": "community.docker.docker"} for name in ("mig-2", "mig-3")})
-    with open(os.path.join(directory, "hosts.yml"), "w", encoding="utf-8") as handle:
-        yaml.safe_dump(inventory, handle)
-    for part in ("group_vars", "host_vars"):
-        os.symlink(os.path.join(SCENARIO, "inventory", part), os.path.join(directory, part))
-    return os.path.join(directory, "hosts.yml")
-
-
-def command(inventory, path, *extra):
-    return ["ansible-playbook", "-i", inventory, path, *extra]
-
-
-ENV = {**os.environ, "ANSIBLE_CONFIG": os.path.join(PROJECT, "ansible.cfg")}
-
-
-def playbook(inventory, path, *extra):
-    started = time.monotonic()
-    run = subprocess.run(command(inventory, path, *extra), capture_output=True, text=True, env=ENV, check=False)
-    assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-3000:]
-    print(f"{os.path.basename(path)} {' '.join(extra)}: {time.monotonic() - started:.1f}s")
-    return run.stdout
-
-
-def changed_counts(output):
-    return {line.split()[0]: int(line.split("changed=")[1].split()[0]) for line in output.splitlines() if "changed=" in line and " : " in line}
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +59,7 @@ def workdir():
 
 @pytest.fixture(scope="module")
 def inventory(workdir):
-    return migration_inventory(workdir)
+    return edited_inventory(workdir, SCENARIO, add_mig_2_and_3)
 
 
 def short_lived_keys(etcd):
@@ -201,12 +113,13 @@ def test_grow_interrupted_after_a_learner_was_added_then_finished(inventory, wor
     source = client(endpoints(["mig-1"]))
     assert source.count("/seed/", "/seed0")[0] == KEYS and len(source.member_list()[0]) == 1
     short = short_lived_keys(source)
-    writer = Writer(endpoints(ALL))
+    writer = writer_thread(endpoints(ALL))
     writer.start()
     try:
         started = time.monotonic()
         with open(os.path.join(workdir, "interrupted.log"), "w", encoding="utf-8") as log:
-            run = subprocess.Popen(command(inventory, MIGRATE), stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+            run = subprocess.Popen(playbook_command(inventory, MIGRATE), stdout=log, stderr=subprocess.STDOUT, env=ansible_env(),
+                                   start_new_session=True)
             # Interrupt as soon as the first learner is in the member list.
             wait_for(lambda: len(source.member_list()[0]) >= 2 or run.poll() is not None, timeout=600, what="a learner")
             assert run.poll() is None, "the playbook ended before it added a member"
@@ -232,10 +145,11 @@ def single_etcd_again():
     etcd phase run with mig-1 alone in the group, the seed written again."""
     for name in ALL:
         docker_exec(name, "sh", "-c", f"systemctl stop etcd && if [ -d /var/lib/etcd ]; then mv /var/lib/etcd /var/lib/etcd.test-grown-{int(time.time())}; fi")
-    playbook(os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(PROJECT, "playbooks", "phases", "etcd.yml"))
+    playbook(inventory_file(), os.path.join(PROJECT, "playbooks", "phases", "etcd.yml"))
     written, seconds = seed(client(endpoints(["mig-1"])))
     print(f"seed: {written} keys in {seconds:.2f}s ({written / seconds:.0f} keys/s)")
-    # A stand-in for the apiserver: the playbook stops it for the final copy, the writer obeys it.
+    # A placeholder kube-apiserver unit (this scenario has no control plane): the playbook stops it for
+    # the final copy, the writer obeys it.
     docker_exec("mig-1", "sh", "-c", "printf '[Service]\\nExecStart=/bin/sleep infinity\\n' > /etc/systemd/system/kube-apiserver.service"
                 " && systemctl daemon-reload && systemctl start kube-apiserver")
 
@@ -278,7 +192,7 @@ def test_mirror_into_a_new_cluster_then_the_old_host_rejoins(inventory, workdir)
                    "-e", "etcd_migrate_source_ca_file=/etc/kubernetes/pki/etcd-ca.crt",
                    "-e", "etcd_migrate_source_cert_file=/etc/kubernetes/pki/apiserver-etcd-client.crt",
                    "-e", "etcd_migrate_source_key_file=/etc/kubernetes/pki/apiserver-etcd-client.key"]
-    writer = Writer(endpoints(["mig-1"]), gate=True, switched_urls=endpoints(["mig-2", "mig-3", "mig-1"]))
+    writer = writer_thread(endpoints(["mig-1"]), gate=True, switched_urls=endpoints(["mig-2", "mig-3", "mig-1"]))
     writer.start()
     try:
         wait_for(lambda: len(writer.written) > 50, what="the writer to start")

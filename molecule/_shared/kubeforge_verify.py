@@ -1,0 +1,354 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Helpers the molecule verifiers (and the site scenario's fault tests) share: the scenario's paths
+and settings, commands in the scenario's containers, bounded polling, ansible-playbook runs from
+the verifier with the scenario's inventory, requests to the apiservers, and a writer thread that
+writes etcd keys while an operation runs.
+
+Each scenario's tests/conftest.py puts this directory on sys.path. Every wait here has a timeout;
+every command has one too, so a hung container or playbook fails the test instead of the run.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from http.client import HTTPResponse
+from typing import Any, Callable
+
+import yaml
+
+# Seconds one command in a container may take; a playbook run; a request to an apiserver.
+DOCKER_TIMEOUT = 120.0
+PLAYBOOK_TIMEOUT = 3600.0
+REQUEST_TIMEOUT = 8.0
+
+# The kubeforge host layout (roles/pki, roles/control_plane).
+ADMIN_KUBECONFIG = "/etc/kubernetes/admin.kubeconfig"
+KUBE_PROXY_KUBECONFIG = "/etc/kubernetes/kube-proxy.kubeconfig"
+APISERVER_PORT = 6443
+# The HA endpoint every node has (roles/ha_nginx), and the name the apiserver certificate carries for it.
+HA_ADDRESS = "127.0.0.1"
+APISERVER_NAME = "kubernetes.default.svc"
+
+
+# --------------------------------------------------------------------------- the scenario
+
+def project_dir() -> str:
+    """The collection checkout (molecule's project directory)."""
+    return os.environ.get("MOLECULE_PROJECT_DIRECTORY") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def ephemeral_dir() -> str:
+    """Molecule's per-scenario state directory."""
+    return os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+
+
+def inventory_file() -> str:
+    """The inventory molecule wrote for the scenario (its group_vars/host_vars are linked beside it)."""
+    return os.environ.get("MOLECULE_INVENTORY_FILE") or os.path.join(ephemeral_dir(), "inventory", "ansible_inventory.yml")
+
+
+def credentials_dir() -> str:
+    """The controller's credentials directory (kubeforge_credentials_dir in every scenario's inventory)."""
+    return os.path.join(ephemeral_dir(), "credentials")
+
+
+def group_var(scenario_directory: str, name: str) -> Any:
+    """A setting of the scenario's group_vars/all, as Ansible resolves it among those files: the
+    files load in name order and a later one wins (cluster.yml is the sample's all.yml). Fails
+    if no file sets it or its value is a template (the verifier does not render Jinja)."""
+    found, value = False, None
+    for path in sorted(glob.glob(os.path.join(scenario_directory, "inventory", "group_vars", "all", "*.yml"))):
+        with open(path, encoding="utf-8") as handle:
+            settings = yaml.safe_load(handle) or {}
+        if name in settings:
+            found, value = True, settings[name]
+    assert found, f"no file of {scenario_directory}/inventory/group_vars/all sets {name}"
+    assert "{{" not in str(value), f"{name} is a template ({value!r}); the verifier reads plain values only"
+    return value
+
+
+def edited_inventory(directory: str, scenario_directory: str, edit: Callable[[dict], None]) -> str:
+    """Molecule's inventory changed by ``edit`` (what an operator edits), written to
+    ``directory``/hosts.yml with the scenario's group_vars and host_vars linked beside it; its path.
+    Molecule writes each group at the top level of its inventory file."""
+    with open(inventory_file(), encoding="utf-8") as handle:
+        inventory = yaml.safe_load(handle)
+    edit(inventory)
+    path = os.path.join(directory, "hosts.yml")
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(inventory, handle)
+    for part in ("group_vars", "host_vars"):
+        os.symlink(os.path.join(scenario_directory, "inventory", part), os.path.join(directory, part))
+    return path
+
+
+# --------------------------------------------------------------------------- the containers
+
+def docker(*args: str, check: bool = True, timeout: float = DOCKER_TIMEOUT, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """``docker ARGS`` (text output); with ``check``, a non-zero exit fails with its stderr."""
+    run = subprocess.run(["docker", *args], input=stdin, capture_output=True, text=True, check=False, timeout=timeout)
+    if check and run.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} exited {run.returncode}: {run.stderr[-3000:]}")
+    return run
+
+
+def docker_exec(host: str, *command: str, check: bool = True, timeout: float = DOCKER_TIMEOUT) -> str:
+    """The standard output of a command in a scenario container."""
+    return docker("exec", host, *command, check=check, timeout=timeout).stdout
+
+
+def unit_properties(host: str, unit: str, *names: str) -> dict[str, str]:
+    """``systemctl show`` properties of a unit on a host, e.g. MainPID, ActiveEnterTimestampMonotonic."""
+    out = docker_exec(host, "systemctl", "show", unit, "-p", ",".join(names))
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def unit_property(host: str, unit: str, name: str) -> str:
+    """One ``systemctl show`` property of a unit on a host."""
+    return docker_exec(host, "systemctl", "show", "-p", name, "--value", unit).strip()
+
+
+def unit_active(host: str, unit: str) -> bool:
+    """Whether a unit is active on a host (False when the host does not answer)."""
+    return docker("exec", host, "systemctl", "is-active", unit, check=False).stdout.strip() == "active"
+
+
+def host_kubectl(host: str, *args: str, kubeconfig: str = ADMIN_KUBECONFIG, check: bool = True,
+                 timeout: float = DOCKER_TIMEOUT) -> subprocess.CompletedProcess:
+    """kubectl on a control-plane host (the control_plane role installs it), through the host's HA endpoint."""
+    return docker("exec", host, "kubectl", f"--kubeconfig={kubeconfig}", "--request-timeout=20s", *args, check=check, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- waiting
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition", interval: float = 0.5) -> None:
+    """Polls ``condition`` until it returns a true value; fails after ``timeout`` seconds with the
+    last exception it raised (a service may refuse while it starts, that is not yet a failure)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception as exc:  # pylint: disable=broad-except  # not ready yet
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
+
+
+# --------------------------------------------------------------------------- ansible-playbook
+
+def ansible_env() -> dict[str, str]:
+    """The verifier's environment for ansible-playbook: the project's ansible.cfg, no colours (the
+    output is parsed; molecule may force them)."""
+    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(project_dir(), "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    env.pop("ANSIBLE_FORCE_COLOR", None)
+    return env
+
+
+def playbook_command(inventory: str, path: str, *extra: str) -> list[str]:
+    """The ansible-playbook command line: the one beside this Python (the venv's) when there is one."""
+    beside = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    executable = beside if os.access(beside, os.X_OK) else (shutil.which("ansible-playbook") or "ansible-playbook")
+    return [executable, "-i", inventory, path, *extra]
+
+
+def playbook(inventory: str, path: str, *extra: str, timeout: float = PLAYBOOK_TIMEOUT) -> str:
+    """Runs a playbook against an inventory from the verifier; fails with the end of its output
+    unless it succeeds; its standard output."""
+    started = time.monotonic()
+    run = subprocess.run(playbook_command(inventory, path, *extra), capture_output=True, text=True, env=ansible_env(), check=False,
+                         timeout=timeout)
+    assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-3000:]
+    print(f"{os.path.basename(path)} {' '.join(extra)}: {time.monotonic() - started:.1f}s")
+    return run.stdout
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RECAP_LINE = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$")
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP of ansible-playbook output: {host: {ok, changed, unreachable, failed, ...}}."""
+    text = _ANSI.sub("", output)
+    if "PLAY RECAP" not in text:
+        return {}
+    counts = {}
+    for line in text.rsplit("PLAY RECAP", 1)[1].splitlines():
+        match = _RECAP_LINE.match(line.strip())
+        if match:
+            counts[match.group(1)] = {key: int(value) for key, value in (item.split("=") for item in match.group(2).split())}
+    return counts
+
+
+def changed_counts(output: str) -> dict[str, int]:
+    """{host: changed} from the PLAY RECAP."""
+    return {host: counts["changed"] for host, counts in recap(output).items()}
+
+
+# --------------------------------------------------------------------------- the apiservers
+
+# Runs inside a host (python3 and python3-yaml are in the node image): one HTTPS GET.
+#   argv: address port path kubeconfig server_name
+# With a kubeconfig: its client certificate, and the server certificate verified against its CA for
+# server_name. Without: no client certificate and no verification (what `curl -k` does).
+NODE_REQUEST = r"""
+import base64, http.client, json, os, shutil, socket, ssl, sys, tempfile
+address, port, path, kubeconfig, server_name = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5] or sys.argv[1]
+tmp = tempfile.mkdtemp()
+try:
+    if kubeconfig:
+        import yaml
+        with open(kubeconfig) as handle:
+            config = yaml.safe_load(handle)
+        cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+        context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        files = []
+        for field in ("client-certificate-data", "client-key-data"):
+            files.append(os.path.join(tmp, field))
+            with open(os.open(files[-1], os.O_WRONLY | os.O_CREAT, 0o600), "wb") as handle:
+                handle.write(base64.b64decode(user[field]))
+        context.load_cert_chain(*files)
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((address, port), timeout=8) as raw:
+        with context.wrap_socket(raw, server_hostname=server_name) as tls:
+            tls.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, server_name)).encode())
+            response = http.client.HTTPResponse(tls)
+            response.begin()
+            body = response.read()
+finally:
+    shutil.rmtree(tmp)
+print(json.dumps({"status": response.status, "body": body.decode("utf-8", "replace")}))
+"""
+
+
+def node_request(host: str, address: str, path: str, port: int = APISERVER_PORT, kubeconfig: str = "",
+                 server_name: str = "", timeout: float = 30.0) -> tuple[int, str]:
+    """(status, body) of one HTTPS GET made from inside a host (see NODE_REQUEST)."""
+    run = docker("exec", "-i", host, "python3", "-", address, str(port), path, kubeconfig, server_name, stdin=NODE_REQUEST, timeout=timeout)
+    answer = json.loads(run.stdout)
+    return answer["status"], answer["body"]
+
+
+def probe(host: str, path: str = "/readyz") -> tuple[int, str]:
+    """(status, body) of a request through the host's HA endpoint 127.0.0.1:6443, authenticated with
+    the node's kube-proxy client certificate (every node has that kubeconfig), the server
+    certificate verified against the cluster CA for kubernetes.default.svc."""
+    return node_request(host, HA_ADDRESS, path, kubeconfig=KUBE_PROXY_KUBECONFIG, server_name=APISERVER_NAME)
+
+
+def apiserver_request(address: str, path: str, client: str | None = "admin", server_name: str | None = None,
+                      port: int = APISERVER_PORT) -> tuple[int, str]:
+    """(status, body) of a GET from the controller straight to one apiserver, its certificate verified
+    against the cluster CA, with a client certificate from the credentials directory (none if
+    ``client`` is None)."""
+    pki = os.path.join(credentials_dir(), "pki")
+    context = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
+    if client:
+        context.load_cert_chain(os.path.join(pki, f"{client}.crt"), os.path.join(pki, f"{client}.key"))
+    with socket.create_connection((address, port), timeout=REQUEST_TIMEOUT) as raw:
+        with context.wrap_socket(raw, server_hostname=server_name or address) as tls:
+            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {server_name or address}\r\nConnection: close\r\n\r\n".encode())
+            response = HTTPResponse(tls)  # type: ignore[arg-type]  # an SSL socket has makefile()
+            response.begin()
+            body = response.read()
+    return response.status, body.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- etcd
+
+def etcd_client(urls: list[str], timeout: float = 5.0) -> Any:
+    """The collection's etcd client (module_utils/_etcd; the conftest makes the collection importable)
+    with the apiserver's etcd client certificate from the credentials directory: what the apiservers use."""
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import client_from_params
+    pki = os.path.join(credentials_dir(), "pki")
+    return client_from_params({
+        "endpoints": list(urls), "ca_cert": os.path.join(pki, "etcd", "ca.crt"),
+        "client_cert": os.path.join(pki, "apiserver-etcd-client.crt"),
+        "client_key": os.path.join(pki, "apiserver-etcd-client.key"), "timeout": timeout})
+
+
+class Writer(threading.Thread):
+    """Puts one key after another (``prefix`` + a 6-digit number) while an operation runs, as an
+    apiserver would. A failed put is retried once after 1 s on a new client (a leader or membership
+    change may fail a single request); a put failing twice counts as failed. A put that raised may
+    still have been applied: its key is also kept in ``uncertain``.
+
+    ``connect`` makes the client (at the start and for a retry). With ``gate``, polled every 0.2 s,
+    the writer pauses while it returns false; while paused it takes its client from ``switch``
+    when given (the endpoints after a switch).
+
+    After ``finish()``: ``written`` {key: value} acknowledged puts, ``failed`` [(key, error)],
+    ``revisions`` the store revision of each acknowledged put in order, ``retried``, ``paused``.
+    """
+
+    def __init__(self, connect: Callable[[], Any], prefix: str, value: Callable[[int], str] = str, *,
+                 gate: Callable[[], bool] | None = None, switch: Callable[[], Any] | None = None) -> None:
+        super().__init__(daemon=True)
+        self.connect, self.prefix, self.value, self.gate, self.switch = connect, prefix, value, gate, switch
+        self.stop = threading.Event()
+        self.active = threading.Event()
+        self.active.set()
+        self.written: dict[str, str] = {}
+        self.failed: list[tuple[str, str]] = []
+        self.uncertain: set[str] = set()
+        self.revisions: list[int] = []
+        self.retried = 0
+        self.paused = 0
+
+    def _poll_gate(self) -> None:
+        while not self.stop.is_set():
+            try:
+                open_now = bool(self.gate())  # type: ignore[misc]
+            except Exception:  # pylint: disable=broad-except  # a host that does not answer: pause
+                open_now = False
+            (self.active.set if open_now else self.active.clear)()
+            time.sleep(0.2)
+
+    def run(self) -> None:
+        if self.gate:
+            threading.Thread(target=self._poll_gate, daemon=True).start()
+        etcd = self.connect()
+        number = 0
+        while not self.stop.is_set():
+            if not self.active.is_set():
+                self.paused += 1
+                if self.switch:
+                    etcd = self.switch()
+                time.sleep(0.05)
+                continue
+            key, value = f"{self.prefix}{number:06d}", self.value(number)
+            for attempt in (1, 2):
+                try:
+                    self.revisions.append(etcd.put(key, value))
+                    self.written[key] = value
+                    break
+                except Exception as exc:  # pylint: disable=broad-except
+                    self.uncertain.add(key)
+                    if attempt == 2:
+                        self.failed.append((key, str(exc)))
+                    else:
+                        self.retried += 1
+                        time.sleep(1)
+                        etcd = self.connect()
+            number += 1
+            time.sleep(0.02)
+
+    def finish(self, timeout: float = 30.0) -> None:
+        """Stops the writer and waits (bounded) for its last put."""
+        self.stop.set()
+        if self.is_alive():
+            self.join(timeout)
