@@ -5,6 +5,16 @@ The product must not depend on ../shared at run time, so the data it needs is co
 plugins/module_utils/_data/. Run this when ../shared changes, then review the diff:
 
     python3 tools/sync_shared_data.py [--shared ../shared]
+
+Flag lists: a minor whose folder holds SOURCE.txt was generated from the real binaries' --help
+output by tools/k8s_flags_from_help.py and is left alone; only the other minors are copied from
+../shared/k8s-flags (whose 1.36 and 1.37 lists are partly derived from release notes). Today 1.36
+and 1.37 come from the binaries (1.36.4, 1.37.2) and 1.35 from ../shared. Regenerate a
+binary-made minor with that tool, not with this one.
+
+Config-file fields (config_api/) still come from ../shared only: the binaries print no field
+lists, and ../shared has none newer than 1.35, so 1.36 and 1.37 use the 1.35 lists
+(_versions.config_api_minor picks the newest list at or below the target minor).
 """
 from __future__ import annotations
 
@@ -23,6 +33,8 @@ ETCD_MINORS = ("3.5", "3.6")
 # Artifacts the roles install from files (the control-plane binaries carry a .sha256 beside
 # each download instead, and kube-proxy runs from the same release directory).
 ARTIFACTS = ("kubelet", "kubectl", "etcd", "containerd", "runc", "cni_plugins", "crictl")
+# Written by tools/k8s_flags_from_help.py beside the lists it makes from the binaries.
+BINARY_SOURCE = "SOURCE.txt"
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 
 
@@ -49,10 +61,18 @@ def sync_checksums(shared: str) -> None:
         yaml.safe_dump(kept, f, sort_keys=False, width=160)
 
 
+def from_binaries(minor: str) -> bool:
+    """True when the minor's flag lists were written by tools/k8s_flags_from_help.py (it leaves SOURCE.txt)."""
+    return os.path.exists(os.path.join(DATA, "flags", minor, BINARY_SOURCE))
+
+
 def sync_flags(shared: str) -> None:
     flags = os.path.join(shared, "k8s-flags")
     for minor in KUBE_MINORS:
         out = os.path.join(DATA, "flags", minor)
+        if from_binaries(minor):
+            print(f"flags {minor}: generated from the binaries ({BINARY_SOURCE}), not copied from {flags}")
+            continue
         os.makedirs(out, exist_ok=True)
         for component in COMPONENTS:
             # A list read from the reference page wins over a derived one.

@@ -5,8 +5,10 @@
 
 """Supported versions and the per-version data the collection carries (flags, config fields).
 
-Controller side only: the data files live beside this module in ``_data/`` (copied from the
-project's shared data by tools/sync_shared_data.py).
+Controller side only: the data files live beside this module in ``_data/``. The flag lists of a
+minor whose folder holds SOURCE.txt were read from the real binaries' --help by
+tools/k8s_flags_from_help.py; the other flag lists, the config-api field lists and the checksums
+are copied from the project's shared data by tools/sync_shared_data.py.
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ def pack_tar(dest: Path, members: list, top: str = "") -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        dirs = sorted({str(Path(top, arc).parent) for arc, _ in members} - {"", "."})
+        dirs = sorted({str(Path(top, arc).parent) for arc, _source in members} - {"", "."})
         for directory in dirs:
             info = tarfile.TarInfo(directory)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
@@ -184,14 +184,14 @@ KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", 
 
 
 def build_kubernetes(version: str, bins: Path, artifacts: Path) -> list:
-    major, minor, _patch = version.split(".")
+    major, minor, patch = version.split(".")
     flags = []
     for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         flags += _x(package, gitVersion=f"v{version}", gitMajor=major, gitMinor=minor, gitTreeState="clean", buildDate=EPOCH,
                     # A module zip carries no commit: say none rather than the "$Format:%H$" placeholder.
                     gitCommit="")
     go_build("kubernetes", f"v{version}", "k8s.io/kubernetes", [f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS], bins,
-             sibling_version=lambda _m: f"v0.{minor}.{_patch}", ldflags=tuple(flags))
+             sibling_version=lambda _m: f"v0.{minor}.{patch}", ldflags=tuple(flags))
     outputs = []
     for command in KUBE_COMMANDS:
         dest = artifacts / f"release/v{version}/bin/linux/{ARCH}/{command}"

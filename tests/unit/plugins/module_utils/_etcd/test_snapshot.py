@@ -94,7 +94,7 @@ def test_member_db_locked(tmp_path):
 
 
 class FakeTools:
-    """etcdutl / etcdctl stand-ins recording their command lines; restore creates the data dir as etcdutl does."""
+    """Fake etcdutl / etcdctl runners (unit test only) recording their command lines; restore creates the data dir as etcdutl does."""
 
     def __init__(self, revision=51):
         self.calls = []
