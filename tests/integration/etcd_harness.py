@@ -53,6 +53,18 @@ def etcd_binary(name: str) -> str:
     return path
 
 
+def terminate(process: subprocess.Popen | None, grace: float) -> None:
+    """SIGTERM a process still running, SIGKILL it if it has not exited after `grace` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -245,15 +257,9 @@ class Cluster:
 
     def stop_member(self, member: Member, kill: bool = False) -> None:
         """Stop a member (SIGTERM, or SIGKILL with kill: a crash). A graceful stop waits up to ~6 s for open watches."""
-        if member.process is not None and member.process.poll() is None:
-            if kill:
-                member.process.kill()
-            member.process.terminate()
-            try:
-                member.process.wait(10)
-            except subprocess.TimeoutExpired:
-                member.process.kill()
-                member.process.wait(10)
+        if member.process is not None and kill:
+            member.process.kill()
+        terminate(member.process, grace=10)
         member.process = None
 
     def stop(self, remove: bool = False) -> None:

@@ -37,7 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from etcd_harness import _STARTED, REPO, free_port
+from etcd_harness import _STARTED, REPO, free_port, terminate
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _control_plane as cp
 
@@ -214,13 +214,7 @@ class Apiserver:
         return timeout
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        terminate(self.process, grace=20)
 
 
 # --------------------------------------------------------------------------- tests

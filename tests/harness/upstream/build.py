@@ -315,24 +315,28 @@ def recipe(name: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-def ensure(name: str, version: str, artifacts: Path) -> tuple:
-    """(built?, seconds) for one component version; nothing is done when its stamp is current and
-    every output it recorded is still there with its checksum."""
-    stamp = stamp_of(name, version)
+def stamped(stamp: Path, key: str, what: str, build) -> tuple:
+    """(built?, seconds): nothing is done when the stamp has this key and every output it recorded
+    is still there with its checksum; otherwise build() runs and returns its outputs."""
     if stamp.exists():
         record = json.loads(stamp.read_text(encoding="utf-8"))
-        if record.get("recipe") == recipe(name) and all(Path(p).exists() and Path(p + ".sha256").exists() for p in record["outputs"]):
+        if record.get("recipe") == key and all(Path(p).exists() and Path(p + ".sha256").exists() for p in record["outputs"]):
             return False, 0.0
-    log(f"building {name} {version} (Go {run(['go', 'env', 'GOVERSION']).strip()}, GOMAXPROCS={os.cpu_count()}) ...")
+    log(f"building {what} ...")
     started = time.monotonic()
-    bins = cache_dir() / "bin" / f"{name}-{version}"
-    outputs = COMPONENTS[name](version, bins, artifacts)
+    outputs = build()
     seconds = time.monotonic() - started
     stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps({"recipe": recipe(name), "seconds": round(seconds, 1), "outputs": [str(p) for p in outputs]}, indent=1),
+    stamp.write_text(json.dumps({"recipe": key, "seconds": round(seconds, 1), "outputs": [str(p) for p in outputs]}, indent=1),
                      encoding="utf-8")
-    log(f"built {name} {version} in {seconds:.0f} s")
+    log(f"built {what} in {seconds:.0f} s")
     return True, seconds
+
+
+def ensure(name: str, version: str, artifacts: Path) -> tuple:
+    """One component version, built unless its stamp is current."""
+    return stamped(stamp_of(name, version), recipe(name), f"{name} {version}",
+                   lambda: COMPONENTS[name](version, cache_dir() / "bin" / f"{name}-{version}", artifacts))
 
 
 def ensure_images(images: Path) -> tuple:
@@ -341,31 +345,24 @@ def ensure_images(images: Path) -> tuple:
     pins = PINS["components"]
     key = hashlib.sha256(json.dumps([pins["kubernetes"][0], pins["coredns"], pins["flannel"], pins["flannel_cni"],
                                      inspect.getsource(images_lib)]).encode()).hexdigest()[:16]
-    stamp = stamp_of("images", "all")
-    if stamp.exists():
-        record = json.loads(stamp.read_text(encoding="utf-8"))
-        if record.get("recipe") == key and all(Path(p).exists() for p in record["outputs"]):
-            return False, 0.0
-    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
-        raise SystemExit("upstream: the images need a Docker engine: run tests/harness/ensure-docker.sh (make docker)")
-    log("building the images (pause, CoreDNS, flannel, busybox) ...")
-    started = time.monotonic()
-    bins = cache_dir() / "bin"
-    kube_dir = Path(module_info("k8s.io/kubernetes", f"v{pins['kubernetes'][0]}")["Dir"])
-    outputs = [
-        images_lib.pause_image(kube_dir, cache_dir() / "build" / "pause", images),
-        images_lib.coredns_image(pins["coredns"][0], bins / f"coredns-{pins['coredns'][0]}" / "coredns", images),
-        images_lib.flannel_image(pins["flannel"][0], bins / f"flannel-{pins['flannel'][0]}" / "flannel",
-                                 bins / f"flannel_cni-{pins['flannel_cni'][0]}" / "flannel", images),
-        images_lib.busybox_image(cache_dir() / "build" / "busybox", images),
-    ]
-    for output in outputs:
-        write_sha256(output)
-    seconds = time.monotonic() - started
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps({"recipe": key, "seconds": round(seconds, 1), "outputs": [str(p) for p in outputs]}, indent=1),
-                     encoding="utf-8")
-    return True, seconds
+
+    def build() -> list:
+        if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+            raise SystemExit("upstream: the images need a Docker engine: run tests/harness/ensure-docker.sh (make docker)")
+        bins = cache_dir() / "bin"
+        kube_dir = Path(module_info("k8s.io/kubernetes", f"v{pins['kubernetes'][0]}")["Dir"])
+        outputs = [
+            images_lib.pause_image(kube_dir, cache_dir() / "build" / "pause", images),
+            images_lib.coredns_image(pins["coredns"][0], bins / f"coredns-{pins['coredns'][0]}" / "coredns", images),
+            images_lib.flannel_image(pins["flannel"][0], bins / f"flannel-{pins['flannel'][0]}" / "flannel",
+                                     bins / f"flannel_cni-{pins['flannel_cni'][0]}" / "flannel", images),
+            images_lib.busybox_image(cache_dir() / "build" / "busybox", images),
+        ]
+        for output in outputs:
+            write_sha256(output)
+        return outputs
+
+    return stamped(stamp_of("images", "all"), key, "the images (pause, CoreDNS, flannel, busybox)", build)
 
 
 def main() -> int:
@@ -397,7 +394,9 @@ def main() -> int:
         if did:
             built.append(f"images {seconds:.0f} s")
     total = time.monotonic() - started
-    log(f"{'built ' + ', '.join(built) if built else 'everything cached'}; total {total:.1f} s; artifacts in {artifacts}")
+    if built:
+        log(f"built with {run(['go', 'env', 'GOVERSION']).strip()} on {os.cpu_count()} cores: {', '.join(built)}")
+    log(f"{'' if built else 'everything cached; '}total {total:.1f} s; artifacts in {artifacts}")
     print(artifacts)
     return 0
 
