@@ -48,6 +48,7 @@ artifacts-all:
 	@tests/harness/build-artifacts.sh $(ARTIFACTS) --all-versions
 
 lab: collection image artifacts
+	tests/harness/host-kernel.sh
 	tests/harness/lab.sh up "$$(cat .cache/node-image)"
 	$(BIN)/ansible-playbook site.yml -i $(LAB_INVENTORY)
 	@echo
@@ -78,6 +79,7 @@ integration: collection artifacts
 	$(BIN)/python -m pytest -q -m integration tests/integration
 
 molecule: collection image artifacts
+	tests/harness/host-kernel.sh
 	for scenario in $$(cd molecule && ls */molecule.yml | cut -d/ -f1); do \
 	  KUBEFORGE_NODE_IMAGE="$$(cat .cache/node-image)" $(BIN)/molecule test -s $$scenario; \
 	done

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Helpers the molecule verifiers (and the site scenario's fault tests) share: the scenario's paths
 and settings, commands in the scenario's containers, bounded polling, ansible-playbook runs from
-the verifier with the scenario's inventory, requests to the apiservers, and a writer thread that
-writes etcd keys while an operation runs.
+the verifier with the scenario's inventory, requests to the apiservers, a writer thread that
+writes etcd keys while an operation runs, and test pods and the pod network (busybox pods, node
+readiness, flannel's routes).
 
 Each scenario's tests/conftest.py puts this directory on sys.path. Every wait here has a timeout;
 every command has one too, so a hung container or playbook fails the test instead of the run.
@@ -10,6 +11,7 @@ every command has one too, so a hung container or playbook fails the test instea
 from __future__ import annotations
 
 import glob
+import ipaddress
 import json
 import os
 import re
@@ -123,9 +125,12 @@ def unit_active(host: str, unit: str) -> bool:
 
 
 def host_kubectl(host: str, *args: str, kubeconfig: str = ADMIN_KUBECONFIG, check: bool = True,
-                 timeout: float = DOCKER_TIMEOUT) -> subprocess.CompletedProcess:
-    """kubectl on a control-plane host (the control_plane role installs it), through the host's HA endpoint."""
-    return docker("exec", host, "kubectl", f"--kubeconfig={kubeconfig}", "--request-timeout=20s", *args, check=check, timeout=timeout)
+                 timeout: float = DOCKER_TIMEOUT, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """kubectl on a control-plane host (the control_plane role installs it), through the host's HA endpoint;
+    ``stdin`` is kubectl's standard input (``-f -``)."""
+    interactive = ("-i",) if stdin is not None else ()
+    return docker("exec", *interactive, host, "kubectl", f"--kubeconfig={kubeconfig}", "--request-timeout=20s", *args, check=check,
+                  timeout=timeout, stdin=stdin)
 
 
 # --------------------------------------------------------------------------- waiting
@@ -352,3 +357,151 @@ class Writer(threading.Thread):
         self.stop.set()
         if self.is_alive():
             self.join(timeout)
+
+
+# --------------------------------------------------------------------------- pods and the pod network
+
+# The test image every node imports offline (tests/harness/upstream/images.py): Debian's busybox-static
+# (sh, httpd, wget, ping, nslookup); no registry is reachable, so pods never pull it.
+BUSYBOX_REPOSITORY = "kubeforge.local/busybox"
+HTTPD_PORT = 8080
+# A busybox container that serves its hostname (the pod's name) on HTTPD_PORT and says so in its log first.
+HTTPD_SCRIPT = (f'mkdir -p /www && hostname > /www/index.html && echo "httpd: $(hostname) serves /www on :{HTTPD_PORT}" && '
+                f"exec httpd -f -p {HTTPD_PORT} -h /www")
+CONTROL_PLANE_TOLERATION = {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
+# kube-flannel as roles/flannel deploys it.
+FLANNEL_NAMESPACE = "kube-flannel"
+FLANNEL_CONFIGMAP = "kube-flannel-cfg"
+FLANNEL_DAEMONSET = "kube-flannel-ds"
+FLANNEL_VXLAN_DEVICE = "flannel.1"
+
+
+def httpd_started_line(pod: str) -> str:
+    """The first line an HTTPD_SCRIPT container logs."""
+    return f"httpd: {pod} serves /www on :{HTTPD_PORT}"
+
+
+def kubectl_json(host: str, *args: str, timeout: float = DOCKER_TIMEOUT) -> Any:
+    """``kubectl ARGS -o json`` on a control-plane host, parsed."""
+    return json.loads(host_kubectl(host, *args, "-o", "json", timeout=timeout).stdout)
+
+
+def kubectl_apply(host: str, *objects: dict, timeout: float = DOCKER_TIMEOUT) -> None:
+    """``kubectl apply`` of API objects (dicts) on a control-plane host."""
+    host_kubectl(host, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}), timeout=timeout)
+
+
+def busybox_image(hosts: list[str]) -> str:
+    """``kubeforge.local/busybox:<tag>`` as containerd holds it on every host (crictl; the tag is the
+    Debian version the harness built it from); the newest tag if several."""
+    common: set[str] | None = None
+    for host in hosts:
+        images = json.loads(docker_exec(host, "crictl", "images", "-o", "json"))["images"]
+        tags = {tag for image in images for tag in image.get("repoTags") or [] if tag.startswith(BUSYBOX_REPOSITORY + ":")}
+        common = tags if common is None else common & tags
+    assert common, (f"no {BUSYBOX_REPOSITORY}:<tag> image in containerd on every host of {hosts} "
+                    "(the container_runtime role imports $MOLECULE_PROJECT_DIRECTORY/.cache/images/busybox-<tag>.tar)")
+    return sorted(common)[-1]
+
+
+def busybox_pod(name: str, namespace: str, image: str, script: str, node: str | None = None, labels: dict | None = None) -> dict:
+    """A one-container busybox Pod running ``sh -c script``, tolerating the control-plane taint, pinned
+    to ``node`` (nodeName) when given; stopped within a second when deleted."""
+    spec: dict[str, Any] = {
+        "tolerations": [CONTROL_PLANE_TOLERATION],
+        "terminationGracePeriodSeconds": 1,
+        "enableServiceLinks": False,
+        "containers": [{"name": "main", "image": image, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", script]}],
+    }
+    if node:
+        spec["nodeName"] = node
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": labels or {}}, "spec": spec}
+
+
+def pod_ready(pod: dict) -> bool:
+    """A pod Running and Ready, not being deleted."""
+    status = pod.get("status") or {}
+    return (not pod["metadata"].get("deletionTimestamp") and status.get("phase") == "Running"
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or []))
+
+
+def wait_pods_ready(host: str, namespace: str, names: list[str], timeout: float = 120.0) -> dict[str, dict]:
+    """Waits, bounded, until the named pods are Ready; {name: pod}."""
+    pods: dict[str, dict] = {}
+
+    def ready() -> bool:
+        pods.clear()
+        for pod in kubectl_json(host, "-n", namespace, "get", "pods")["items"]:
+            if pod["metadata"]["name"] in names:
+                pods[pod["metadata"]["name"]] = pod
+        return set(pods) == set(names) and all(pod_ready(pod) for pod in pods.values())
+    wait_for(ready, timeout=timeout, what=f"pods {names} Ready in {namespace}", interval=2)
+    return dict(pods)
+
+
+def create_namespace(host: str, name: str, timeout: float = 180.0) -> None:
+    """A fresh namespace (one a failed run left is deleted first)."""
+    delete_namespace(host, name, timeout)
+    host_kubectl(host, "create", "namespace", name)
+
+
+def delete_namespace(host: str, name: str, timeout: float = 180.0) -> None:
+    """Deletes a namespace and waits, bounded, until it is gone."""
+    host_kubectl(host, "delete", "namespace", name, "--ignore-not-found", "--wait=false")
+
+    def gone() -> bool:
+        run = host_kubectl(host, "get", "namespace", name, check=False)
+        return run.returncode != 0 and "NotFound" in run.stderr
+    wait_for(gone, timeout=timeout, what=f"namespace {name} deleted", interval=2)
+
+
+def nodes_ready(host: str, names: list[str]) -> bool:
+    """Every named node is registered and Ready."""
+    ready = {node["metadata"]["name"] for node in kubectl_json(host, "get", "nodes")["items"]
+             if any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or [])}
+    return set(names) <= ready
+
+
+def node_pod_cidrs(host: str) -> dict[str, str]:
+    """{node: spec.podCIDR} (kube-controller-manager allocates them)."""
+    return {node["metadata"]["name"]: node["spec"].get("podCIDR", "") for node in kubectl_json(host, "get", "nodes")["items"]}
+
+
+def flannel_net_conf(host: str) -> dict:
+    """net-conf.json of the kube-flannel-cfg ConfigMap: what flanneld runs (Backend.Type vxlan or host-gw)."""
+    configmap = kubectl_json(host, "-n", FLANNEL_NAMESPACE, "get", "configmap", FLANNEL_CONFIGMAP)
+    return json.loads(configmap["data"]["net-conf.json"])
+
+
+def pod_network_problems(name: str, addresses: dict[str, str], net_conf: dict, pod_cidrs: dict[str, str]) -> list[str]:
+    """What on host ``name`` does not match flannel's backend (``net_conf``); empty when it does.
+
+    vxlan: the VXLAN device flannel.1 with the VNI and UDP port of the config, and a route to each peer's
+    podCIDR through flannel.1 (gateway: the peer subnet's first address, onlink). host-gw: a route to each
+    peer's podCIDR via the peer's node address. ``addresses`` maps every node to its address."""
+    backend = net_conf["Backend"]["Type"]
+    problems = []
+    if backend == "vxlan":
+        link = docker("exec", name, "ip", "-d", "link", "show", FLANNEL_VXLAN_DEVICE, check=False)
+        vni, port = net_conf["Backend"].get("VNI", 1), net_conf["Backend"].get("Port", 8472)
+        if link.returncode != 0:
+            problems.append(f"{name}: no {FLANNEL_VXLAN_DEVICE} ({link.stderr.strip()})")
+        elif not re.search(rf"\bvxlan id {vni}\b", link.stdout) or not re.search(rf"\bdstport {port}\b", link.stdout):
+            problems.append(f"{name}: {FLANNEL_VXLAN_DEVICE} is not vxlan id {vni} dstport {port}: {link.stdout.strip()}")
+    elif backend != "host-gw":
+        return [f"flannel backend {backend!r} is neither vxlan nor host-gw"]
+    routes = {route["dst"]: route for route in json.loads(docker_exec(name, "ip", "-j", "route", "show") or "[]")}
+    for peer, cidr in sorted(pod_cidrs.items()):
+        if peer == name:
+            continue
+        if not cidr:
+            problems.append(f"node {peer} has no podCIDR")
+            continue
+        route = routes.get(cidr)
+        if backend == "host-gw":
+            want = {"gateway": addresses[peer]}
+        else:
+            want = {"gateway": str(ipaddress.ip_network(cidr).network_address), "dev": FLANNEL_VXLAN_DEVICE}
+        if route is None or any(route.get(key) != value for key, value in want.items()):
+            problems.append(f"{name}: route to {peer}'s {cidr} is {route}, want {want}")
+    return problems

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Controller-side preflight: reads the whole inventory and runs every rule; no host is contacted."""
+"""Controller-side preflight: reads the whole inventory, and the kernel facts the preflight play
+gathered with kubeforge.cluster.node_facts, and runs every rule. It contacts no host itself."""
 
 from __future__ import annotations
 
@@ -31,9 +32,15 @@ class ActionModule(ActionBase):
         ignored = {h for g in IGNORED_GROUPS for h in groups.get(g, [])}
         members = set(groups.get("all", [])) - ignored | {h for g in _preflight.ROLE_GROUPS for h in groups.get(g, [])}
         hostvars = task_vars["hostvars"]
+        # The play gathered node facts on its k8s_cluster hosts: those must have them. A host the play
+        # left out (--limit) is checked only when its facts are cached from an earlier run.
+        asked = set(task_vars.get("ansible_play_hosts_all") or []) & set(groups.get("k8s_cluster", []))
         hosts = {}
         for name in sorted(members):
             hosts[name] = {"ip": self._templar.template(node_address(hostvars[name], name))}
+            facts = self._templar.template((hostvars[name].get("ansible_facts") or {}).get("kubeforge_node"))
+            if facts is not None or name in asked:
+                hosts[name]["kubeforge_node"] = facts
         cluster = {key: self._templar.template(task_vars.get(key)) for key in CLUSTER_SETTINGS}
 
         report = _preflight.validate(cluster, hosts, groups)

@@ -58,6 +58,8 @@ CLIENTS = {
     "kube-scheduler": ("system:kube-scheduler", []),
     "kube-proxy": ("system:kube-proxy", []),
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", ["system:masters"]),
+    # Approves kubelet serving CSRs (kubelet_bootstrap role); its RBAC allows that and nothing else.
+    "kubelet-csr-approver": ("kubeforge:kubelet-csr-approver", []),
 }
 # Component kubeconfigs: name -> (client certificate, services that read it on the hosts).
 KUBECONFIGS = {
@@ -65,6 +67,7 @@ KUBECONFIGS = {
     "controller-manager": ("kube-controller-manager", ["kube-controller-manager"]),
     "scheduler": ("kube-scheduler", ["kube-scheduler"]),
     "kube-proxy": ("kube-proxy", ["kube-proxy"]),
+    "kubelet-csr-approver": ("kubelet-csr-approver", []),
 }
 
 
@@ -268,7 +271,7 @@ def pki_plan(groups: Mapping, hostvars: Mapping, settings: Mapping) -> dict:
         plan.give_pair(host, "front-proxy-client", f"{KUBE_PKI_DIR}/front-proxy-client", ["kube-apiserver"])
         plan.give(host, sa_key, f"{KUBE_PKI_DIR}/sa.key", KEY_MODE, ["kube-apiserver", "kube-controller-manager"])
         plan.give(host, sa_pub, f"{KUBE_PKI_DIR}/sa.pub", CERT_MODE, ["kube-apiserver"])
-        for name in ("admin", "controller-manager", "scheduler"):
+        for name in ("admin", "controller-manager", "scheduler", "kubelet-csr-approver"):
             plan.give(host, kubeconfigs[name], f"{KUBE_DIR}/{name}.kubeconfig", KUBECONFIG_MODE, KUBECONFIGS[name][1])
     for host in k8s:
         plan.give(host, ca_cert, f"{KUBE_PKI_DIR}/ca.crt", CERT_MODE, ["kubelet"])

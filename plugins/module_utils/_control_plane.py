@@ -12,7 +12,7 @@ carries (``_data/flags``). Config documents (KubeSchedulerConfiguration, the aud
 EncryptionConfiguration) are built here too and checked against the config-api field lists.
 
 ``settings`` is the dict the control_plane role passes (``control_plane_settings`` in its vars):
-  version, node_ip, apiserver_port, service_cidr, pod_cidr, cluster_domain, etcd_servers,
+  version, node_ip, apiserver_port, service_cidr, pod_cidr, node_cidr_mask_size, cluster_domain, etcd_servers,
   kubelet_tls_mode, pki_dir, config_dir, audit_log_dir, audit_log_maxage, audit_log_maxbackup,
   audit_log_maxsize, tls_min_version, tls_cipher_suites, service_account_issuer,
   terminated_pod_gc_threshold, extra_args ({component: {flag: value}}).
@@ -155,6 +155,7 @@ def controller_manager_flags(settings: dict) -> dict:
         "--controllers": ["*", "bootstrapsigner", "tokencleaner"],
         "--allocate-node-cidrs": True,
         "--cluster-cidr": settings["pod_cidr"],
+        "--node-cidr-mask-size": settings["node_cidr_mask_size"],
         "--service-cluster-ip-range": settings["service_cidr"],
         "--terminated-pod-gc-threshold": settings["terminated_pod_gc_threshold"],
         **_tls(settings),

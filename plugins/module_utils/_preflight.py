@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _versions
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _node_facts, _versions
 
 # Groups every cluster needs, as kubespray names them.
 ROLE_GROUPS = ("etcd", "kube_control_plane", "kube_node")
@@ -32,15 +32,35 @@ _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
 
 
+# The version setting of each release artifact that is not a Kubernetes binary (those follow kube_version).
+ARTIFACT_VERSIONS = {
+    "etcd": "etcd_version",
+    "containerd": "containerd_version",
+    "runc": "runc_version",
+    "cni_plugins": "cni_plugins_version",
+    "crictl": "crictl_version",
+}
 # Cluster-wide settings every inventory must define (inventory/sample/group_vars/all.yml has them all).
 REQUIRED_SETTINGS = (
     "kube_version", "etcd_version", "kubeforge_arch", "kube_pod_cidr", "kube_service_cidr", "kube_cluster_dns_ip",
     "kube_cluster_domain", "kube_apiserver_port", "kube_apiserver_lb_address", "kube_apiserver_lb_domain",
     "kube_apiserver_extra_sans", "kube_proxy_mode", "etcd_even_members_enabled", "kubeforge_artifacts_dir",
     "kubeforge_download_mirror", "kubeforge_artifacts_checksum_source", "kubeforge_host_kernel_managed",
-    "kubeforge_credentials_dir", "kube_apiserver_endpoint", "kubelet_tls_mode",
+    "kubeforge_credentials_dir", "kube_apiserver_endpoint", "kubelet_tls_mode", "kube_node_cidr_mask_size",
+    "kubelet_fail_cgroup_v1", "flannel_backend", "containerd_version", "runc_version", "cni_plugins_version",
+    "crictl_version",
 ) + tuple(EXTRA_ARGS)
 KUBELET_TLS_MODES = ("bootstrap", "signed")
+KUBE_PROXY_MODES = ("ipvs", "iptables", "nftables")
+FLANNEL_BACKENDS = ("vxlan", "host-gw")
+# kube-proxy refuses nftables mode on older kernels (k8s.io/kubernetes pkg/util/kernel/constants.go,
+# NFTablesKubeProxyKernelVersion, checked in pkg/proxy/nftables).
+NFTABLES_MIN_KERNEL = (5, 13)
+# The feature gate that allows kube-proxy's ipvs mode (k8s.io/kubernetes pkg/features/kube_features.go):
+# it exists from 1.37 on, Deprecated and on by default; pkg/proxy/apis/config/validation drops ipvs
+# from the valid modes when it is off. The collection never turns it off, so it passes no gate.
+KUBE_PROXY_IPVS_GATE = "KubeProxyIPVS"
+KUBE_PROXY_IPVS_GATE_SINCE = "1.37"
 
 
 @dataclass
@@ -78,10 +98,14 @@ def check_settings_defined(cluster, hosts, groups, report: Report) -> None:
     if missing:
         report.problems.append(f"settings not defined: {', '.join(missing)}; every inventory needs them all "
                                "(copy inventory/sample/group_vars/all.yml, which documents each one)")
-    if cluster.get("kube_proxy_mode") not in (None, "ipvs", "iptables"):
-        report.problems.append(f"kube_proxy_mode {cluster.get('kube_proxy_mode')!r} must be ipvs or iptables")
+    if cluster.get("kube_proxy_mode") not in (None, *KUBE_PROXY_MODES):
+        report.problems.append(f"kube_proxy_mode {cluster.get('kube_proxy_mode')!r} must be ipvs, iptables or nftables")
     if cluster.get("kubeforge_arch") not in (None, "amd64", "arm64"):
         report.problems.append(f"kubeforge_arch {cluster.get('kubeforge_arch')!r} must be amd64 or arm64")
+    if cluster.get("flannel_backend") not in (None, *FLANNEL_BACKENDS):
+        report.problems.append(f"flannel_backend {cluster.get('flannel_backend')!r} must be vxlan or host-gw")
+    if cluster.get("kubelet_fail_cgroup_v1") is not None and not isinstance(cluster.get("kubelet_fail_cgroup_v1"), bool):
+        report.problems.append(f"kubelet_fail_cgroup_v1 {cluster.get('kubelet_fail_cgroup_v1')!r} must be true or false")
 
 
 def check_groups(cluster, hosts, groups, report: Report) -> None:
@@ -154,6 +178,35 @@ def check_networks(cluster, hosts, groups, report: Report) -> None:
         report.problems.append(f"kube_service_cidr {services} is too small: its first IP ({first_service_ip}) serves the API and needs room for services")
 
 
+def check_node_cidrs(cluster, hosts, groups, report: Report) -> None:
+    """kube-controller-manager's --node-cidr-mask-size: every node gets a subnet of kube_pod_cidr of this size."""
+    size = cluster.get("kube_node_cidr_mask_size")
+    if size is None:
+        return  # reported by check_settings_defined
+    if not isinstance(size, int) or isinstance(size, bool):
+        report.problems.append(f"kube_node_cidr_mask_size {size!r} must be an integer: the prefix length of each node's pod subnet, such as 24")
+        return
+    pods = _network(cluster.get("kube_pod_cidr"))
+    if pods is None:
+        return  # reported by check_networks
+    longest = 30 if pods.version == 4 else 126
+    if not pods.prefixlen < size <= longest:
+        report.problems.append(f"kube_node_cidr_mask_size {size} must be larger than the prefix length of kube_pod_cidr {pods} "
+                               f"and at most {longest}")
+        return
+    if pods.version == 6 and size - pods.prefixlen > 16:
+        # pkg/controller/nodeipam/ipam/cidrset: clusterSubnetMaxDiff, ErrCIDRSetSubNetTooBig.
+        report.problems.append(f"kube_node_cidr_mask_size {size} is more than 16 bits longer than kube_pod_cidr {pods}: "
+                               f"kube-controller-manager refuses that for IPv6; lower it to {pods.prefixlen + 16} at most "
+                               "or give kube_pod_cidr a longer prefix")
+        return
+    subnets = 2 ** (size - pods.prefixlen)
+    nodes = len(set(groups.get("k8s_cluster", [])))
+    if subnets < nodes:
+        report.problems.append(f"kube_pod_cidr {pods} gives {subnets} node subnet{'s' if subnets != 1 else ''} of /{size}, "
+                               f"the cluster has {nodes} nodes; widen kube_pod_cidr or raise kube_node_cidr_mask_size")
+
+
 def check_endpoint(cluster, hosts, groups, report: Report) -> None:
     port = cluster.get("kube_apiserver_port")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
@@ -223,6 +276,9 @@ def check_versions(cluster, hosts, groups, report: Report) -> None:
         minor = _versions.minor_of(cluster.get(var))
         if minor not in supported:
             report.problems.append(f"{var} {cluster.get(var)!r} is not supported: use an X.Y.Z release of {', '.join(supported)}")
+    for var in ARTIFACT_VERSIONS.values():
+        if var != "etcd_version" and cluster.get(var) is not None and _versions.minor_of(cluster.get(var)) is None:
+            report.problems.append(f"{var} {cluster.get(var)!r} is not a release version: write X.Y.Z in quotes, without a leading v, such as \"2.4.2\"")
 
 
 def check_extra_args(cluster, hosts, groups, report: Report) -> None:
@@ -243,6 +299,72 @@ def check_extra_args(cluster, hosts, groups, report: Report) -> None:
                 report.warnings.append(f"{var}: {flag} is deprecated in {component} {minor}")
 
 
+def _kernel_minor(release) -> tuple | None:
+    """(major, minor) of a kernel release or Kubernetes version ('6.8.0-60-generic' -> (6, 8)), or None."""
+    match = re.match(r"^(\d+)\.(\d+)", str(release or ""))
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def check_kube_proxy(cluster, hosts, groups, report: Report) -> None:
+    """kube-proxy's ipvs mode still works in every supported version, deprecated (KEP-5495): a warning.
+
+    From 1.37 on kube-proxy accepts mode ipvs only while the feature gate KubeProxyIPVS is on; it
+    is on by default and the collection leaves it so (nothing to pass).
+    """
+    minor = _versions.minor_of(cluster.get("kube_version"))
+    if cluster.get("kube_proxy_mode") != "ipvs" or minor not in _versions.SUPPORTED_KUBE_MINORS:
+        return
+    if _kernel_minor(minor) >= _kernel_minor(KUBE_PROXY_IPVS_GATE_SINCE):
+        report.warnings.append(f"kube_proxy_mode ipvs is deprecated since Kubernetes 1.35 (KEP-5495): kube-proxy {minor} allows it through "
+                               f"the deprecated feature gate {KUBE_PROXY_IPVS_GATE}, on by default, which upstream turns off in 1.40 "
+                               "before removing ipvs mode in 1.43; plan the move to nftables")
+    else:
+        report.warnings.append(f"kube_proxy_mode ipvs is deprecated since Kubernetes 1.35 (KEP-5495) and kube-proxy {minor} says it may be "
+                               "removed in a future release; plan the move to nftables")
+
+
+def _valid_node_facts(facts) -> bool:
+    version = facts.get("cgroup_version") if isinstance(facts, dict) else None
+    return (isinstance(facts, dict) and isinstance(version, int) and not isinstance(version, bool) and version in (1, 2)
+            and facts.get("ip_vs") in _node_facts.IP_VS_STATES and isinstance(facts.get("kernel_release"), str))
+
+
+def check_node_facts(cluster, hosts, groups, report: Report) -> None:
+    """Rules on what each node's kernel says (kubeforge.cluster.node_facts, in hosts[name]['kubeforge_node']).
+
+    A host without the key was not asked (unit tests of the inventory alone, or a host left out
+    by --limit whose facts are not cached): its kernel rules are skipped. A host with the key and
+    no usable facts was asked and did not answer: that is a problem.
+    """
+    nodes = sorted(name for name in set(groups.get("k8s_cluster", [])) if "kubeforge_node" in hosts.get(name, {}))
+    unanswered = [name for name in nodes if not _valid_node_facts(hosts[name]["kubeforge_node"])]
+    if unanswered:
+        report.problems.append(f"no node facts for {', '.join(unanswered)} (the preflight play gathers them with kubeforge.cluster.node_facts; "
+                               "was the host unreachable or did the task fail?)")
+    facts = {name: hosts[name]["kubeforge_node"] for name in nodes if name not in unanswered}
+
+    cgroup_v1 = [name for name, fact in facts.items() if fact["cgroup_version"] == 1]
+    if cgroup_v1 and cluster.get("kubelet_fail_cgroup_v1") is True:
+        report.problems.append(f"cgroup v1 on {', '.join(cgroup_v1)}: kubelet 1.35 and later refuses to start on cgroup v1 (failCgroupV1); "
+                               "move the hosts to cgroup v2 or set kubelet_fail_cgroup_v1: false explicitly to accept the deprecated mode")
+    elif cgroup_v1 and cluster.get("kubelet_fail_cgroup_v1") is False:
+        report.warnings.append(f"cgroup v1 on {', '.join(cgroup_v1)}: the kubelet runs there because kubelet_fail_cgroup_v1 is false, "
+                               "but cgroup v1 support is deprecated and will be removed; move the hosts to cgroup v2")
+
+    mode = cluster.get("kube_proxy_mode")
+    if mode == "ipvs":
+        missing = [name for name, fact in facts.items() if fact["ip_vs"] == "missing"]
+        if missing:
+            report.problems.append(f"kube_proxy_mode ipvs but the kernel of {', '.join(missing)} has no IP_VS (not loaded, not built in, "
+                                   "not loadable): choose iptables or nftables")
+    elif mode == "nftables":
+        old = [f"{name} ({fact['kernel_release']})" for name, fact in facts.items()
+               if _kernel_minor(fact["kernel_release"]) is not None and _kernel_minor(fact["kernel_release"]) < NFTABLES_MIN_KERNEL]
+        if old:
+            report.problems.append(f"kube_proxy_mode nftables needs kernel {'.'.join(map(str, NFTABLES_MIN_KERNEL))} or later, which kube-proxy "
+                                   f"checks at start: {', '.join(old)}; upgrade the kernel or choose iptables")
+
+
 def check_artifacts(cluster, hosts, groups, report: Report) -> None:
     source = cluster.get("kubeforge_artifacts_checksum_source")
     if source not in _artifacts.CHECKSUM_SOURCES:
@@ -251,17 +373,19 @@ def check_artifacts(cluster, hosts, groups, report: Report) -> None:
     directory = cluster.get("kubeforge_artifacts_dir") or ""
     if not directory:
         return
-    versions = {"etcd": cluster.get("etcd_version")}
-    wanted = [(name, versions.get(name, cluster.get("kube_version"))) for name in cluster.get("kubeforge_required_artifacts") or []]
+    # Each artifact at its own version setting; the Kubernetes binaries at kube_version.
+    wanted = [(name, cluster.get(ARTIFACT_VERSIONS.get(name, "kube_version"))) for name in cluster.get("kubeforge_required_artifacts") or []]
     report.problems.extend(_artifacts.offline_problems(directory, wanted, cluster.get("kubeforge_arch"), source))
 
 
-RULES = (check_settings_defined, check_groups, check_etcd_size, check_hosts, check_networks, check_endpoint, check_pki, check_versions, check_extra_args,
-         check_artifacts)
+RULES = (check_settings_defined, check_groups, check_etcd_size, check_hosts, check_networks, check_node_cidrs, check_endpoint, check_pki,
+         check_versions, check_extra_args, check_kube_proxy, check_node_facts, check_artifacts)
 
 
 def validate(cluster: dict, hosts: dict, groups: dict) -> Report:
-    """Run every rule. ``hosts`` maps each inventory host to {'ip': its cluster address}."""
+    """Run every rule. ``hosts`` maps each inventory host to {'ip': its cluster address}, plus
+    'kubeforge_node' (the node_facts module's facts, or None when they were asked for and are
+    absent) for the hosts whose kernel the run checks; see check_node_facts."""
     report = Report()
     for rule in RULES:
         rule(cluster, hosts, groups, report)

@@ -9,19 +9,32 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: cluster_preflight
-short_description: Validate a kubeforge inventory and its settings before any host is touched
+short_description: Validate a kubeforge inventory, its settings and the node kernels before any host is changed
 version_added: 0.1.0
 description:
-  - Reads the whole inventory (groups and host variables) and the cluster-wide settings on the
-    controller and fails with one message that lists every problem found.
+  - Reads the whole inventory (groups and host variables), the cluster-wide settings and the
+    kernel facts of the nodes on the controller and fails with one message that lists every
+    problem found.
   - "Checks: the C(etcd), C(kube_control_plane), C(kube_node) and C(k8s_cluster) groups; hosts in
     no group that needs them; an even-sized etcd group (unless C(etcd_even_members_enabled));
     duplicate host names or addresses; node names; pod and service CIDRs (validity, overlap with
-    each other and with host addresses); the cluster DNS IP and the first service IP;
-    a load-balancer address when there is more than one control-plane host; supported
-    C(kube_version) and C(etcd_version); component extra arguments against the flag list of the
-    target Kubernetes version; offline artifacts and their checksums."
-  - Runs entirely on the controller (an action plugin); no host is contacted.
+    each other and with host addresses); C(kube_node_cidr_mask_size) (longer than the pod CIDR's
+    prefix, at most /30 or /126, and enough node subnets for every host of C(k8s_cluster));
+    the cluster DNS IP and the first service IP; a load-balancer address when there is more
+    than one control-plane host; supported C(kube_version) and C(etcd_version), and X.Y.Z
+    releases for C(containerd_version), C(runc_version), C(cni_plugins_version) and
+    C(crictl_version); C(kube_proxy_mode) (ipvs, iptables or nftables), C(flannel_backend)
+    (vxlan or host-gw), C(kubelet_fail_cgroup_v1) (a boolean); component extra arguments
+    against the flag list of the target Kubernetes version; offline artifacts, each at its own
+    version, and their checksums."
+  - "Node checks, on the facts M(kubeforge.cluster.node_facts) returned for each host of
+    C(k8s_cluster): cgroup v1 hosts while C(kubelet_fail_cgroup_v1) is true (kubelet 1.35 and
+    later refuses them); no IP_VS in the kernel (not loaded, built in or loadable) with
+    C(kube_proxy_mode=ipvs); a kernel older than 5.13 with C(kube_proxy_mode=nftables); a host
+    of the play without facts (unreachable, or the task failed there). A host the play left out
+    (C(--limit)) is checked only if its facts are cached from an earlier run."
+  - The action itself runs on the controller and contacts no host; the preflight play runs
+    M(kubeforge.cluster.node_facts), which only reads, on the nodes first.
   - The settings are read from the play's variables, not passed as options.
 author:
   - kubeforge developers (@kubeforge)
@@ -40,11 +53,19 @@ attributes:
     support: full
     description: Runs on the controller as an action plugin and contacts no host.
 notes:
-  - Deprecated flags in extra arguments are reported as warnings, not problems.
+  - Deprecated flags in extra arguments are reported as warnings, not problems; so are
+    C(kube_proxy_mode=ipvs) (deprecated since Kubernetes 1.35, KEP-5495) and cgroup v1 hosts
+    accepted with C(kubelet_fail_cgroup_v1=false).
+seealso:
+  - module: kubeforge.cluster.node_facts
 """
 
 EXAMPLES = r"""
-- name: Check the inventory and settings before touching any host
+- name: Read the kernel facts of every Kubernetes node
+  kubeforge.cluster.node_facts:
+  when: inventory_hostname in groups['k8s_cluster']
+
+- name: Check the inventory, settings and node facts before changing any host
   kubeforge.cluster.cluster_preflight:
   run_once: true
   delegate_to: localhost

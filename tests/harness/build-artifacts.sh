@@ -27,3 +27,7 @@ mkdir -p "$(dirname "$link")"
 [ -L "$link" ] || rm -rf "$link"
 ln -sfn "$dir" "$link"
 echo "build-artifacts: $link -> $dir" >&2
+# The image tarballs (kubeforge_images_dir of the lab and the scenarios) sit beside the artifacts.
+images_link=$(dirname "$link")/images
+ln -sfn "$(dirname "$dir")/images" "$images_link"
+echo "build-artifacts: $images_link -> $(dirname "$dir")/images" >&2

@@ -17,13 +17,18 @@ up() {
       continue
     fi
     docker rm -f "$name" >/dev/null 2>&1 || true
-    # systemd as PID 1 needs SYS_ADMIN, no seccomp filter, the cgroup tree and tmpfs /run.
-    # /proc/sys is read-only inside, so the sysctls Kubernetes needs are set here.
+    # systemd as PID 1 needs SYS_ADMIN, no seccomp filter, the cgroup tree and tmpfs /run; the
+    # kubelet, containerd and runc inside need the cgroup tree writable, SYS_PTRACE and MKNOD, and
+    # containerd's overlay snapshots need a file system that is not overlay (tmpfs, exec).
+    # /proc/sys is read-only inside, so the namespaced sysctls Kubernetes needs are set here.
+    # --tty gives the container a /dev/console, which the kubelet reads as its kernel log.
     docker run -d --name "$name" --hostname "$name" --network "$network" --ip "$ip" \
-      --cap-add SYS_ADMIN --cap-add NET_ADMIN \
+      --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE --cap-add MKNOD \
       --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-      -v /sys/fs/cgroup:/sys/fs/cgroup:ro --tmpfs /run --tmpfs /run/lock \
-      --sysctl net.ipv4.ip_forward=1 --stop-signal SIGRTMIN+3 \
+      -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
+      --tmpfs /var/lib/containerd:rw,exec,dev,suid \
+      --sysctl net.ipv4.ip_forward=1 --sysctl net.ipv4.conf.all.route_localnet=1 \
+      --stop-signal SIGRTMIN+3 --tty \
       "$image" >/dev/null
   done
   # Ansible needs systemd up before it manages services.

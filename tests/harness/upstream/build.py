@@ -354,9 +354,13 @@ def ensure_images(images: Path) -> tuple:
         outputs = [
             images_lib.pause_image(kube_dir, cache_dir() / "build" / "pause", images),
             images_lib.coredns_image(pins["coredns"][0], bins / f"coredns-{pins['coredns'][0]}" / "coredns", images),
+        ]
+        busybox = images_lib.busybox_image(cache_dir() / "build" / "busybox", images)
+        outputs += [
             images_lib.flannel_image(pins["flannel"][0], bins / f"flannel-{pins['flannel'][0]}" / "flannel",
-                                     bins / f"flannel_cni-{pins['flannel_cni'][0]}" / "flannel", images),
-            images_lib.busybox_image(cache_dir() / "build" / "busybox", images),
+                                     bins / f"flannel_cni-{pins['flannel_cni'][0]}" / "flannel",
+                                     cache_dir() / "build" / "busybox" / "busybox", images),
+            busybox,
         ]
         for output in outputs:
             write_sha256(output)

@@ -82,11 +82,13 @@ def coredns_image(version: str, binary: Path, images: Path) -> Path:
                       images / f"coredns-v{version}.tar")
 
 
-def flannel_image(version: str, flanneld: Path, cni_plugin: Path, images: Path) -> Path:
+def flannel_image(version: str, flanneld: Path, cni_plugin: Path, busybox: Path, images: Path) -> Path:
+    """Like the upstream image (alpine): its init containers `cp` the CNI plugin and config onto the node."""
     iptables = shutil.which("xtables-nft-multi") or "/usr/sbin/xtables-nft-multi"
     if not Path(iptables).exists():
         raise SystemExit("upstream: the flannel image takes iptables from this host: apt-get install iptables")
-    files = {"/opt/bin/flanneld": flanneld, "/flannel": cni_plugin, **_with_libraries(iptables)}
+    files = {"/opt/bin/flanneld": flanneld, "/flannel": cni_plugin, "/bin/busybox": busybox, "/bin/cp": "->busybox",
+             "/bin/sh": "->busybox", **_with_libraries(iptables)}
     for name in ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"):
         files[f"/usr/sbin/{name}"] = "->xtables-nft-multi"
     return save_image(f"ghcr.io/flannel-io/flannel:v{version}", files, ["/opt/bin/flanneld"], images / f"flannel-v{version}.tar")

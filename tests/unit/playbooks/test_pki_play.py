@@ -63,7 +63,8 @@ def test_fresh_pki_then_nothing_to_change(inventory):
     operator = yaml.safe_load((credentials / "admin.kubeconfig").read_text())
     assert operator["clusters"][0]["cluster"]["server"] == "https://192.168.56.10:6443"
     assert sorted(os.listdir(credentials / "kubeconfig")) == [
-        "admin.kubeconfig", "controller-manager.kubeconfig", "kube-proxy.kubeconfig", "kubelet-m1.kubeconfig", "kubelet-m2.kubeconfig",
+        "admin.kubeconfig", "controller-manager.kubeconfig", "kube-proxy.kubeconfig", "kubelet-csr-approver.kubeconfig",
+        "kubelet-m1.kubeconfig", "kubelet-m2.kubeconfig",
         "kubelet-m3.kubeconfig", "kubelet-w1.kubeconfig", "scheduler.kubeconfig"]
     code, out = sign(inventory)
     assert code == 0 and changed(out) == 0, out

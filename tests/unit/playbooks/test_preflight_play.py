@@ -1,30 +1,51 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The preflight play as operators run it: site.yml --tags preflight, on the controller only."""
+"""The preflight play as operators run it: site.yml --tags preflight.
+
+This machine stands in for every node (local connection): node_facts reads its kernel, and the
+check on the controller sees those facts in every host's variables.
+"""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
+import pytest
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._node_facts import NodeFactsBackend
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+# Settings whose host rules any machine passes: the other preflight checks run unchanged.
+ANY_KERNEL = {"kube_proxy_mode": "iptables", "kubelet_fail_cgroup_v1": False}
+SAMPLE_NODES = "master1, master2, master3, worker1, worker2"
 
 
-def preflight(inventory: str) -> subprocess.CompletedProcess:
-    # No connection variables: a task that tried to reach a host would fail to resolve it.
-    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.run([PLAYBOOK, "site.yml", "-i", inventory, "--tags", "preflight"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+@pytest.fixture
+def preflight(tmp_path):
+    def run(inventory: str, extra_vars: dict, *args: str) -> subprocess.CompletedProcess:
+        # The facts cache of this run only, not the checkout's .cache/facts.
+        env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+               "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")}
+        command = [PLAYBOOK, "site.yml", "-i", inventory, "--tags", "preflight", "-e", json.dumps(extra_vars), *args]
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return run
 
 
-def test_sample_inventory_passes():
-    run = preflight("inventory/sample")
+def test_sample_inventory_passes(preflight):
+    run = preflight("inventory/sample", {**LOCAL, **ANY_KERNEL}, "-v")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "Preflight passed for 5 hosts" in run.stdout or "ok: [master1 -> localhost]" in run.stdout
+    assert "Preflight passed for 5 hosts" in run.stdout
+    # Every node answered with its facts, and nothing changed.
+    for name in SAMPLE_NODES.split(", "):
+        assert f"ok: [{name}] =>" in run.stdout, name
+    assert "changed: [" not in run.stdout
 
 
-def test_broken_inventory_fails_with_every_problem_in_one_message():
-    run = preflight("tests/fixtures/inventory/broken")
+def test_broken_inventory_fails_with_every_problem_in_one_message(preflight):
+    run = preflight("tests/fixtures/inventory/broken", {**LOCAL, **ANY_KERNEL})
     assert run.returncode != 0
     out = run.stdout + run.stderr
     assert "Preflight found 5 problems; nothing was changed on any host" in out, out
@@ -38,3 +59,53 @@ def test_broken_inventory_fails_with_every_problem_in_one_message():
         assert expected in out, expected
     # Preflight stops the run: no later play started.
     assert "PLAY [Prepare" not in out
+
+
+def test_node_facts_reach_the_check(preflight):
+    # The sample's own settings (ipvs, kubelet_fail_cgroup_v1: true) judged against this machine's kernel.
+    facts = NodeFactsBackend("/").facts()
+    run = preflight("inventory/sample", LOCAL)
+    out = run.stdout + run.stderr
+    expected = []
+    if facts["cgroup_version"] == 1:
+        expected.append(f"cgroup v1 on {SAMPLE_NODES}: kubelet 1.35 and later refuses to start on cgroup v1")
+    if facts["ip_vs"] == "missing":
+        expected.append(f"kube_proxy_mode ipvs but the kernel of {SAMPLE_NODES} has no IP_VS")
+    if expected:
+        assert run.returncode != 0
+        assert f"Preflight found {len(expected)} problem" in out, out
+    else:
+        assert run.returncode == 0, out
+    for text in expected:
+        assert text in out, out
+    assert "kube_proxy_mode ipvs is deprecated since Kubernetes 1.35 (KEP-5495)" in out, out
+
+
+def test_a_node_without_facts_is_a_problem(preflight, tmp_path):
+    # worker2's Python does not exist: node_facts fails there, the check still runs and reports it.
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "group_vars" / "all.yml").symlink_to(os.path.join(REPO, "inventory", "sample", "group_vars", "all.yml"))
+    hosts = {name: {"kubeforge_node_ip": f"192.168.56.{n}", **LOCAL} for name, n in
+             (("master1", 11), ("master2", 12), ("master3", 13), ("worker1", 21), ("worker2", 22))}
+    hosts["worker2"]["ansible_python_interpreter"] = "/nonexistent/python3"
+    (inventory / "hosts.yml").write_text(json.dumps({"all": {"hosts": hosts, "children": {
+        "etcd": {"hosts": {"master1": None, "master2": None, "master3": None}},
+        "kube_control_plane": {"hosts": {"master1": None, "master2": None, "master3": None}},
+        "kube_node": {"hosts": {"worker1": None, "worker2": None}},
+        "k8s_cluster": {"children": {"kube_control_plane": None, "kube_node": None}}}}}))
+    run = preflight(str(inventory), ANY_KERNEL)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "Preflight found 1 problem; nothing was changed on any host" in out, out
+    assert "no node facts for worker2 (the preflight play gathers them with kubeforge.cluster.node_facts" in out, out
+    assert "PLAY [Prepare" not in out
+
+
+def test_hosts_outside_limit_are_not_asked(preflight):
+    # Only worker1 answers; the other nodes' kernels are not checked and not missed.
+    run = preflight("inventory/sample", {**LOCAL, **ANY_KERNEL}, "--limit", "worker1", "-v")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Preflight passed for 5 hosts" in run.stdout
+    assert "ok: [worker1] =>" in run.stdout and "ok: [master1] =>" not in run.stdout
+    assert "no node facts" not in run.stdout + run.stderr

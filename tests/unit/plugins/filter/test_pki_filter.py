@@ -134,7 +134,7 @@ def test_etcd_member_certificates():
 def test_bootstrap_mode_signs_nothing_per_node():
     result = plan()
     assert not [name for name in by_name(result) if name.startswith("kubelet/")]
-    assert len(result["certificates"]) == 3 + 1 + 5 + 2 + 4 + 1
+    assert len(result["certificates"]) == 3 + 1 + 6 + 2 + 4 + 1
     assert "/srv/creds/pki/kubelet" not in result["directories"]
 
 
@@ -196,6 +196,7 @@ def test_control_plane_host_files():
         "/etc/kubernetes/admin.kubeconfig": ("0600", []),
         "/etc/kubernetes/controller-manager.kubeconfig": ("0600", ["kube-controller-manager"]),
         "/etc/kubernetes/scheduler.kubeconfig": ("0600", ["kube-scheduler"]),
+        "/etc/kubernetes/kubelet-csr-approver.kubeconfig": ("0600", []),
         "/etc/kubernetes/kube-proxy.kubeconfig": ("0600", ["kube-proxy"]),
         "/etc/etcd/pki/ca.crt": ("0644", ["etcd"]),
         "/etc/etcd/pki/member.crt": ("0644", ["etcd"]),
@@ -226,6 +227,7 @@ def test_kubeconfigs_point_at_the_endpoint_and_the_operator_at_the_load_balancer
         "/srv/creds/kubeconfig/controller-manager.kubeconfig": ("https://127.0.0.1:6443", "system:kube-controller-manager"),
         "/srv/creds/kubeconfig/scheduler.kubeconfig": ("https://127.0.0.1:6443", "system:kube-scheduler"),
         "/srv/creds/kubeconfig/kube-proxy.kubeconfig": ("https://127.0.0.1:6443", "system:kube-proxy"),
+        "/srv/creds/kubeconfig/kubelet-csr-approver.kubeconfig": ("https://127.0.0.1:6443", "kubeforge:kubelet-csr-approver"),
         "/srv/creds/admin.kubeconfig": ("https://192.168.56.10:6443", "admin"),  # the operator's
     }
     single = plan({"lb_address": ""}, groups={**GROUPS, "kube_control_plane": ["master2"]})

@@ -13,7 +13,7 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils import _control_
 
 SETTINGS = {
     "version": "1.36.4", "node_ip": "10.0.0.11", "apiserver_port": 6443, "service_cidr": "10.96.0.0/12",
-    "pod_cidr": "10.244.0.0/16", "etcd_servers": ["https://10.0.0.11:2379", "https://10.0.0.12:2379"],
+    "pod_cidr": "10.244.0.0/16", "node_cidr_mask_size": 24, "etcd_servers": ["https://10.0.0.11:2379", "https://10.0.0.12:2379"],
     "kubelet_tls_mode": "bootstrap", "pki_dir": "/etc/kubernetes/pki", "config_dir": "/etc/kubernetes",
     "audit_log_dir": "/var/log/kubernetes/audit", "audit_log_maxage": 30, "audit_log_maxbackup": 10, "audit_log_maxsize": 100,
     "tls_min_version": "VersionTLS12", "tls_cipher_suites": ["TLS_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"],

@@ -31,7 +31,14 @@ CLUSTER = {
     "kube_scheduler_extra_args": {},
     "kubelet_extra_args": {},
     "kube_proxy_extra_args": {},
-    "kube_proxy_mode": "ipvs",
+    "kube_proxy_mode": "nftables",
+    "kube_node_cidr_mask_size": 24,
+    "kubelet_fail_cgroup_v1": True,
+    "flannel_backend": "vxlan",
+    "containerd_version": "2.4.2",
+    "runc_version": "1.5.3",
+    "cni_plugins_version": "1.10.0",
+    "crictl_version": "1.37.0",
     "kubeforge_download_mirror": "",
     "kubeforge_host_kernel_managed": True,
     "kubeforge_credentials_dir": "/srv/kubeforge/mycluster/credentials",
@@ -90,7 +97,24 @@ def test_valid_cluster_has_no_problems():
     ({"kubelet_extra_args": {"kubelet-https": "true"}}, "kubelet_extra_args: kubelet 1.36 has no flag --kubelet-https"),
     ({"kube_proxy_extra_args": ["--v=2"]}, "kube_proxy_extra_args must be a mapping of flag name to value"),
     ({"kube_version": None, "kube_pod_cidr": None}, "settings not defined: kube_version, kube_pod_cidr; every inventory needs them all"),
-    ({"kube_proxy_mode": "userspace"}, "kube_proxy_mode 'userspace' must be ipvs or iptables"),
+    ({"kube_proxy_mode": "userspace"}, "kube_proxy_mode 'userspace' must be ipvs, iptables or nftables"),
+    ({"flannel_backend": "wireguard"}, "flannel_backend 'wireguard' must be vxlan or host-gw"),
+    ({"kubelet_fail_cgroup_v1": "yes"}, "kubelet_fail_cgroup_v1 'yes' must be true or false"),
+    ({"kubelet_fail_cgroup_v1": 1}, "kubelet_fail_cgroup_v1 1 must be true or false"),
+    ({"kube_node_cidr_mask_size": "24"}, "kube_node_cidr_mask_size '24' must be an integer"),
+    ({"kube_node_cidr_mask_size": True}, "kube_node_cidr_mask_size True must be an integer"),
+    ({"kube_node_cidr_mask_size": 16}, "kube_node_cidr_mask_size 16 must be larger than the prefix length of kube_pod_cidr 10.244.0.0/16 and at most 30"),
+    ({"kube_node_cidr_mask_size": 31}, "kube_node_cidr_mask_size 31 must be larger than the prefix length of kube_pod_cidr 10.244.0.0/16 and at most 30"),
+    ({"kube_pod_cidr": "10.244.0.0/23"},
+     "kube_pod_cidr 10.244.0.0/23 gives 2 node subnets of /24, the cluster has 4 nodes; widen kube_pod_cidr or raise kube_node_cidr_mask_size"),
+    ({"kube_pod_cidr": "10.244.0.0/24", "kube_node_cidr_mask_size": 24},
+     "kube_node_cidr_mask_size 24 must be larger than the prefix length of kube_pod_cidr 10.244.0.0/24 and at most 30"),
+    ({"kube_pod_cidr": "fd00:10:244::/48", "kube_service_cidr": "fd00:10:96::/112", "kube_cluster_dns_ip": "fd00:10:96::a",
+      "kube_node_cidr_mask_size": 127}, "kube_node_cidr_mask_size 127 must be larger than the prefix length of kube_pod_cidr fd00:10:244::/48 and at most 126"),
+    ({"kube_pod_cidr": "fd00:10:244::/48", "kube_service_cidr": "fd00:10:96::/112", "kube_cluster_dns_ip": "fd00:10:96::a",
+      "kube_node_cidr_mask_size": 80}, "kube_node_cidr_mask_size 80 is more than 16 bits longer than kube_pod_cidr fd00:10:244::/48"),
+    ({"containerd_version": "v2.4.2"}, "containerd_version 'v2.4.2' is not a release version: write X.Y.Z"),
+    ({"crictl_version": 1.37}, "crictl_version 1.37 is not a release version"),
     ({"kubeforge_arch": "s390x"}, "kubeforge_arch 's390x' must be amd64 or arm64"),
     ({"kubeforge_artifacts_checksum_source": "trust-me"}, "kubeforge_artifacts_checksum_source 'trust-me' must be one of published, sidecar"),
     ({"kubelet_tls_mode": "rotate"}, "kubelet_tls_mode 'rotate' must be bootstrap or signed"),
@@ -246,3 +270,155 @@ def test_offline_artifact_without_any_checksum(tmp_path):
     cluster = {"kubeforge_artifacts_dir": str(tmp_path), "kubeforge_required_artifacts": ["kube-apiserver"]}
     problems = run(cluster=cluster).problems
     assert len(problems) == 1 and "has no checksum to verify it against" in problems[0]
+
+
+def test_node_subnets_enough_for_every_node():
+    # A /22 gives 4 node subnets of /24: exactly the 4 nodes; a /25 per node gives 8.
+    assert run(cluster={"kube_pod_cidr": "10.244.0.0/22"}).problems == []
+    assert run(cluster={"kube_pod_cidr": "10.244.0.0/23", "kube_node_cidr_mask_size": 25}).problems == []
+    problems = run(cluster={"kube_pod_cidr": "10.244.0.0/24", "kube_node_cidr_mask_size": 25}).problems
+    assert problems == ["kube_pod_cidr 10.244.0.0/24 gives 2 node subnets of /25, the cluster has 4 nodes; "
+                        "widen kube_pod_cidr or raise kube_node_cidr_mask_size"]
+
+
+def test_one_node_subnet_is_singular():
+    groups = {**copy.deepcopy(GROUPS), "k8s_cluster": ["master1", "worker1"]}
+    groups["kube_control_plane"] = groups["etcd"] = ["master1"]
+    hosts = {name: HOSTS[name] for name in ("master1", "worker1")}
+    groups["all"] = list(hosts)
+    problems = run(cluster={"kube_pod_cidr": "10.244.0.0/24", "kube_node_cidr_mask_size": 24, "kube_apiserver_lb_address": ""},
+                   hosts=hosts, groups=groups).problems
+    assert problems == ["kube_node_cidr_mask_size 24 must be larger than the prefix length of kube_pod_cidr 10.244.0.0/24 and at most 30"]
+    problems = run(cluster={"kube_pod_cidr": "10.244.0.0/24", "kube_node_cidr_mask_size": 25, "kube_apiserver_lb_address": ""},
+                   hosts={**hosts, "worker2": {"ip": "192.168.56.22"}},
+                   groups={**groups, "all": [*hosts, "worker2"], "kube_node": ["worker1", "worker2"],
+                           "k8s_cluster": ["master1", "worker1", "worker2"]}).problems
+    assert problems == ["kube_pod_cidr 10.244.0.0/24 gives 2 node subnets of /25, the cluster has 3 nodes; "
+                        "widen kube_pod_cidr or raise kube_node_cidr_mask_size"]
+
+
+def test_ipv6_node_subnets():
+    ipv6 = {"kube_pod_cidr": "fd00:10:244::/56", "kube_service_cidr": "fd00:10:96::/112", "kube_cluster_dns_ip": "fd00:10:96::a",
+            "kube_node_cidr_mask_size": 64}
+    assert run(cluster=ipv6).problems == []
+
+
+@pytest.mark.parametrize("version, expected", [
+    ("1.35.8", "kube_proxy_mode ipvs is deprecated since Kubernetes 1.35 (KEP-5495) and kube-proxy 1.35 says it may be removed"),
+    ("1.36.4", "kube_proxy_mode ipvs is deprecated since Kubernetes 1.35 (KEP-5495) and kube-proxy 1.36 says it may be removed"),
+    ("1.37.2", "kube_proxy_mode ipvs is deprecated since Kubernetes 1.35 (KEP-5495): kube-proxy 1.37 allows it through the deprecated "
+               "feature gate KubeProxyIPVS, on by default, which upstream turns off in 1.40 before removing ipvs mode in 1.43"),
+])
+def test_ipvs_mode_is_a_warning_not_a_problem(version, expected):
+    report = run(cluster={"kube_version": version, "kube_proxy_mode": "ipvs"})
+    assert report.problems == []
+    assert len(report.warnings) == 1 and report.warnings[0].startswith(expected), report.warnings
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_other_proxy_modes_warn_of_nothing(mode):
+    report = run(cluster={"kube_version": "1.37.2", "kube_proxy_mode": mode})
+    assert (report.problems, report.warnings) == ([], [])
+
+
+V2_IPVS = {"cgroup_version": 2, "ip_vs": "loadable", "kernel_release": "6.8.0-60-generic"}
+
+
+def with_facts(facts_by_host=None, default=None):
+    """HOSTS with node facts: every host gets ``default`` (V2_IPVS) unless ``facts_by_host`` names it."""
+    default = V2_IPVS if default is None else default
+    hosts = copy.deepcopy(HOSTS)
+    for name, host in hosts.items():
+        host["kubeforge_node"] = copy.deepcopy((facts_by_host or {}).get(name, default))
+    return hosts
+
+
+def test_node_facts_of_a_good_cluster():
+    assert run(hosts=with_facts()).problems == []
+    assert run(cluster={"kube_proxy_mode": "ipvs"}, hosts=with_facts()).problems == []
+
+
+@pytest.mark.parametrize("cluster_change, facts, expected", [
+    ({}, {"worker1": {**V2_IPVS, "cgroup_version": 1}, "master2": {**V2_IPVS, "cgroup_version": 1}},
+     "cgroup v1 on master2, worker1: kubelet 1.35 and later refuses to start on cgroup v1 (failCgroupV1); "
+     "move the hosts to cgroup v2 or set kubelet_fail_cgroup_v1: false explicitly to accept the deprecated mode"),
+    ({"kube_proxy_mode": "ipvs"}, {"worker1": {**V2_IPVS, "ip_vs": "missing"}},
+     "kube_proxy_mode ipvs but the kernel of worker1 has no IP_VS (not loaded, not built in, not loadable): choose iptables or nftables"),
+    ({"kube_proxy_mode": "nftables"}, {"master1": {**V2_IPVS, "kernel_release": "5.10.0-28-amd64"}},
+     "kube_proxy_mode nftables needs kernel 5.13 or later, which kube-proxy checks at start: master1 (5.10.0-28-amd64); "
+     "upgrade the kernel or choose iptables"),
+    ({}, {"worker1": None},
+     "no node facts for worker1 (the preflight play gathers them with kubeforge.cluster.node_facts; was the host unreachable or did the task fail?)"),
+    ({}, {"worker1": {**V2_IPVS, "cgroup_version": True}},
+     "no node facts for worker1 (the preflight play gathers them with kubeforge.cluster.node_facts; was the host unreachable or did the task fail?)"),
+    ({}, {"worker1": {"cgroup_version": 3}},
+     "no node facts for worker1 (the preflight play gathers them with kubeforge.cluster.node_facts; was the host unreachable or did the task fail?)"),
+])
+def test_node_fact_rules(cluster_change, facts, expected):
+    problems = run(cluster=cluster_change, hosts=with_facts(facts)).problems
+    assert problems == [expected]
+
+
+@pytest.mark.parametrize("ip_vs", ["loaded", "builtin", "loadable"])
+def test_ipvs_mode_with_ip_vs_available(ip_vs):
+    report = run(cluster={"kube_proxy_mode": "ipvs"}, hosts=with_facts(default={**V2_IPVS, "ip_vs": ip_vs}))
+    assert report.problems == [] and len(report.warnings) == 1
+
+
+def test_missing_ip_vs_matters_only_in_ipvs_mode():
+    for mode in ("iptables", "nftables"):
+        assert run(cluster={"kube_proxy_mode": mode}, hosts=with_facts(default={**V2_IPVS, "ip_vs": "missing"})).problems == []
+
+
+def test_cgroup_v1_accepted_explicitly_is_a_warning():
+    report = run(cluster={"kubelet_fail_cgroup_v1": False}, hosts=with_facts({"worker1": {**V2_IPVS, "cgroup_version": 1}}))
+    assert report.problems == []
+    assert report.warnings == ["cgroup v1 on worker1: the kubelet runs there because kubelet_fail_cgroup_v1 is false, "
+                               "but cgroup v1 support is deprecated and will be removed; move the hosts to cgroup v2"]
+
+
+def test_hosts_not_asked_for_facts_are_not_checked():
+    # No 'kubeforge_node' key: the run did not gather the host's facts (a unit test of the inventory
+    # alone, or a host outside --limit without cached facts).
+    hosts = with_facts({"worker1": {**V2_IPVS, "cgroup_version": 1}})
+    del hosts["worker1"]["kubeforge_node"]
+    assert run(hosts=hosts).problems == []
+
+
+def test_facts_of_hosts_outside_k8s_cluster_are_ignored():
+    hosts = {**with_facts(), "etcd4": {"ip": "192.168.56.14", "kubeforge_node": None}}
+    groups = {**copy.deepcopy(GROUPS), "all": list(hosts), "etcd": ["master1", "master2", "master3", "etcd4"]}
+    assert run(cluster={"etcd_even_members_enabled": True}, hosts=hosts, groups=groups).problems == []
+
+
+def test_every_node_problem_is_reported_at_once_with_the_inventory_problems():
+    facts = {"master1": {**V2_IPVS, "cgroup_version": 1}, "worker1": {**V2_IPVS, "ip_vs": "missing"}, "master3": None}
+    report = run(cluster={"kube_proxy_mode": "ipvs", "kube_pod_cidr": "10.244.0.0/23", "flannel_backend": "udp"}, hosts=with_facts(facts))
+    assert report.problems == [
+        "flannel_backend 'udp' must be vxlan or host-gw",
+        "kube_pod_cidr 10.244.0.0/23 gives 2 node subnets of /24, the cluster has 4 nodes; widen kube_pod_cidr or raise kube_node_cidr_mask_size",
+        "no node facts for master3 (the preflight play gathers them with kubeforge.cluster.node_facts; was the host unreachable or did the task fail?)",
+        "cgroup v1 on master1: kubelet 1.35 and later refuses to start on cgroup v1 (failCgroupV1); "
+        "move the hosts to cgroup v2 or set kubelet_fail_cgroup_v1: false explicitly to accept the deprecated mode",
+        "kube_proxy_mode ipvs but the kernel of worker1 has no IP_VS (not loaded, not built in, not loadable): choose iptables or nftables",
+    ]
+    assert len(report.warnings) == 1 and "ipvs is deprecated" in report.warnings[0]
+    message = report.message()
+    assert message.startswith("Preflight found 5 problems; nothing was changed on any host:")
+    assert all(f"  {n}. " in message for n in range(1, 6))
+    assert "KEP-5495" not in message  # warnings are shown apart, they do not fail the run
+
+
+@pytest.mark.parametrize("name, var, version, path", [
+    ("containerd", "containerd_version", "2.4.2", "containerd/containerd/releases/download/v2.4.2/containerd-2.4.2-linux-amd64.tar.gz"),
+    ("runc", "runc_version", "1.5.3", "opencontainers/runc/releases/download/v1.5.3/runc.amd64"),
+    ("cni_plugins", "cni_plugins_version", "1.10.0", "containernetworking/plugins/releases/download/v1.10.0/cni-plugins-linux-amd64-v1.10.0.tgz"),
+    ("crictl", "crictl_version", "1.37.0", "kubernetes-sigs/cri-tools/releases/download/v1.37.0/crictl-v1.37.0-linux-amd64.tar.gz"),
+    ("kubelet", "kube_version", "1.36.4", "release/v1.36.4/bin/linux/amd64/kubelet"),
+    ("kube-proxy", "kube_version", "1.36.4", "release/v1.36.4/bin/linux/amd64/kube-proxy"),
+])
+def test_each_artifact_is_checked_at_its_own_version(tmp_path, name, var, version, path):
+    cluster = {"kubeforge_artifacts_dir": str(tmp_path), "kubeforge_required_artifacts": [name], var: version}
+    assert run(cluster=cluster).problems == [f"offline artifact {name} {version} is missing: {tmp_path}/{path}"]
+    _write_artifact(str(tmp_path), name, version, data=name.encode())
+    assert run(cluster={**cluster, "kubeforge_artifacts_checksum_source": "sidecar"}).problems == []

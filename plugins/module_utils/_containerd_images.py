@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Which image archives containerd still needs, compared by image ID (the config digest).
+
+An archive made by ``docker save`` lists its images in ``manifest.json`` (RepoTags, Config); an
+OCI archive lists them in ``index.json`` (the ref name annotation, the manifest's config). The
+CRI (``crictl images -o json``) reports each image's ID, which is the same config digest, so an
+archive is imported only when one of its tags is missing or points at another image.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+OCI_REF_NAME = "io.containerd.image.name"
+OCI_REF_NAME_SHORT = "org.opencontainers.image.ref.name"
+
+
+def _digest(text: str) -> str:
+    text = text.split("/")[-1].removesuffix(".json")
+    return text if text.startswith("sha256:") else f"sha256:{text}"
+
+
+def archive_images(path: str) -> dict:
+    """{tag: image id} of every tagged image in an archive (docker save or OCI layout)."""
+    with tarfile.open(path) as tar:
+        names = set(tar.getnames())
+        if "manifest.json" in names:
+            manifest = json.load(tar.extractfile("manifest.json"))
+            return {tag: _digest(entry["Config"]) for entry in manifest for tag in entry.get("RepoTags") or []}
+        if "index.json" in names:
+            images = {}
+            index = json.load(tar.extractfile("index.json"))
+            for entry in index.get("manifests", []):
+                annotations = entry.get("annotations") or {}
+                tag = annotations.get(OCI_REF_NAME) or annotations.get(OCI_REF_NAME_SHORT)
+                blob = json.load(tar.extractfile("blobs/" + entry["digest"].replace(":", "/")))
+                if tag and "config" in blob:
+                    images[tag] = blob["config"]["digest"]
+            return images
+    raise ValueError(f"{path} is neither a docker save archive (manifest.json) nor an OCI archive (index.json)")
+
+
+def runtime_images(crictl_json: str) -> dict:
+    """{tag: image id} from `crictl images -o json`."""
+    images = {}
+    for image in json.loads(crictl_json).get("images", []):
+        for tag in image.get("repoTags") or []:
+            images[tag] = image["id"]
+    return images
+
+
+def _normalize(tag: str) -> str:
+    """containerd names Docker Hub images in full (docker.io/library/busybox:1)."""
+    first = tag.split("/")[0]
+    if "/" not in tag:
+        return f"docker.io/library/{tag}"
+    if "." not in first and ":" not in first and first != "localhost":
+        return f"docker.io/{tag}"
+    return tag
+
+
+def missing(archives: dict, present: dict) -> dict:
+    """{archive path: [tags to import]} for every archive with a tag absent or at another ID."""
+    wanted = {}
+    for path, images in archives.items():
+        tags = [tag for tag, image_id in sorted(images.items()) if present.get(_normalize(tag)) != image_id]
+        if tags:
+            wanted[path] = tags
+    return wanted

@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Read-only kernel facts of a node that the preflight rules need (the node_facts module).
+
+Everything is read below a root directory ('/' on a host), so unit tests build fake /proc, /sys
+and /lib/modules trees. The readers are pure functions of file contents; ``NodeFactsBackend``
+only finds the files.
+"""
+
+from __future__ import annotations
+
+import os
+
+# What the kernel says about IP_VS (the module kube-proxy's ipvs mode needs), best first.
+IP_VS_STATES = ("loaded", "builtin", "loadable", "missing")
+_IP_VS_FILES = ("ip_vs.ko", "ip_vs.ko.xz", "ip_vs.ko.zst", "ip_vs.ko.gz")
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def cgroup_version_from_mounts(mounts: str) -> int | None:
+    """2 when the last mount on /sys/fs/cgroup (/proc/self/mounts) is cgroup2, 1 when it is
+    something else (tmpfs of a v1 or hybrid layout), None when nothing is mounted there.
+
+    The kubelet asks the same question (statfs of /sys/fs/cgroup is cgroup2): a hybrid layout,
+    with cgroup2 only on /sys/fs/cgroup/unified, counts as v1.
+    """
+    fstype = None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[1].rstrip("/") == CGROUP_ROOT:
+            fstype = fields[2]  # a later mount on the same point hides the earlier one
+    if fstype is None:
+        return None
+    return 2 if fstype == "cgroup2" else 1
+
+
+def module_loaded(proc_modules: str, name: str) -> bool:
+    """Whether /proc/modules lists ``name`` ('ip_vs 200704 6 ip_vs_rr, Live 0x0')."""
+    return any(line.split(" ", 1)[0] == name for line in proc_modules.splitlines())
+
+
+def module_listed(listing: str, filenames: tuple) -> bool:
+    """Whether modules.builtin or modules.dep lists a module file of one of these names.
+
+    modules.builtin has one path a line; modules.dep has 'path: dependencies'.
+    """
+    for line in listing.splitlines():
+        path = line.split(":", 1)[0].strip()
+        if path and os.path.basename(path) in filenames:
+            return True
+    return False
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+class NodeFactsBackend:
+    """Reads the facts below ``root``; changes nothing."""
+
+    def __init__(self, root: str = "/") -> None:
+        self.root = root
+
+    def _path(self, *parts: str) -> str:
+        return os.path.join(self.root, *(part.lstrip("/") for part in parts))
+
+    def kernel_release(self) -> str:
+        text = _read(self._path("/proc/sys/kernel/osrelease"))
+        return text.strip() if text else os.uname().release
+
+    def cgroup_version(self) -> int:
+        mounts = _read(self._path("/proc/self/mounts"))
+        version = cgroup_version_from_mounts(mounts) if mounts else None
+        if version is None:
+            # No mount table to read: the unified hierarchy has cgroup.controllers at its root.
+            version = 2 if os.path.isfile(self._path(CGROUP_ROOT, "cgroup.controllers")) else 1
+        return version
+
+    def ip_vs(self, release: str) -> str:
+        if module_loaded(_read(self._path("/proc/modules")) or "", "ip_vs"):
+            return "loaded"
+        modules_dir = self._path("/lib/modules", release)
+        if module_listed(_read(os.path.join(modules_dir, "modules.builtin")) or "", ("ip_vs.ko",)):
+            return "builtin"
+        sysfs = self._path("/sys/module/ip_vs")
+        if os.path.isdir(sysfs):
+            # Only a loaded module has initstate; a built-in one with parameters has the directory alone.
+            return "loaded" if os.path.exists(os.path.join(sysfs, "initstate")) else "builtin"
+        if module_listed(_read(os.path.join(modules_dir, "modules.dep")) or "", _IP_VS_FILES):
+            return "loadable"
+        return "missing"
+
+    def facts(self) -> dict:
+        release = self.kernel_release()
+        return {"cgroup_version": self.cgroup_version(), "ip_vs": self.ip_vs(release), "kernel_release": release}
+
+    def run(self) -> dict:
+        return {"changed": False, "ansible_facts": {"kubeforge_node": self.facts()}}

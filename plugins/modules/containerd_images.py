@@ -1,0 +1,90 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: containerd_images
+short_description: Import image archives into containerd's k8s.io namespace, only the images it lacks
+version_added: 0.1.0
+description:
+  - Reads the images (tags and image IDs) each archive on the host holds, C(docker save) or OCI layout, and the
+    images the container runtime has (C(crictl images)); imports an archive with C(ctr -n k8s.io images import)
+    only when one of its tags is missing or names another image ID. A second run imports nothing.
+author:
+  - kubeforge developers (@kubeforge)
+options:
+  archives:
+    description: Paths of the image archives on the host.
+    type: list
+    elements: path
+    required: true
+  ctr:
+    description: The ctr binary.
+    type: path
+    default: /usr/local/bin/ctr
+  crictl:
+    description: The crictl binary (configured by /etc/crictl.yaml).
+    type: path
+    default: /usr/local/bin/crictl
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would be imported.
+  diff_mode:
+    support: none
+    description: The result lists the imported images.
+  idempotent:
+    support: full
+    description: Images already present with the same ID are not imported again.
+"""
+
+EXAMPLES = r"""
+- name: Import the offline images
+  kubeforge.cluster.containerd_images:
+    archives: [/var/cache/kubeforge/images/pause-3.10.2.tar, /var/cache/kubeforge/images/coredns-v1.15.0.tar]
+"""
+
+RETURN = r"""
+imported:
+  description: Tags imported, by archive.
+  returned: always
+  type: dict
+  sample: {/var/cache/kubeforge/images/pause-3.10.2.tar: ["registry.k8s.io/pause:3.10.2"]}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _containerd_images
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "archives": {"type": "list", "elements": "path", "required": True},
+            "ctr": {"type": "path", "default": "/usr/local/bin/ctr"},
+            "crictl": {"type": "path", "default": "/usr/local/bin/crictl"},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        archives = {path: _containerd_images.archive_images(path) for path in module.params["archives"]}
+    except (OSError, ValueError, KeyError) as error:
+        module.fail_json(msg=f"cannot read an image archive: {error}")
+    rc, out, err = module.run_command([module.params["crictl"], "images", "-o", "json"])
+    if rc != 0:
+        module.fail_json(msg=f"crictl images failed: {err.strip()}")
+    wanted = _containerd_images.missing(archives, _containerd_images.runtime_images(out))
+    if not module.check_mode:
+        for path in wanted:
+            rc, out, err = module.run_command([module.params["ctr"], "-n", "k8s.io", "images", "import", "--local", path])
+            if rc != 0:
+                module.fail_json(msg=f"ctr images import {path} failed: {err.strip() or out.strip()}", imported={})
+    module.exit_json(changed=bool(wanted), imported=wanted)
+
+
+if __name__ == "__main__":
+    main()

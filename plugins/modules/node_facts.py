@@ -1,0 +1,99 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: node_facts
+short_description: Read the kernel facts of a node that the kubeforge preflight checks
+version_added: 0.1.0
+description:
+  - Reads, without changing anything, what the preflight needs to know about a node's kernel and
+    returns it as the fact C(kubeforge_node).
+  - C(cgroup_version) is V(2) when C(/sys/fs/cgroup) itself is a cgroup2 mount (the unified
+    hierarchy), read from C(/proc/self/mounts), or from C(/sys/fs/cgroup/cgroup.controllers)
+    when the mount table cannot be read. It is V(1) for cgroup v1 and for the hybrid layout
+    (cgroup2 only on C(/sys/fs/cgroup/unified)), as the kubelet counts it.
+  - C(ip_vs) says whether kube-proxy's ipvs mode can have the C(ip_vs) kernel module - V(loaded)
+    (listed in C(/proc/modules), or C(/sys/module/ip_vs) with an C(initstate)), V(builtin)
+    (C(ip_vs.ko) in C(/lib/modules/<release>/modules.builtin)), V(loadable) (in C(modules.dep),
+    compressed or not) or V(missing).
+  - The preflight play (C(playbooks/preflight.yml)) runs it on every host of C(k8s_cluster);
+    M(kubeforge.cluster.cluster_preflight) reads the facts from the host variables.
+author:
+  - kubeforge developers (@kubeforge)
+options: {}
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Changes nothing, so there is nothing to show.
+  idempotent:
+    support: full
+    description: Reads only.
+  facts:
+    support: full
+    description: Returns C(ansible_facts.kubeforge_node).
+seealso:
+  - module: kubeforge.cluster.cluster_preflight
+"""
+
+EXAMPLES = r"""
+- name: Read the kernel facts the preflight checks
+  kubeforge.cluster.node_facts:
+
+- name: Show the cgroup version and IP_VS state of every node
+  ansible.builtin.debug:
+    msg: >-
+      cgroup v{{ ansible_facts.kubeforge_node.cgroup_version }}, ip_vs {{ ansible_facts.kubeforge_node.ip_vs }},
+      kernel {{ ansible_facts.kubeforge_node.kernel_release }}
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added to the host's variables.
+  returned: always
+  type: dict
+  contains:
+    kubeforge_node:
+      description: The node's kernel facts.
+      returned: always
+      type: dict
+      contains:
+        cgroup_version:
+          description: V(2) when C(/sys/fs/cgroup) is the unified cgroup2 hierarchy, V(1) otherwise (v1 or hybrid).
+          returned: always
+          type: int
+          sample: 2
+        ip_vs:
+          description: State of the C(ip_vs) kernel module.
+          returned: always
+          type: str
+          choices: [loaded, builtin, loadable, missing]
+          sample: loadable
+        kernel_release:
+          description: The running kernel's release (C(uname -r)).
+          returned: always
+          type: str
+          sample: 6.8.0-60-generic
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import exit_with_backend
+from ansible_collections.kubeforge.cluster.plugins.module_utils._node_facts import NodeFactsBackend
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
+    exit_with_backend(module, NodeFactsBackend("/"))
+
+
+if __name__ == "__main__":
+    main()

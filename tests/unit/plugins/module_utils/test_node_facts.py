@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""node_facts' readers on fake /proc, /sys and /lib/modules trees built in tmp_path."""
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _node_facts
+
+RELEASE = "6.8.0-60-generic"
+# /proc/self/mounts of the three cgroup layouts (abridged from real hosts).
+MOUNTS_V2 = """\
+sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
+cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate,memory_recursiveprot 0 0
+"""
+MOUNTS_HYBRID = """\
+sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
+tmpfs /sys/fs/cgroup tmpfs ro,nosuid,nodev,noexec,mode=755 0 0
+cgroup2 /sys/fs/cgroup/unified cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate 0 0
+cgroup /sys/fs/cgroup/systemd cgroup rw,nosuid,nodev,noexec,relatime,xattr,name=systemd 0 0
+cgroup /sys/fs/cgroup/memory cgroup rw,nosuid,nodev,noexec,relatime,memory 0 0
+"""
+MOUNTS_V1 = """\
+tmpfs /sys/fs/cgroup tmpfs ro,nosuid,nodev,noexec,mode=755 0 0
+cgroup /sys/fs/cgroup/systemd cgroup rw,nosuid,nodev,noexec,relatime,xattr,name=systemd 0 0
+cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,nosuid,nodev,noexec,relatime,cpu,cpuacct 0 0
+"""
+PROC_MODULES = """\
+ip_vs_rr 12288 4 - Live 0x0000000000000000
+ip_vs 221184 10 ip_vs_rr, Live 0x0000000000000000
+nf_conntrack 196608 5 ip_vs,xt_conntrack, Live 0x0000000000000000
+"""
+MODULES_DEP_ZST = """\
+kernel/net/netfilter/nf_conntrack.ko.zst: kernel/lib/libcrc32c.ko.zst
+kernel/net/netfilter/ipvs/ip_vs_rr.ko.zst: kernel/net/netfilter/ipvs/ip_vs.ko.zst
+kernel/net/netfilter/ipvs/ip_vs.ko.zst: kernel/net/netfilter/nf_conntrack.ko.zst
+"""
+
+
+def tree(root, files: dict, dirs=()):
+    """Write ``files`` ({'proc/modules': text}) and make ``dirs`` below ``root``; return its path."""
+    for path, text in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    for path in dirs:
+        (root / path).mkdir(parents=True, exist_ok=True)
+    return str(root)
+
+
+def facts(root) -> dict:
+    return _node_facts.NodeFactsBackend(root).facts()
+
+
+def base(**extra) -> dict:
+    return {"proc/sys/kernel/osrelease": RELEASE + "\n", "proc/self/mounts": MOUNTS_V2, **extra}
+
+
+@pytest.mark.parametrize("mounts, version", [(MOUNTS_V2, 2), (MOUNTS_HYBRID, 1), (MOUNTS_V1, 1)])
+def test_cgroup_version_from_mounts(tmp_path, mounts, version):
+    assert facts(tree(tmp_path, base(**{"proc/self/mounts": mounts})))["cgroup_version"] == version
+
+
+def test_a_later_mount_on_the_cgroup_root_hides_the_earlier_one():
+    assert _node_facts.cgroup_version_from_mounts(MOUNTS_V1 + "cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n") == 2
+    assert _node_facts.cgroup_version_from_mounts("proc /proc proc rw 0 0\n") is None
+
+
+@pytest.mark.parametrize("files, version", [
+    ({"sys/fs/cgroup/cgroup.controllers": "cpuset cpu io memory pids\n"}, 2),
+    # Hybrid: cgroup.controllers only below /sys/fs/cgroup/unified.
+    ({"sys/fs/cgroup/unified/cgroup.controllers": ""}, 1),
+])
+def test_cgroup_version_without_a_mount_table(tmp_path, files, version):
+    files = {"proc/sys/kernel/osrelease": RELEASE, **files}
+    assert facts(tree(tmp_path, files))["cgroup_version"] == version
+
+
+@pytest.mark.parametrize("files, dirs, state", [
+    ({"proc/modules": PROC_MODULES}, [], "loaded"),
+    ({}, ["sys/module/ip_vs/initstate"], "loaded"),
+    ({f"lib/modules/{RELEASE}/modules.builtin": "kernel/net/netfilter/nf_conntrack.ko\nkernel/net/netfilter/ipvs/ip_vs.ko\n"}, [], "builtin"),
+    # A built-in module with parameters has its /sys/module directory but no initstate.
+    ({}, ["sys/module/ip_vs/parameters"], "builtin"),
+    ({f"lib/modules/{RELEASE}/modules.dep": MODULES_DEP_ZST}, [], "loadable"),
+    ({f"lib/modules/{RELEASE}/modules.dep": "kernel/net/netfilter/ipvs/ip_vs.ko.xz: kernel/net/netfilter/nf_conntrack.ko.xz\n"}, [], "loadable"),
+    ({f"lib/modules/{RELEASE}/modules.dep": "kernel/net/netfilter/ipvs/ip_vs.ko:\n"}, [], "loadable"),
+    # Only the schedulers, or the module of another kernel release: missing.
+    ({"proc/modules": "ip_vs_rr 12288 0 - Live 0x0\n",
+      f"lib/modules/{RELEASE}/modules.dep": "kernel/net/netfilter/ipvs/ip_vs_rr.ko.zst:\n"}, [], "missing"),
+    ({"lib/modules/5.15.0-1-generic/modules.dep": MODULES_DEP_ZST}, [], "missing"),
+    ({"proc/modules": "nf_conntrack 196608 0 - Live 0x0\n"}, [], "missing"),
+    # A container without /lib/modules and no module loaded.
+    ({}, [], "missing"),
+])
+def test_ip_vs_state(tmp_path, files, dirs, state):
+    assert facts(tree(tmp_path, base(**files), dirs))["ip_vs"] == state
+
+
+def test_loaded_wins_over_loadable(tmp_path):
+    root = tree(tmp_path, base(**{"proc/modules": PROC_MODULES, f"lib/modules/{RELEASE}/modules.dep": MODULES_DEP_ZST}))
+    assert facts(root)["ip_vs"] == "loaded"
+
+
+def test_run_returns_the_facts_and_changes_nothing(tmp_path):
+    root = tree(tmp_path, base(**{"proc/self/mounts": MOUNTS_HYBRID, f"lib/modules/{RELEASE}/modules.dep": MODULES_DEP_ZST}))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = _node_facts.NodeFactsBackend(root).run()
+    assert result == {"changed": False,
+                      "ansible_facts": {"kubeforge_node": {"cgroup_version": 1, "ip_vs": "loadable", "kernel_release": RELEASE}}}
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_kernel_release_falls_back_to_uname(tmp_path):
+    import os
+
+    assert facts(tree(tmp_path, {"proc/self/mounts": MOUNTS_V2}))["kernel_release"] == os.uname().release
+
+
+def test_the_states_are_the_ones_preflight_knows():
+    assert _node_facts.IP_VS_STATES == ("loaded", "builtin", "loadable", "missing")
