@@ -332,7 +332,7 @@ def pods_talk(pods: dict[str, dict]) -> None:
         what = f"{source} on {pods[source]['spec']['nodeName']} -> {target} ({address}) on {pods[target]['spec']['nodeName']}"
 
         def answers(source=source, target=target, address=address) -> bool:
-            run = pod_exec(source, "wget", "-q", "-O-", "-T", "5", f"http://{address}:{HTTPD_PORT}/")
+            run = pod_exec(source, "timeout", "5", "wget", "-q", "-O-", f"http://{address}:{HTTPD_PORT}/")
             assert run.returncode == 0 and run.stdout.strip() == target, f"exit {run.returncode}: {run.stdout[-300:]} {run.stderr[-500:]}"
             return True
         wait_for(answers, timeout=60, what=f"HTTP {what}", interval=2)

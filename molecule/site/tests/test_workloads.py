@@ -67,8 +67,8 @@ def pod_exec(pod: str, *command: str, timeout: float = 60.0) -> subprocess.Compl
 
 
 def fetch(pod: str, url: str) -> str:
-    """The body busybox wget gets from ``url`` inside a pod (5 s timeout); fails with wget's error."""
-    run = pod_exec(pod, "wget", "-q", "-O-", "-T", "5", url)
+    """The body busybox wget gets from ``url`` inside a pod (5 s timeout: busybox 1.35 wget -T segfaults); fails with wget's error."""
+    run = pod_exec(pod, "timeout", "5", "wget", "-q", "-O-", url)
     assert run.returncode == 0, f"wget {url} in {pod} exited {run.returncode}: {run.stdout[-500:]} {run.stderr[-1000:]}"
     return run.stdout.strip()
 

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _kubelet_csr as kc
+from fake_clock import Clock  # pylint: disable=import-error  # beside this file
 
 SERVING = "kubernetes.io/kubelet-serving"
 EXPECTED = {
@@ -343,19 +344,6 @@ def test_an_api_error_while_writing_is_raised():
             raise kc.APIError("forbidden", status=403)
     with pytest.raises(kc.APIError, match="forbidden"):
         kc.reconcile(Failing([csr_object()]), EXPECTED)
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_wait_returns_once_every_node_is_approved():

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import pytest
+from fake_clock import Clock  # pylint: disable=import-error  # tests/unit/plugins/module_utils
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.client import Member
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.errors import EtcdError
@@ -113,19 +114,6 @@ class FakeCluster:
             self.in_sync_after -= 1
             raise EtcdError("etcdserver: can only promote a learner member which is in sync with leader", code=9, status=400)
         self.members = [Member(m.id, m.name, m.peer_urls, m.client_urls, False) if m.id == member_id else m for m in self.members]
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def backend(cluster, params, running=None, clock=None):
