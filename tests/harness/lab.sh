@@ -16,17 +16,18 @@ up() {
     if [ "$(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" = true ]; then
       continue
     fi
-    docker rm -f "$name" >/dev/null 2>&1 || true
+    docker rm -f -v "$name" >/dev/null 2>&1 || true
     # systemd as PID 1 needs SYS_ADMIN, no seccomp filter, the cgroup tree and tmpfs /run; the
     # kubelet, containerd and runc inside need the cgroup tree writable, SYS_PTRACE and MKNOD, and
-    # containerd's overlay snapshots need a file system that is not overlay (tmpfs, exec).
+    # containerd's overlay snapshots need a file system that is not overlay: an anonymous volume (the
+    # machine's disk), which, like a real disk, keeps the images over a restart of the host.
     # /proc/sys is read-only inside, so the namespaced sysctls Kubernetes needs are set here.
     # --tty gives the container a /dev/console, which the kubelet reads as its kernel log.
     docker run -d --name "$name" --hostname "$name" --network "$network" --ip "$ip" \
       --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE --cap-add MKNOD \
       --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
       -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
-      --tmpfs /var/lib/containerd:rw,exec,dev,suid \
+      -v /var/lib/containerd \
       --sysctl net.ipv4.ip_forward=1 --sysctl net.ipv4.conf.all.route_localnet=1 \
       --stop-signal SIGRTMIN+3 --tty \
       "$image" >/dev/null
@@ -44,7 +45,7 @@ up() {
 
 down() {
   for entry in "${hosts[@]}"; do
-    docker rm -f "${entry%%:*}" >/dev/null 2>&1 || true
+    docker rm -f -v "${entry%%:*}" >/dev/null 2>&1 || true
   done
   docker network rm "$network" >/dev/null 2>&1 || true
 }

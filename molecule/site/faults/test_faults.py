@@ -8,20 +8,32 @@ is healthy again, so the verify step after it checks the cluster as converged:
 - a control-plane host leaving kube_control_plane (the ha_nginx phase alone): every node's nginx
   gets the new upstream list by a reload, and the old list back the same way;
 - a kube-scheduler flag changed: only kube-scheduler restarts, one host at a time; then the
-  scenario's settings are converged again (the control_plane phase).
+  scenario's settings are converged again (the control_plane phase);
+- a containerd setting changed (the container_runtime phase with an extra var): containerd restarts
+  on every node, one node at a time, and a running pod keeps its container; then the scenario's
+  settings are converged again;
+- flannel's backend switched from vxlan to host-gw on the running cluster (the flannel phase with an
+  extra var) and back: the DaemonSet rolls each time, the routes follow the backend, and pods on two
+  nodes reach each other under both.
 
-The tests run in file order."""
+The pods live in the namespace kubeforge-faults, deleted at the end. The tests run in file order."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import shutil
+import subprocess
 import tempfile
+import time
 
 import pytest
 
-from kubeforge_verify import (apiserver_request, docker, docker_exec, edited_inventory, inventory_file, playbook, probe, project_dir, recap,
-                              unit_active, unit_properties, wait_for)
+from kubeforge_verify import (FLANNEL_DAEMONSET, FLANNEL_NAMESPACE, HTTPD_PORT, HTTPD_SCRIPT, apiserver_request, busybox_image, busybox_pod,
+                              create_namespace, delete_namespace, docker, docker_exec, edited_inventory, flannel_net_conf, host_kubectl,
+                              inventory_file, kubectl_apply, kubectl_json, node_pod_cidrs, nodes_ready, playbook, pod_network_problems,
+                              pod_ready, probe, project_dir, recap, unit_active, unit_properties, unit_property, wait_for, wait_pods_ready)
 
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SITE = os.path.join(project_dir(), "site.yml")
@@ -32,6 +44,16 @@ SERVICES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 SCHEDULER_UNIT = "/etc/systemd/system/kube-scheduler.service"
 # Seconds a restarted service or host has to be healthy again.
 RECOVERY_TIMEOUT = 240
+# kubectl runs on this host with its admin kubeconfig; the fault tests' pods live in WORKLOADS.
+KUBECTL = "site-cp1"
+WORKLOADS = "kubeforge-faults"
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+# systemd's journal message IDs (sd-messages.h) for "Started <unit>" and "Stopped <unit>" (a stop, or the
+# stop half of a restart), logged by PID 1 with UNIT=<unit>.
+UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"
+UNIT_STOPPED = "9d1aaa27d60140bd96365438aad20286"
+# Seconds a DaemonSet rollout, and the routes after it, may take.
+ROLL_TIMEOUT = 300
 
 
 def answers(name: str) -> bool:
@@ -163,3 +185,183 @@ def test_changing_a_scheduler_flag_restarts_only_the_scheduler_one_host_at_a_tim
     for name in CONTROL_PLANE:
         assert f"--v={level}" not in docker_exec(name, "cat", SCHEDULER_UNIT), name
     all_healthy()
+
+
+# --------------------------------------------------------------------------- the nodes' runtime and network
+
+@pytest.fixture(scope="module")
+def busybox():
+    """The busybox image every node holds; the namespace WORKLOADS for the pods, deleted (waited for) at the end."""
+    image = busybox_image(sorted(HOSTS))
+    create_namespace(KUBECTL, WORKLOADS)
+    yield image
+    delete_namespace(KUBECTL, WORKLOADS)
+
+
+def all_nodes_ready() -> None:
+    wait_for(lambda: nodes_ready(KUBECTL, sorted(HOSTS)), timeout=RECOVERY_TIMEOUT, what=f"nodes {sorted(HOSTS)} Ready", interval=3)
+
+
+def pod_exec(pod: str, *command: str) -> subprocess.CompletedProcess:
+    """``kubectl exec`` in a pod of WORKLOADS."""
+    return host_kubectl(KUBECTL, "-n", WORKLOADS, "exec", pod, "--", *command, check=False, timeout=60)
+
+
+def delete_pods(*names: str) -> None:
+    host_kubectl(KUBECTL, "-n", WORKLOADS, "delete", "pod", *names, "--ignore-not-found", "--wait=true", "--timeout=60s", check=False,
+                 timeout=90)
+
+
+def containerd_downloads(host: str) -> int:
+    """max_concurrent_downloads in a node's containerd config (container_runtime_max_concurrent_downloads)."""
+    match = re.search(r"^\s*max_concurrent_downloads\s*=\s*(\d+)\s*$", docker_exec(host, "cat", CONTAINERD_CONFIG), re.M)
+    assert match, f"no max_concurrent_downloads in {host}:{CONTAINERD_CONFIG}"
+    return int(match.group(1))
+
+
+def unit_transitions(host: str, unit: str, since: float) -> list[tuple[str, float]]:
+    """[("stopped" | "started", wall-clock seconds)] of a unit on a host since ``since`` (epoch seconds),
+    in journal order: PID 1's entries about the unit, by message ID. The containers share the machine's
+    clock, so these times compare across hosts (their monotonic clocks would not)."""
+    out = docker_exec(host, "journalctl", "--no-pager", "--output=json", f"--since=@{int(since)}", f"UNIT={unit}")
+    kinds = {UNIT_STOPPED: "stopped", UNIT_STARTED: "started"}
+    events = []
+    for line in out.splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry.get("MESSAGE_ID") in kinds:
+                events.append((kinds[entry["MESSAGE_ID"]], int(entry["__REALTIME_TIMESTAMP"]) / 1e6))
+    return events
+
+
+def container_state(host: str, container_id: str) -> str:
+    """CRI state of a container on a host (CONTAINER_RUNNING, ...); the ID as the pod status gives it (containerd://<id>)."""
+    return json.loads(docker_exec(host, "crictl", "inspect", "-o", "json", container_id.split("://", 1)[-1]))["status"]["state"]
+
+
+def test_a_containerd_setting_change_restarts_containerd_one_node_at_a_time_and_pods_keep_their_containers(busybox):
+    """container_runtime_max_concurrent_downloads changed (the role writes it into config.toml): the
+    handler restarts containerd on every node, each restart over (systemd's "Started") before the next
+    one begins ("Stopped"); a pod on site-w1 keeps its container (same ID, no restart), since
+    containerd's unit leaves the containers running (KillMode=process). Then the scenario's settings
+    are converged again."""
+    pod = "sleeper"
+    kubectl_apply(KUBECTL, busybox_pod(pod, WORKLOADS, busybox, "exec sleep 86400", node="site-w1"))
+    [status] = wait_pods_ready(KUBECTL, WORKLOADS, [pod])[pod]["status"]["containerStatuses"]
+    downloads = 5 if containerd_downloads("site-w1") != 5 else 6  # differs from the current value, so the test can be re-run
+    entered = {name: unit_property(name, "containerd", "ActiveEnterTimestamp") for name in HOSTS}
+    since = time.time() - 1
+    try:
+        playbook(inventory_file(), SITE, "--tags", "container_runtime",
+                 "-e", json.dumps({"container_runtime_max_concurrent_downloads": downloads}))
+        configured = {name: containerd_downloads(name) for name in HOSTS}
+        entered_after = {name: unit_property(name, "containerd", "ActiveEnterTimestamp") for name in HOSTS}
+        # journald writes PID 1's messages asynchronously: wait, bounded, for each host's restart to show.
+        wait_for(lambda: all(("started" in dict(unit_transitions(name, "containerd.service", since))) for name in HOSTS), timeout=30,
+                 what="containerd's restart in every host's journal", interval=1)
+        transitions = {name: unit_transitions(name, "containerd.service", since) for name in HOSTS}
+        # The kubelet restarts with containerd (Requires=): its pod status may lag a little.
+        [status_after] = wait_pods_ready(KUBECTL, WORKLOADS, [pod])[pod]["status"]["containerStatuses"]
+        state = container_state("site-w1", status["containerID"])
+    finally:
+        # Back to the scenario's settings: the same phase, converged with them (one node at a time again).
+        playbook(inventory_file(), SITE, "--tags", "container_runtime")
+        all_nodes_ready()
+        delete_pods(pod)
+    assert configured == {name: downloads for name in HOSTS}, configured
+    for name in HOSTS:
+        assert entered_after[name] != entered[name], f"containerd not restarted on {name} (active since {entered[name]})"
+        kinds = [kind for kind, _when in transitions[name]]
+        assert kinds == ["stopped", "started"], f"{name}: containerd {kinds} (want one restart)"
+    # One node at a time: in the order the nodes stopped, each stopped only after the previous one had started again.
+    windows = sorted((dict(transitions[name])["stopped"], dict(transitions[name])["started"], name) for name in HOSTS)
+    for (_stopped, previous_started, previous), (following_stopped, _started, following) in zip(windows, windows[1:]):
+        assert following_stopped >= previous_started, (f"containerd on {following} stopped at {following_stopped:.3f}, before "
+                                                       f"containerd on {previous} had started again ({previous_started:.3f}): {windows}")
+    assert status_after["containerID"] == status["containerID"], (status, status_after)
+    assert status_after["restartCount"] == status["restartCount"], (status, status_after)
+    assert "running" in status_after["state"], status_after
+    assert state == "CONTAINER_RUNNING", state
+
+
+def flannel_pods() -> dict[str, dict]:
+    """{uid: pod} of the kube-flannel DaemonSet."""
+    pods = kubectl_json(KUBECTL, "-n", FLANNEL_NAMESPACE, "get", "pods", "-l", "app=flannel")["items"]
+    return {pod["metadata"]["uid"]: pod for pod in pods}
+
+
+def flannel_rolled(previous: set[str]) -> None:
+    """Waits, bounded, until the DaemonSet's rollout is over and its pods are all new (none of the uids
+    ``previous``) and Ready, one on each node."""
+    def rolled_out() -> bool:
+        daemonset = kubectl_json(KUBECTL, "-n", FLANNEL_NAMESPACE, "get", "daemonset", FLANNEL_DAEMONSET)
+        status = daemonset.get("status") or {}
+        assert status.get("observedGeneration", 0) >= daemonset["metadata"]["generation"], status
+        assert (status.get("desiredNumberScheduled") == status.get("updatedNumberScheduled") == status.get("numberAvailable")
+                == status.get("numberReady") == len(HOSTS)), status
+        return True
+    wait_for(rolled_out, timeout=ROLL_TIMEOUT, what=f"the {FLANNEL_DAEMONSET} rollout", interval=3)
+
+    def replaced() -> bool:
+        pods = flannel_pods()
+        stale = sorted(pod["metadata"]["name"] for uid, pod in pods.items() if uid in previous)
+        assert not stale, f"flannel pods not replaced: {stale}"
+        ready = sorted(pod["spec"]["nodeName"] for pod in pods.values() if pod_ready(pod))
+        assert ready == sorted(HOSTS) and len(pods) == len(HOSTS), f"Ready flannel pods on {ready}, {len(pods)} pods"
+        return True
+    wait_for(replaced, timeout=120, what="every flannel pod replaced and Ready", interval=2)
+
+
+def pod_network_follows(backend: str) -> None:
+    """Waits, bounded, until flannel's ConfigMap names ``backend`` and every node has its shape
+    (kubeforge_verify.pod_network_problems: host-gw routes via the peers' addresses, or flannel.1)."""
+    def settled() -> bool:
+        net_conf = flannel_net_conf(KUBECTL)
+        assert net_conf["Backend"]["Type"] == backend, net_conf
+        pod_cidrs = node_pod_cidrs(KUBECTL)
+        problems = [problem for name in sorted(HOSTS) for problem in pod_network_problems(name, HOSTS, net_conf, pod_cidrs)]
+        assert not problems, problems
+        return True
+    wait_for(settled, timeout=120, what=f"the {backend} pod network on every node", interval=3)
+
+
+def pods_talk(pods: dict[str, dict]) -> None:
+    """Each pod fetches the other's page by pod IP (busybox httpd) and pings it."""
+    for source, target in itertools.permutations(sorted(pods), 2):
+        address = pods[target]["status"]["podIP"]
+        what = f"{source} on {pods[source]['spec']['nodeName']} -> {target} ({address}) on {pods[target]['spec']['nodeName']}"
+
+        def answers(source=source, target=target, address=address) -> bool:
+            run = pod_exec(source, "timeout", "5", "wget", "-q", "-O-", f"http://{address}:{HTTPD_PORT}/")
+            assert run.returncode == 0 and run.stdout.strip() == target, f"exit {run.returncode}: {run.stdout[-300:]} {run.stderr[-500:]}"
+            return True
+        wait_for(answers, timeout=60, what=f"HTTP {what}", interval=2)
+        ping = pod_exec(source, "ping", "-c", "2", "-W", "2", address)
+        assert ping.returncode == 0, f"ping {what}: {ping.stdout[-800:]} {ping.stderr[-800:]}"
+
+
+def test_switching_the_flannel_backend_rolls_flannel_and_pods_keep_talking(busybox):
+    """vxlan -> host-gw on the running cluster (the flannel phase with flannel_backend=host-gw): the
+    DaemonSet rolls, every node routes each peer's podCIDR via the peer's address, and pods on site-cp1
+    and site-w1 reach each other. Back to the scenario's vxlan the same way: the DaemonSet rolls again,
+    flannel.1 carries the routes, and the same pods still reach each other."""
+    assert flannel_net_conf(KUBECTL)["Backend"]["Type"] == "vxlan", "the scenario converges flannel with vxlan"
+    pods = {"net-cp1": "site-cp1", "net-w1": "site-w1"}
+    previous = set(flannel_pods())
+    try:
+        try:
+            playbook(inventory_file(), SITE, "--tags", "flannel", "-e", json.dumps({"flannel_backend": "host-gw"}))
+            flannel_rolled(previous)
+            pod_network_follows("host-gw")
+            kubectl_apply(KUBECTL, *(busybox_pod(name, WORKLOADS, busybox, HTTPD_SCRIPT, node=node) for name, node in pods.items()))
+            pods_talk(wait_pods_ready(KUBECTL, WORKLOADS, sorted(pods)))
+            previous = set(flannel_pods())
+        finally:
+            # Back to the scenario's settings (vxlan): the same phase, converged with them.
+            playbook(inventory_file(), SITE, "--tags", "flannel")
+        flannel_rolled(previous)
+        pod_network_follows("vxlan")
+        pods_talk(wait_pods_ready(KUBECTL, WORKLOADS, sorted(pods)))
+    finally:
+        all_nodes_ready()
+        delete_pods(*pods)
