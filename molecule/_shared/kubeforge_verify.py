@@ -288,22 +288,27 @@ def etcd_client(urls: list[str], timeout: float = 5.0) -> Any:
 
 class Writer(threading.Thread):
     """Puts one key after another (``prefix`` + a 6-digit number) while an operation runs, as an
-    apiserver would. A failed put is retried once after 1 s on a new client (a leader or membership
-    change may fail a single request); a put failing twice counts as failed. A put that raised may
-    still have been applied: its key is also kept in ``uncertain``.
+    apiserver would. A failed put (a leader or membership change may fail a request) is retried
+    every second for up to ``retry_seconds`` (default: once), each time on a new client from
+    ``connect``; a put still failing then counts as failed. A put that raised may still have been
+    applied: its key is also kept in ``uncertain``.
 
-    ``connect`` makes the client (at the start and for a retry). With ``gate``, polled every 0.2 s,
-    the writer pauses while it returns false; while paused it takes its client from ``switch``
-    when given (the endpoints after a switch).
+    ``connect`` makes the client. With ``gate``, polled every 0.2 s, the writer pauses while it
+    returns false. ``switch`` makes the client of the endpoints after a switch: the first pause
+    switches the writer over, and from then on its clients, a retry's included, come from
+    ``switch``, as an apiserver restarted with new ``--etcd-servers`` follows them; it never goes
+    back to the endpoints it started with.
 
     After ``finish()``: ``written`` {key: value} acknowledged puts, ``failed`` [(key, error)],
-    ``revisions`` the store revision of each acknowledged put in order, ``retried``, ``paused``.
+    ``revisions`` the store revision of each acknowledged put in order, ``retried`` the failed
+    attempts that were retried, ``paused`` the pauses, ``switched`` whether the switch happened.
     """
 
     def __init__(self, connect: Callable[[], Any], prefix: str, value: Callable[[int], str] = str, *,
-                 gate: Callable[[], bool] | None = None, switch: Callable[[], Any] | None = None) -> None:
+                 gate: Callable[[], bool] | None = None, switch: Callable[[], Any] | None = None, retry_seconds: float = 1.0) -> None:
         super().__init__(daemon=True)
         self.connect, self.prefix, self.value, self.gate, self.switch = connect, prefix, value, gate, switch
+        self.retry_seconds = retry_seconds
         self.stop = threading.Event()
         self.active = threading.Event()
         self.active.set()
@@ -313,6 +318,7 @@ class Writer(threading.Thread):
         self.revisions: list[int] = []
         self.retried = 0
         self.paused = 0
+        self.switched = False
 
     def _poll_gate(self) -> None:
         while not self.stop.is_set():
@@ -323,6 +329,35 @@ class Writer(threading.Thread):
             (self.active.set if open_now else self.active.clear)()
             time.sleep(0.2)
 
+    @staticmethod
+    def _close(etcd: Any) -> None:
+        try:
+            etcd.close()
+        except Exception:  # pylint: disable=broad-except  # a client to a member that went away
+            pass
+
+    def _reconnect(self, etcd: Any) -> Any:
+        self._close(etcd)
+        return self.connect()
+
+    def _put(self, etcd: Any, key: str, value: str) -> Any:
+        """Puts one key, retrying on a new client of the current endpoints; the client to go on with."""
+        deadline = None
+        while True:
+            try:
+                self.revisions.append(etcd.put(key, value))
+                self.written[key] = value
+                return etcd
+            except Exception as exc:  # pylint: disable=broad-except
+                self.uncertain.add(key)
+                deadline = deadline or time.monotonic() + self.retry_seconds  # counted from the first failure
+                if time.monotonic() >= deadline:
+                    self.failed.append((key, str(exc)))
+                    return etcd
+                self.retried += 1
+                time.sleep(1)
+                etcd = self._reconnect(etcd)
+
     def run(self) -> None:
         if self.gate:
             threading.Thread(target=self._poll_gate, daemon=True).start()
@@ -331,26 +366,17 @@ class Writer(threading.Thread):
         while not self.stop.is_set():
             if not self.active.is_set():
                 self.paused += 1
-                if self.switch:
-                    etcd = self.switch()
-                time.sleep(0.05)
+                while not self.active.is_set() and not self.stop.is_set():
+                    time.sleep(0.05)
+                if self.switch and not self.switched:
+                    self.connect, self.switched = self.switch, True
+                etcd = self._reconnect(etcd)
                 continue
-            key, value = f"{self.prefix}{number:06d}", self.value(number)
-            for attempt in (1, 2):
-                try:
-                    self.revisions.append(etcd.put(key, value))
-                    self.written[key] = value
-                    break
-                except Exception as exc:  # pylint: disable=broad-except
-                    self.uncertain.add(key)
-                    if attempt == 2:
-                        self.failed.append((key, str(exc)))
-                    else:
-                        self.retried += 1
-                        time.sleep(1)
-                        etcd = self.connect()
+            key = f"{self.prefix}{number:06d}"
+            etcd = self._put(etcd, key, self.value(number))
             number += 1
             time.sleep(0.02)
+        self._close(etcd)
 
     def finish(self, timeout: float = 30.0) -> None:
         """Stops the writer and waits (bounded) for its last put."""

@@ -4,14 +4,20 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Controller-side preflight: reads the whole inventory, and the kernel facts the preflight play
-gathered with kubeforge.cluster.node_facts, and runs every rule. It contacts no host itself."""
+gathered with kubeforge.cluster.node_facts, and runs every rule. It contacts no host itself.
+
+For the CIS check it also renders the role variables each component's final settings are built
+from (_cis.ROLE_VARIABLES), from the roles' own files, as the roles' tasks would see them."""
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
+import os
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _preflight
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import load_extra_vars
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _cis, _preflight
 from ansible_collections.kubeforge.cluster.plugins.module_utils._inventory import node_address
 
 # Cluster-wide settings the rules read (from inventory group_vars), plus the play's internal list
@@ -19,6 +25,23 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._inventory impor
 CLUSTER_SETTINGS = _preflight.REQUIRED_SETTINGS + ("kubeforge_required_artifacts",)
 # Hosts only in these groups are not cluster members (kubespray's bastion).
 IGNORED_GROUPS = ("bastion",)
+ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
+
+
+def role_variables(templar, loader, task_vars: dict, extra_var_names=frozenset(), roles_dir: str = ROLES_DIR) -> tuple:
+    """({name: value} of _cis.ROLE_VARIABLES, problems): each rendered as a task of its role sees it on
+    this host - role defaults < inventory and facts < role vars < extra vars."""
+    values, problems = {}, []
+    for role, names in _cis.ROLE_VARIABLES.items():
+        try:
+            defaults, own = (loader.load_from_file(os.path.join(roles_dir, role, part, "main.yml"), cache="none", trusted_as_template=True)
+                             or {} for part in ("defaults", "vars"))
+            scope = {**defaults, **task_vars, **{name: value for name, value in own.items() if name not in extra_var_names}}
+            rendered = templar.copy_with_new_env(available_variables=scope)
+            values.update({name: rendered.template(scope[name]) for name in names})
+        except (AnsibleError, KeyError) as exc:
+            problems.append(f"the final settings of the {role} role could not be computed for the CIS check: {exc}")
+    return values, problems
 
 
 class ActionModule(ActionBase):
@@ -42,8 +65,11 @@ class ActionModule(ActionBase):
             if facts is not None or name in asked:
                 hosts[name]["kubeforge_node"] = facts
         cluster = {key: self._templar.template(task_vars.get(key)) for key in CLUSTER_SETTINGS}
+        cluster[_preflight.ROLE_VARS_KEY], render_problems = role_variables(self._templar, self._loader, task_vars,
+                                                                            frozenset(load_extra_vars(self._loader)))
 
         report = _preflight.validate(cluster, hosts, groups)
+        report.problems.extend(render_problems)
         for warning in report.warnings:
             self._display.warning(warning)
         result.update(changed=False, problems=report.problems, warnings_found=report.warnings, hosts_checked=len(hosts))

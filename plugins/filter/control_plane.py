@@ -35,10 +35,20 @@ def control_plane_encryption_keys(keys, action="ensure"):
     return _control_plane.encryption_keys(keys, action)
 
 
+def control_plane_encryption_key_file(data, action="ensure"):
+    return _control_plane.encryption_key_file(data, action)
+
+
+def control_plane_encryption_store(settings):
+    return _control_plane.encryption_store(dict(settings))
+
+
 class FilterModule:
     def filters(self):
         return {
             "control_plane_args": _wrap(control_plane_args),
             "control_plane_config": _wrap(control_plane_config),
             "control_plane_encryption_keys": _wrap(control_plane_encryption_keys),
+            "control_plane_encryption_key_file": _wrap(control_plane_encryption_key_file),
+            "control_plane_encryption_store": _wrap(control_plane_encryption_store),
         }

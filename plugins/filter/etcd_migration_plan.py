@@ -45,6 +45,26 @@ options:
     description: The ID of the cluster that answered; only data moved aside for it (C(<data_dir>.migrated-to-<id>-<time>)) counts.
     type: str
     default: ""
+  probe:
+    description:
+      - The registered result of M(kubeforge.cluster.etcd_member) reading the etcd group's URLs, failed or not; given, it
+        replaces O(members) and O(cluster_id).
+      - A failure counts as "no cluster" only when every endpoint is not running (refused, timeout, unreachable) on a host
+        without etcd data (O(hosts_with_data)); a TLS or authentication error, or a member with data not answering, fails.
+    type: dict
+  endpoint_hosts:
+    description: With O(probe), the host of each URL it read.
+    type: dict
+    default: {}
+  hosts_with_data:
+    description: With O(probe), the hosts whose etcd data directory holds data (C(member/wal)).
+    type: list
+    elements: str
+    default: []
+  foreign_source:
+    description: With O(probe), whether the single etcd is one kubeforge did not install (it refuses kubeforge's certificates).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -61,13 +81,20 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.migration import migration_plan
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.migration import migration_plan, probe_answer
 
 
-def etcd_migration_plan(method, etcd_hosts, source="", members=None, moved_aside=None, source_has_data=True, cluster_id="") -> dict:
+def etcd_migration_plan(method, etcd_hosts, source="", members=None, moved_aside=None, source_has_data=True, cluster_id="",
+                        probe=None, endpoint_hosts=None, hosts_with_data=None, foreign_source=False) -> dict:
     try:
+        if probe is not None:
+            source = source or (list(etcd_hosts)[0] if etcd_hosts else "")
+            answer = probe_answer(dict(probe), dict(endpoint_hosts or {}), list(hosts_with_data or []), source,
+                                  boolean(foreign_source, strict=False))
+            members, cluster_id = answer["members"], answer["cluster_id"]
         return migration_plan(method, list(etcd_hosts), source, list(members or []), list(moved_aside or []), bool(source_has_data),
                               str(cluster_id or ""))
     except KubeforgeError as exc:

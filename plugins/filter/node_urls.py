@@ -57,18 +57,27 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.kubeforge.cluster.plugins.module_utils._inventory import node_address, url_host
 
 
+def _address(host, hostvars, caller: str) -> str:
+    if host not in hostvars:
+        raise AnsibleFilterError(f"{caller}: {host!r} is not an inventory host")
+    return node_address(hostvars[host], host)
+
+
 def node_urls(hosts, hostvars, port, named=False) -> list[str]:
     if isinstance(hosts, str) or not hasattr(hosts, "__iter__"):
         raise AnsibleFilterError(f"node_urls: expected a list of host names, got {hosts!r}")
     urls = []
     for host in hosts:
-        if host not in hostvars:
-            raise AnsibleFilterError(f"node_urls: {host!r} is not an inventory host")
-        url = f"https://{url_host(node_address(hostvars[host], host))}:{int(port)}"
+        url = f"https://{url_host(_address(host, hostvars, 'node_urls'))}:{int(port)}"
         urls.append(f"{host}={url}" if named else url)
     return urls
 
 
+def node_address_filter(host, hostvars) -> str:
+    """The address other cluster hosts reach an inventory host on (documented in node_address.yml)."""
+    return _address(host, hostvars, "node_address")
+
+
 class FilterModule:
     def filters(self):
-        return {"node_urls": node_urls}
+        return {"node_urls": node_urls, "node_address": node_address_filter}

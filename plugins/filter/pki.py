@@ -49,15 +49,20 @@ _NODE_FILES = frozenset((f"{KUBE_PKI_DIR}/ca.crt", f"{KUBE_DIR}/kube-proxy.kubec
                          f"{KUBE_PKI_DIR}/kubelet.key", f"{KUBE_DIR}/kubelet.kubeconfig"))
 SERVICE_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 
-# Subjects Kubernetes expects (CN, organizations). The apiserver-to-kubelet client is in
-# system:masters: it lives only on control-plane hosts, next to the cluster CA key, so it grants
-# nothing its holder could not mint anyway, and it needs no RBAC object before the API is up.
+# Subjects Kubernetes expects (CN, organizations). Only the break-glass super-admin is in
+# system:masters, which no RBAC can restrict or revoke; it stays on the controller (no host
+# receives it). The others get their rights from RBAC objects the control_plane role applies
+# (roles/control_plane/templates/rbac.yaml.j2): the admin group is bound to cluster-admin, the
+# apiserver's kubelet client to system:kubelet-api-admin, as kubeadm does since 1.29.
+ADMIN_GROUP = "kubeforge:cluster-admins"
+SUPERUSER_GROUP = "system:masters"
 CLIENTS = {
-    "admin": ("admin", ["system:masters"]),
+    "admin": ("admin", [ADMIN_GROUP]),
+    "super-admin": ("kubeforge:super-admin", [SUPERUSER_GROUP]),
     "kube-controller-manager": ("system:kube-controller-manager", []),
     "kube-scheduler": ("system:kube-scheduler", []),
     "kube-proxy": ("system:kube-proxy", []),
-    "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", ["system:masters"]),
+    "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", []),
     # Approves kubelet serving CSRs (kubelet_bootstrap role); its RBAC allows that and nothing else.
     "kubelet-csr-approver": ("kubeforge:kubelet-csr-approver", []),
 }
@@ -144,7 +149,9 @@ def operator_server(control_plane: list[str], nodes: Mapping, settings: Mapping)
 
 def _check_settings(settings: Mapping, groups: Mapping) -> None:
     problems = []
-    for key in ("credentials_dir", "service_cidr", "cluster_domain", "apiserver_port", "endpoint", "kubelet_tls_mode"):
+    # Every setting comes from the pki role (defaults and cluster settings): no second default here.
+    for key in ("credentials_dir", "service_cidr", "cluster_domain", "apiserver_port", "endpoint", "kubelet_tls_mode", "cluster_name",
+                "ca_valid_days", "cert_valid_days"):
         if settings.get(key) in (None, ""):
             problems.append(f"{key} is not set")
     if settings.get("kubelet_tls_mode") not in (None, "", *KUBELET_TLS_MODES):
@@ -166,8 +173,8 @@ class _Plan:
     def __init__(self, settings: Mapping) -> None:
         self.credentials = os.path.normpath(str(settings["credentials_dir"]))
         self.pki = os.path.join(self.credentials, "pki")
-        self.ca_days = int(settings.get("ca_valid_days") or 3650)
-        self.cert_days = int(settings.get("cert_valid_days") or 365)
+        self.ca_days = int(settings["ca_valid_days"])
+        self.cert_days = int(settings["cert_valid_days"])
         self.certificates: list[dict] = []
         self.paths: dict[str, tuple[str, str]] = {}  # certificate name -> (cert path, key path)
         self.kubeconfigs: list[dict] = []
@@ -211,6 +218,16 @@ class _Plan:
         self.give(host, key, f"{dest_stem}.key", KEY_MODE, services)
 
 
+def _refuse_superusers_on_hosts(plan: _Plan) -> None:
+    """No host receives a system:masters identity: its certificate, key, or a kubeconfig embedding them."""
+    sources = {path for entry in plan.certificates if SUPERUSER_GROUP in entry["organizations"]
+               for path in (entry["path"], entry["privatekey_path"])}
+    sources |= {config["dest"] for config in plan.kubeconfigs if config["cert"] in sources}
+    leaks = sorted(f"{host}:{entry['dest']}" for host, files in plan.hosts.items() for entry in files.values() if entry["src"] in sources)
+    if leaks:
+        raise AnsibleFilterError(f"pki_plan: {SUPERUSER_GROUP} material would reach a host: {', '.join(leaks)}")
+
+
 def pki_plan(groups: Mapping, hostvars: Mapping, settings: Mapping) -> dict:
     """Every certificate, kubeconfig and host file of the cluster.
 
@@ -223,7 +240,7 @@ def pki_plan(groups: Mapping, hostvars: Mapping, settings: Mapping) -> dict:
     control_plane = list(groups.get("kube_control_plane") or [])
     etcd = list(groups.get("etcd") or [])
     k8s = [host for host in nodes if host in set(groups.get("k8s_cluster") or []) or host in control_plane]
-    cluster = str(settings.get("cluster_name") or "kubernetes")
+    cluster = str(settings["cluster_name"])
     endpoint = str(settings["endpoint"])
     signed = settings["kubelet_tls_mode"] == "signed"
     plan = _Plan(settings)
@@ -250,8 +267,10 @@ def pki_plan(groups: Mapping, hostvars: Mapping, settings: Mapping) -> dict:
             plan.cert(f"kubelet-{host}", f"kubelet/{host}", node_user, "server", "ca", organizations=["system:nodes"], dns_names=dns, ip_addresses=ips)
 
     kubeconfigs = {name: plan.kubeconfig(name, client, endpoint, cluster) for name, (client, _services) in KUBECONFIGS.items()}
-    operator = plan.kubeconfig("operator-admin", "admin", operator_server(control_plane, nodes, settings), cluster,
-                               os.path.join(plan.credentials, "admin.kubeconfig"))
+    server = operator_server(control_plane, nodes, settings)
+    operator = plan.kubeconfig("operator-admin", "admin", server, cluster, os.path.join(plan.credentials, "admin.kubeconfig"))
+    # Break glass, and the first binding of the admin group (control_plane role): controller only.
+    super_admin = plan.kubeconfig("super-admin", "super-admin", server, cluster, os.path.join(plan.credentials, "super-admin.kubeconfig"))
     if signed:
         for host in k8s:
             kubeconfigs[f"kubelet-{host}"] = plan.kubeconfig(f"kubelet-{host}", f"kubelet-client-{host}", endpoint, cluster)
@@ -288,6 +307,7 @@ def pki_plan(groups: Mapping, hostvars: Mapping, settings: Mapping) -> dict:
     owned = {entry["dest"] for host in control_plane + etcd for entry in plan.hosts.get(host, {}).values()
              if entry["dest"].startswith(ETCD_PKI_DIR) or host in control_plane and entry["dest"] not in _NODE_FILES}
     absent = {host: sorted(owned - set(plan.hosts.get(host, {}))) for host in nodes}
+    _refuse_superusers_on_hosts(plan)
 
     inputs: list[str] = [sa_key]
     for config in plan.kubeconfigs:
@@ -303,6 +323,7 @@ def pki_plan(groups: Mapping, hostvars: Mapping, settings: Mapping) -> dict:
         "kubeconfigs": plan.kubeconfigs,
         "controller_inputs": inputs,
         "operator_kubeconfig": operator,
+        "super_admin_kubeconfig": super_admin,
         "hosts": {host: list(files.values()) for host, files in plan.hosts.items()},
         "absent": absent,
     }

@@ -12,10 +12,13 @@ version_added: 0.1.0
 author:
   - kubeforge developers (@kubeforge)
 description:
-  - Resolves a release artifact (etcd tarball, Kubernetes binary, ...) to its source (the offline
-    artifacts directory on the controller, a mirror, or the official site) and to the checksum
-    it is verified against, following C(kubeforge_artifacts_checksum_source).
-  - Runs on the controller; reads the C(.sha256) file beside an offline artifact when needed.
+  - Resolves a release artifact (etcd tarball, Kubernetes binary, ...) to its source (the offline artifacts directory on
+    the controller, a mirror, or the official site) and to the checksum it is verified against.
+  - The reference is the cluster's artifacts lock once it holds the version (unless O(lock_update)); otherwise the
+    checksum the collection carries (O(checksum_source=published)), else the C(.sha256) beside the offline file (read
+    here) or beside the download. A locked checksum that contradicts the published one is an error.
+  - Runs on the controller. The roles install with M(kubeforge.cluster.artifact_install), which resolves artifacts the
+    same way; this filter shows the result.
 options:
   _input:
     description: Artifact name, such as C(etcd) or C(kube-apiserver).
@@ -41,12 +44,20 @@ options:
     description: C(published) or C(sidecar), as C(kubeforge_artifacts_checksum_source).
     type: str
     default: published
+  lock_file:
+    description: The cluster's artifacts lock (C(kubeforge_artifacts_lock_file)); empty for none. A missing file is an empty lock.
+    type: str
+    default: ""
+  lock_update:
+    description: Ignore the lock's checksum, as a run with C(kubeforge_artifacts_lock_update=true) does.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
-- name: Show where etcd comes from
+- name: Show where etcd comes from and what it is checked against
   ansible.builtin.debug:
-    msg: "{{ 'etcd' | kubeforge.cluster.release_artifact('3.5.33', arch='amd64') }}"
+    msg: "{{ 'etcd' | kubeforge.cluster.release_artifact('3.5.33', arch='amd64', lock_file=kubeforge_artifacts_lock_file) }}"
 """
 
 RETURN = r"""
@@ -61,39 +72,42 @@ _value:
       description: Controller path of the offline artifact, or empty when it is downloaded.
       type: str
     url:
-      description: Download URL (official site or mirror).
+      description: Download URL (official site or mirror); not used when the artifact comes from the offline directory.
+      type: str
+    sha256:
+      description: The reference sha256, or empty when it is the C(.sha256) published beside the download (first use).
       type: str
     checksum:
       description: >-
-        Checksum argument for get_url/copy: C(sha256:<hex>), or C(sha256:<url>.sha256) for a
-        download whose checksum is published beside it.
+        The reference as get_url's checksum argument: C(sha256:<hex>), or C(sha256:<url>.sha256) for a download whose
+        checksum is read from beside it at first use.
       type: str
+    origin:
+      description: Where the reference comes from (the lock, the published checksum, a C(.sha256) file).
+      type: str
+    locked:
+      description: Whether the reference is the lock's.
+      type: bool
+    files:
+      description: The locked sha256 of each binary unpacked from an archive.
+      type: dict
 """
 
-import os
-
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts
 
 
-def release_artifact(name, version, arch="amd64", artifacts_dir="", mirror="", checksum_source="published"):
-    if name not in _artifacts.ARTIFACTS:
-        raise AnsibleFilterError(f"release_artifact: unknown artifact {name!r}; known: {', '.join(_artifacts.ARTIFACTS)}")
-    relpath = _artifacts.relpath(name, version, arch)
-    url = _artifacts.url(name, version, arch, mirror)
-    published = _artifacts.published_sha256(name, version, arch) if checksum_source == "published" else None
-    src = os.path.join(artifacts_dir, relpath) if artifacts_dir else ""
-    if published:
-        checksum = f"sha256:{published}"
-    elif src:
-        sidecar = _artifacts.read_sidecar(src)
-        if not sidecar:
-            raise AnsibleFilterError(f"release_artifact: {src}.sha256 is missing; preflight should have reported it")
-        checksum = f"sha256:{sidecar}"
-    else:
-        checksum = f"sha256:{url}.sha256"
-    return {"filename": os.path.basename(relpath), "src": src, "url": url, "checksum": checksum}
+def release_artifact(name, version, arch="amd64", artifacts_dir="", mirror="", checksum_source="published", lock_file="", lock_update=False):
+    try:
+        lock = _artifacts.load_lock(lock_file) if lock_file else {}
+        source = _artifacts.resolve(name, str(version), arch, artifacts_dir or "", mirror or "", checksum_source, lock, lock_file or "",
+                                    boolean(lock_update, strict=False))
+    except _artifacts.ArtifactsError as exc:
+        raise AnsibleFilterError(f"release_artifact: {exc}") from exc
+    return {"filename": source.filename, "src": source.src, "url": source.url, "sha256": source.sha256, "checksum": source.checksum,
+            "origin": source.origin, "locked": source.locked, "files": dict(source.files)}
 
 
 class FilterModule:

@@ -31,6 +31,8 @@ CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 ENCRYPTION_PROVIDER = "secretbox"
 ENCRYPTION_KEY_BYTES = 32
 ENCRYPTION_ACTIONS = ("ensure", "add", "promote", "prune")
+# What the EncryptionConfiguration encrypts; the key-usage check before a prune reads each of them in etcd.
+ENCRYPTED_RESOURCES = ("secrets",)
 CONFIG_API_VERSIONS = {
     "KubeSchedulerConfiguration": "kubescheduler.config.k8s.io/v1",
     "EncryptionConfiguration": "apiserver.config.k8s.io/v1",
@@ -129,7 +131,7 @@ def apiserver_flags(settings: dict) -> dict:
         **_tls(settings),
         "--v": 2,
     }
-    if settings.get("kubelet_tls_mode", "bootstrap") == "bootstrap":
+    if settings["kubelet_tls_mode"] == "bootstrap":
         # Kubelets join with bootstrap tokens (kubelet phase).
         flags["--enable-bootstrap-token-auth"] = True
     return flags
@@ -265,9 +267,22 @@ def encryption_config(keys: list) -> dict:
         "apiVersion": CONFIG_API_VERSIONS["EncryptionConfiguration"],
         "kind": "EncryptionConfiguration",
         "resources": [{
-            "resources": ["secrets"],
+            "resources": list(ENCRYPTED_RESOURCES),
             "providers": [{ENCRYPTION_PROVIDER: {"keys": [{"name": k["name"], "secret": k["secret"]} for k in keys]}}, {"identity": {}}],
         }],
+    }
+
+
+def encryption_store(settings: dict) -> dict:
+    """Where the apiservers keep what they encrypt, read from their final flags (extra arguments included): the
+    encryption_key_usage module's etcd connection, etcd prefix and resources."""
+    flags = component_flags("kube-apiserver", settings)
+    servers = flags.get("--etcd-servers") or []
+    return {
+        "endpoints": servers.split(",") if isinstance(servers, str) else list(servers),
+        "ca_cert": flags.get("--etcd-cafile"), "client_cert": flags.get("--etcd-certfile"), "client_key": flags.get("--etcd-keyfile"),
+        "etcd_prefix": flags.get("--etcd-prefix") or "/registry",
+        "resources": list(ENCRYPTED_RESOURCES),
     }
 
 
@@ -315,6 +330,37 @@ def encryption_keys(keys, action: str = "ensure") -> list:
     if action == "promote":
         return [keys[-1]] + keys[:-1]
     return keys[:1]
+
+
+def encryption_key_file(data, action: str = "ensure", now: datetime.datetime | None = None) -> dict:
+    """The controller's key file after an action: ``keys`` as encryption_keys() gives them, and ``retired``.
+
+    A key an action drops (prune) is kept in ``retired`` with the time it left, so that a mistake
+    can be undone, until the operator deletes it from the file. A retired key moved back into
+    ``keys`` by the operator leaves ``retired``. ``retired`` is written only when it has keys, so a
+    file without any stays as the first run wrote it.
+    """
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ControlPlaneError(f"the encryption key file must be a mapping with keys (and retired), got {type(data).__name__}")
+    keys = encryption_keys(data.get("keys"), action)
+    retired = data.get("retired") or []
+    if not isinstance(retired, list):
+        raise ControlPlaneError("retired in the encryption key file must be a list of {name, secret, retired}")
+    _check_keys([{"name": key.get("name"), "secret": key.get("secret")} if isinstance(key, dict) else key for key in retired])
+    in_use = {key["name"]: key["secret"] for key in keys}
+    clash = [key["name"] for key in retired if key["name"] in in_use and key["secret"] != in_use[key["name"]]]
+    if clash:
+        raise ControlPlaneError(f"encryption key names in both keys and retired with different secrets: {', '.join(clash)}; "
+                                "give the retired one another name")
+    when = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    dropped = [{"name": key["name"], "secret": key["secret"], "retired": when}
+               for key in _check_keys(list(data.get("keys") or [])) if key["name"] not in in_use]
+    kept = [key for key in retired if key["name"] not in in_use and key["name"] not in {d["name"] for d in dropped}]
+    result = {"keys": keys}
+    if kept or dropped:
+        result["retired"] = kept + dropped
+    return result
 
 
 # --------------------------------------------------------------------------- field checks

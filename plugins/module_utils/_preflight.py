@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _node_facts, _versions
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _cis, _node_facts, _versions
 
 # Groups every cluster needs, as kubespray names them.
 ROLE_GROUPS = ("etcd", "kube_control_plane", "kube_node")
@@ -48,8 +48,11 @@ REQUIRED_SETTINGS = (
     "kubeforge_download_mirror", "kubeforge_artifacts_checksum_source", "kubeforge_host_kernel_managed",
     "kubeforge_credentials_dir", "kube_apiserver_endpoint", "kubelet_tls_mode", "kube_node_cidr_mask_size",
     "kubelet_fail_cgroup_v1", "flannel_backend", "containerd_version", "runc_version", "cni_plugins_version",
-    "crictl_version",
+    "crictl_version", "etcd_client_port", "artifacts_bin_dir", _cis.EXCEPTIONS_VAR,
+    "kubeforge_artifacts_lock_file", "kubeforge_artifacts_lock_update",
 ) + tuple(EXTRA_ARGS)
+# Where the preflight action puts the role variables it rendered for check_cis (_cis.ROLE_VARIABLES).
+ROLE_VARS_KEY = "kubeforge_role_vars"
 KUBELET_TLS_MODES = ("bootstrap", "signed")
 KUBE_PROXY_MODES = ("ipvs", "iptables", "nftables")
 FLANNEL_BACKENDS = ("vxlan", "host-gw")
@@ -207,10 +210,22 @@ def check_node_cidrs(cluster, hosts, groups, report: Report) -> None:
                                f"the cluster has {nodes} nodes; widen kube_pod_cidr or raise kube_node_cidr_mask_size")
 
 
+def _is_port(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
 def check_endpoint(cluster, hosts, groups, report: Report) -> None:
     port = cluster.get("kube_apiserver_port")
-    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+    if not _is_port(port):
         report.problems.append(f"kube_apiserver_port {port!r} is not a TCP port number")
+    etcd_port = cluster.get("etcd_client_port")
+    if etcd_port is not None and not _is_port(etcd_port):
+        report.problems.append(f"etcd_client_port {etcd_port!r} is not a TCP port number")
+    elif etcd_port is not None and etcd_port == port:
+        report.problems.append(f"etcd_client_port and kube_apiserver_port are both {port}: etcd and the apiserver share the control-plane hosts")
+    bin_dir = cluster.get("artifacts_bin_dir")
+    if bin_dir is not None and (not isinstance(bin_dir, str) or not bin_dir.startswith("/")):
+        report.problems.append(f"artifacts_bin_dir {bin_dir!r} must be an absolute path on the hosts")
     lb_address = cluster.get("kube_apiserver_lb_address") or ""
     lb_domain = cluster.get("kube_apiserver_lb_domain") or ""
     if len(groups.get("kube_control_plane", [])) > 1 and not lb_address:
@@ -370,16 +385,49 @@ def check_artifacts(cluster, hosts, groups, report: Report) -> None:
     if source not in _artifacts.CHECKSUM_SOURCES:
         report.problems.append(f"kubeforge_artifacts_checksum_source {source!r} must be one of {', '.join(_artifacts.CHECKSUM_SOURCES)}")
         return
-    directory = cluster.get("kubeforge_artifacts_dir") or ""
-    if not directory:
-        return
     # Each artifact at its own version setting; the Kubernetes binaries at kube_version.
     wanted = [(name, cluster.get(ARTIFACT_VERSIONS.get(name, "kube_version"))) for name in cluster.get("kubeforge_required_artifacts") or []]
-    report.problems.extend(_artifacts.offline_problems(directory, wanted, cluster.get("kubeforge_arch"), source))
+    lock, lock_path = {}, cluster.get("kubeforge_artifacts_lock_file")
+    update = str(cluster.get("kubeforge_artifacts_lock_update")).lower() in ("true", "yes", "1", "on")
+    if lock_path is not None and (not isinstance(lock_path, str) or not lock_path.startswith("/")):
+        report.problems.append(f"kubeforge_artifacts_lock_file {lock_path!r} must be an absolute path on the controller")
+    elif lock_path:
+        try:
+            lock = _artifacts.load_lock(lock_path)
+        except _artifacts.ArtifactsError as exc:
+            report.problems.extend(exc.errors)
+    if update:
+        report.warnings.append("kubeforge_artifacts_lock_update is true: this run replaces the locked checksums of the versions "
+                               "it installs by their sources' (docs/offline-install.md); leave it false otherwise")
+    else:
+        report.problems.extend(_artifacts.lock_problems(lock, wanted, cluster.get("kubeforge_arch"), source, lock_path or ""))
+    directory = cluster.get("kubeforge_artifacts_dir") or ""
+    if directory:
+        report.problems.extend(_artifacts.offline_problems(directory, wanted, cluster.get("kubeforge_arch"), source, lock,
+                                                           lock_path or "", update))
+
+
+def check_cis(cluster, hosts, groups, report: Report) -> None:
+    """Every component's final settings against the CIS items the roles enforce (plugins/module_utils/_cis.py).
+
+    The role variables come rendered from the preflight action (cluster[ROLE_VARS_KEY]); without
+    them (unit tests of the inventory alone) only kube_cis_exceptions itself is checked.
+    """
+    exceptions, problems = _cis.parse_exceptions(cluster.get(_cis.EXCEPTIONS_VAR))
+    report.problems.extend(problems)
+    role_vars = cluster.get(ROLE_VARS_KEY)
+    extra_args = {component: (var, cluster.get(var) or {}) for var, component in EXTRA_ARGS.items()}
+    if role_vars is None or not all(isinstance(args, dict) for _var, args in extra_args.values()):
+        return  # a non-mapping is reported by check_extra_args
+    context = {"control_planes": len(set(groups.get("kube_control_plane", []))), "kubelet_tls_mode": cluster.get("kubelet_tls_mode"),
+               "protect_kernel_defaults": role_vars.get("kubelet_bootstrap_protect_kernel_defaults")}
+    problems, notes = _cis.check(role_vars, extra_args, exceptions, context)
+    report.problems.extend(problems)
+    report.warnings.extend(notes)
 
 
 RULES = (check_settings_defined, check_groups, check_etcd_size, check_hosts, check_networks, check_node_cidrs, check_endpoint, check_pki,
-         check_versions, check_extra_args, check_kube_proxy, check_node_facts, check_artifacts)
+         check_versions, check_extra_args, check_kube_proxy, check_node_facts, check_artifacts, check_cis)
 
 
 def validate(cluster: dict, hosts: dict, groups: dict) -> Report:

@@ -27,6 +27,11 @@ description:
     (vxlan or host-gw), C(kubelet_fail_cgroup_v1) (a boolean); component extra arguments
     against the flag list of the target Kubernetes version; offline artifacts, each at its own
     version, and their checksums."
+  - "CIS check: the final settings of kube-apiserver, kube-controller-manager, kube-scheduler, the
+    kubelet and kube-proxy (the roles' flags and config files with the C(kube_*_extra_args) over
+    them, a null dropping a default) against the CIS Kubernetes Benchmark items the roles enforce.
+    An item that no longer holds is a problem unless C(kube_cis_exceptions) lists it
+    (C(component), C(setting), C(reason)); an exception without a reason is a problem too."
   - "Node checks, on the facts M(kubeforge.cluster.node_facts) returned for each host of
     C(k8s_cluster): cgroup v1 hosts while C(kubelet_fail_cgroup_v1) is true (kubelet 1.35 and
     later refuses them); no IP_VS in the kernel (not loaded, built in or loadable) with
@@ -56,6 +61,7 @@ notes:
   - Deprecated flags in extra arguments are reported as warnings, not problems; so are
     C(kube_proxy_mode=ipvs) (deprecated since Kubernetes 1.35, KEP-5495) and cgroup v1 hosts
     accepted with C(kubelet_fail_cgroup_v1=false).
+  - Every CIS exception used is reported as a warning with its reason, so each run prints it.
 seealso:
   - module: kubeforge.cluster.node_facts
 """

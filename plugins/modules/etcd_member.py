@@ -29,6 +29,7 @@ author:
   - kubeforge developers (@kubeforge)
 extends_documentation_fragment:
   - kubeforge.cluster.etcd_client
+  - kubeforge.cluster.host_lock
 attributes:
   check_mode:
     support: full
@@ -165,15 +166,21 @@ cluster_id:
   returned: always
   type: str
   sample: cdf818194e3a8c32
+lock_holder:
+  description: Who held this host's etcd lock when the task stopped waiting for it (O(lock_timeout)); the task failed.
+  returned: when another operation held the lock too long
+  type: dict
+  sample: {"pid": 4242, "operation": "etcd_mirror from https://10.0.0.10:2379 to https://10.0.0.11:2379",
+           "command": "/usr/bin/python3 /root/.ansible/tmp/ansible-tmp-1/AnsiballZ_etcd_mirror.py", "started": "2025-05-01T10:00:00Z"}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import connection_argument_spec, run_module
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import module_argument_spec, run_module
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.member import EtcdMemberBackend
 
 
 def argument_spec() -> dict:
-    spec = connection_argument_spec()
+    spec = module_argument_spec()
     spec.update(
         state={"type": "str", "choices": ["present", "absent"]},
         name={"type": "str"},
@@ -192,7 +199,10 @@ def main() -> None:
         required_if=[("state", "absent", ("name", "peer_urls", "id"), True), ("state", "present", ("name", "peer_urls"), True)],
         supports_check_mode=True,
     )
-    run_module(module, lambda client: EtcdMemberBackend(client, module.params).run(check_mode=module.check_mode), module.params)
+    p = module.params
+    target = p["name"] or ",".join(p["peer_urls"] or []) or p["id"]
+    operation = f"etcd_member {p['state']} {target} in {','.join(p['endpoints'])}" if p["state"] and not module.check_mode else ""
+    run_module(module, lambda client: EtcdMemberBackend(client, p).run(check_mode=module.check_mode), p, operation=operation)
 
 
 if __name__ == "__main__":

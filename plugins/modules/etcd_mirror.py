@@ -38,6 +38,7 @@ author:
   - kubeforge developers (@kubeforge)
 extends_documentation_fragment:
   - kubeforge.cluster.etcd_client
+  - kubeforge.cluster.host_lock
 attributes:
   check_mode:
     support: full
@@ -286,15 +287,22 @@ dest_revision:
   returned: always
   type: int
   sample: 185051
+lock_holder:
+  description: Who held this host's etcd lock when the task stopped waiting for it (O(lock_timeout)); the task failed.
+  returned: when another operation held the lock too long
+  type: dict
+  sample: {"pid": 4242, "operation": "etcd_mirror from https://10.0.0.10:2379 to https://10.0.0.11:2379",
+           "command": "/usr/bin/python3 /root/.ansible/tmp/ansible-tmp-1/AnsiballZ_etcd_mirror.py", "started": "2025-05-01T10:00:00Z"}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import CONNECTION_OPTIONS, connection_argument_spec, run_module
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import (CONNECTION_OPTIONS, connection_argument_spec,
+                                                                                     module_argument_spec, run_module)
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.mirror import EtcdMirrorBackend, settings_from_params
 
 
 def argument_spec() -> dict:
-    spec = connection_argument_spec()
+    spec = module_argument_spec()
     destination = connection_argument_spec()
     destination["timeout"] = {"type": "float"}
     spec.update(
@@ -321,7 +329,9 @@ def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=[("dest_prefix", "strip_prefix")], supports_check_mode=True)
     p = module.params
     dest_params = {name: p["destination"].get(name) if p["destination"].get(name) is not None else p[name] for name in CONNECTION_OPTIONS}
-    run_module(module, lambda source, dest: EtcdMirrorBackend(source, dest, settings_from_params(p)).run(check_mode=module.check_mode), p, dest_params)
+    operation = "" if module.check_mode else f"etcd_mirror from {','.join(p['endpoints'])} to {','.join(dest_params['endpoints'])}"
+    run_module(module, lambda source, dest: EtcdMirrorBackend(source, dest, settings_from_params(p)).run(check_mode=module.check_mode), p, dest_params,
+               operation=operation)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ author:
   - kubeforge developers (@kubeforge)
 extends_documentation_fragment:
   - kubeforge.cluster.etcd_client
+  - kubeforge.cluster.host_lock
 attributes:
   check_mode:
     support: full
@@ -242,15 +243,21 @@ restored_at:
   returned: when O(state=restored), not in check mode
   type: str
   sample: 20250101T020000Z
+lock_holder:
+  description: Who held this host's etcd lock when the task stopped waiting for it (O(lock_timeout)); the task failed.
+  returned: when another operation held the lock too long
+  type: dict
+  sample: {"pid": 4242, "operation": "etcd_mirror from https://10.0.0.10:2379 to https://10.0.0.11:2379",
+           "command": "/usr/bin/python3 /root/.ansible/tmp/ansible-tmp-1/AnsiballZ_etcd_mirror.py", "started": "2025-05-01T10:00:00Z"}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import client_from_params, connection_argument_spec, run_module
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import client_from_params, module_argument_spec, run_module
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.snapshot import EtcdSnapshotBackend
 
 
 def argument_spec() -> dict:
-    spec = connection_argument_spec()
+    spec = module_argument_spec()
     spec["endpoints"]["required"] = False
     spec.update(
         state={"type": "str", "choices": ["saved", "status", "restored"], "default": "saved"},
@@ -279,7 +286,9 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    run_module(module, lambda: EtcdSnapshotBackend(p, module.run_command, client_factory=lambda: client_from_params(p)).run(check_mode=module.check_mode))
+    operation = f"etcd_snapshot restore of {p['path']} into {p['data_dir']}" if p["state"] == "restored" and not module.check_mode else ""
+    run_module(module, lambda: EtcdSnapshotBackend(p, module.run_command, client_factory=lambda: client_from_params(p)).run(check_mode=module.check_mode),
+               operation=operation)
 
 
 if __name__ == "__main__":

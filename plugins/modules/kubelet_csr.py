@@ -90,7 +90,7 @@ EXAMPLES = r"""
   ansible.builtin.set_fact:
     kubelet_csr_nodes: >-
       {{ kubelet_csr_nodes | default({}) | combine({item: {"dns_names": [item],
-         "ip_addresses": [hostvars[item]['kubeforge_node_ip'] | default(hostvars[item]['ansible_host'])]}}) }}
+         "ip_addresses": [item | kubeforge.cluster.node_address(hostvars)]}}) }}
   loop: "{{ groups['kube_node'] }}"
   run_once: true
 

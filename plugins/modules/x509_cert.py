@@ -99,7 +99,8 @@ options:
     type: int
   valid_days:
     description:
-      - How long a new certificate is valid. Defaults to V(3650) for O(profile=ca) and V(365) otherwise.
+      - How long a new certificate is valid, in days. Required, at the top level or in every entry of O(certificates)
+        (the pki role passes C(pki_ca_valid_days) or C(pki_cert_valid_days)).
     type: int
   renew_before_days:
     description:
@@ -208,6 +209,9 @@ notes:
   - Keys protected by a passphrase are not supported; the module fails on them rather than replacing them.
   - Re-issuing a CA with its key kept (for example when it is about to expire) leaves the certificates it signed valid.
     A CA with a new key makes every certificate it signed re-issued with the reason V(ca_mismatch) on their next run.
+  - A CA certificate whose key is missing is kept, never given a new key (that would be a new CA); certificates it signed
+    are still checked against it, and one that must be issued fails, naming the missing key. A new CA is made only when
+    its certificate is missing too.
 seealso:
   - module: community.crypto.x509_certificate
 """
@@ -233,6 +237,7 @@ EXAMPLES = r"""
     profile: server
     dns_names: [kubernetes, kubernetes.default, kubernetes.default.svc, kubernetes.default.svc.cluster.local, localhost]
     ip_addresses: [10.96.0.1, 127.0.0.1, 192.0.2.10]
+    valid_days: 365
     renew_before_days: 60
   delegate_to: localhost
   run_once: true
@@ -250,11 +255,13 @@ EXAMPLES = r"""
     owner: root
     group: root
     mode: '0644'
+    valid_days: 365
     certificates:
       - path: /srv/pki/etcd/ca.crt
         privatekey_path: /srv/pki/etcd/ca.key
         common_name: etcd-ca
         profile: ca
+        valid_days: 3650
       - path: /srv/pki/etcd/etcd-1.crt
         privatekey_path: /srv/pki/etcd/etcd-1.key
         common_name: etcd-1

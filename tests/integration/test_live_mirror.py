@@ -89,7 +89,8 @@ def test_copy_with_leases_and_writes_during_follow(pair, connect):
     remaining, granted = dst.lease_time_to_live(leased.lease)
     assert leased.lease and 0 < remaining <= 121 and granted <= 121  # the remaining TTL + 1 s
     assert result["keys_per_second"] > 0 and result["transactions"] >= 12
-    assert set(result) - {"changed", "diff"} == set(yaml.safe_load(etcd_mirror.RETURN))  # every key documented
+    # every key documented (lock_holder comes only with a failure)
+    assert set(result) - {"changed", "diff"} == set(yaml.safe_load(etcd_mirror.RETURN)) - {"lock_holder"}
 
 
 def test_leased_keys_expire_on_the_destination(pair):

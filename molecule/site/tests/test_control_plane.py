@@ -32,6 +32,8 @@ KUBE_VERSION = str(group_var(SCENARIO, "kube_version"))
 LB_ADDRESS = str(group_var(SCENARIO, "kube_apiserver_lb_address"))
 # control_plane_audit_log_dir (roles/control_plane/defaults/main.yml) and the file the apiserver writes there.
 AUDIT_LOG = "/var/log/kubernetes/audit/audit.log"
+# The group the admin certificate carries (plugins/filter/pki.py ADMIN_GROUP), bound to cluster-admin.
+ADMIN_GROUP = "kubeforge:cluster-admins"
 # The provider of plugins/module_utils/_control_plane.py (ENCRYPTION_PROVIDER), as the apiserver prefixes what it stores.
 ENCRYPTED_PREFIX = b"k8s:enc:secretbox:v1:"
 
@@ -111,6 +113,14 @@ def test_the_ha_endpoint_answers_authenticated_with_a_verified_name(name, path):
     assert (status, body.strip()) == (200, "ok"), body
 
 
+def assert_cluster_admin_by_rbac(user: dict, can_i: str) -> None:
+    """The admin is in the group bound to cluster-admin (roles/control_plane/templates/rbac.yaml.j2),
+    not in system:masters (which RBAC cannot revoke), and may still do everything."""
+    assert user["username"] == "admin" and ADMIN_GROUP in user["groups"], user
+    assert "system:masters" not in user["groups"], user
+    assert can_i.strip() == "yes", can_i
+
+
 @pytest.mark.parametrize("name", sorted(CONTROL_PLANE))
 def test_kubectl_with_the_admin_kubeconfig_on_each_control_plane_host(name):
     version = json.loads(host_kubectl(name, "get", "--raw", "/version").stdout)
@@ -118,7 +128,8 @@ def test_kubectl_with_the_admin_kubeconfig_on_each_control_plane_host(name):
     namespaces = json.loads(host_kubectl(name, "get", "namespaces", "-o", "json").stdout)
     assert "kube-system" in {item["metadata"]["name"] for item in namespaces["items"]}
     user = whoami(name, "/etc/kubernetes/admin.kubeconfig")
-    assert user["username"] == "admin" and "system:masters" in user["groups"], user
+    can_i = host_kubectl(name, "auth", "can-i", "*", "*", "--all-namespaces", check=False)
+    assert_cluster_admin_by_rbac(user, can_i.stdout + can_i.stderr)
 
 
 def test_the_operators_admin_kubeconfig_works_from_the_controller():
@@ -135,8 +146,33 @@ def test_the_operators_admin_kubeconfig_works_from_the_controller():
     assert json.loads(version.stdout)["gitVersion"] == f"v{KUBE_VERSION}"
     who = subprocess.run([*kubectl, "auth", "whoami", "-o", "json"], capture_output=True, text=True, check=False, timeout=60)
     assert who.returncode == 0, who.stderr
+    can_i = subprocess.run([*kubectl, "auth", "can-i", "*", "*", "--all-namespaces"], capture_output=True, text=True, check=False, timeout=60)
+    assert_cluster_admin_by_rbac(json.loads(who.stdout)["status"]["userInfo"], can_i.stdout + can_i.stderr)
+
+
+def test_the_break_glass_super_admin_is_on_the_controller_only_and_in_system_masters():
+    """<credentials>/super-admin.kubeconfig (0600) works from the controller as kubeforge:super-admin in
+    system:masters; no host holds it (test_pki.py checks every host's files)."""
+    kubeconfig = os.path.join(credentials_dir(), "super-admin.kubeconfig")
+    assert oct(os.stat(kubeconfig).st_mode & 0o777) == "0o600"
+    who = subprocess.run([controller_kubectl(), f"--kubeconfig={kubeconfig}", "--request-timeout=20s", "auth", "whoami", "-o", "json"],
+                         capture_output=True, text=True, check=False, timeout=60)
+    assert who.returncode == 0, who.stderr
     user = json.loads(who.stdout)["status"]["userInfo"]
-    assert user["username"] == "admin" and "system:masters" in user["groups"], user
+    assert user["username"] == "kubeforge:super-admin" and "system:masters" in user["groups"], user
+    for name in HOSTS:
+        assert docker_exec(name, "find", "/etc", "/root", "-name", "*super-admin*").strip() == "", name
+
+
+def test_the_apiservers_kubelet_client_may_use_the_kubelet_api_and_nothing_else():
+    """kube-apiserver-kubelet-client (--kubelet-client-certificate) is bound to system:kubelet-api-admin,
+    not in system:masters: kubelet API yes, Secrets or RBAC no (asked as that user by the admin)."""
+    def can(*args: str) -> str:
+        return host_kubectl("site-cp1", "auth", "can-i", *args, "--as=kube-apiserver-kubelet-client", check=False).stdout.strip()
+    assert can("get", "nodes", "--subresource=proxy") == "yes"
+    assert can("create", "nodes", "--subresource=proxy") == "yes"
+    assert can("list", "secrets", "--all-namespaces") == "no"
+    assert can("create", "clusterrolebindings") == "no"
 
 
 @pytest.mark.parametrize("name", sorted(CONTROL_PLANE))

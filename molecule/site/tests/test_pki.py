@@ -115,6 +115,36 @@ def test_control_plane_certificates_chain_to_their_cas(name):
         assert "server: https://127.0.0.1:6443" in host.file(path).content_string
 
 
+def subjects_on(host) -> dict:
+    """{file: subject (RFC 2253)} of every certificate file and kubeconfig client certificate the host holds."""
+    script = (
+        "for f in $(find /etc/kubernetes /etc/etcd /var/lib/kubelet/pki \\( -name '*.crt' -o -name '*.pem' \\) 2>/dev/null); do"
+        " echo \"$f $(openssl x509 -in $f -noout -subject -nameopt RFC2253)\"; done;"
+        " for f in $(find /etc/kubernetes -name '*.kubeconfig' 2>/dev/null); do"
+        " d=$(sed -n 's/^ *client-certificate-data: *//p' $f); [ -z \"$d\" ] ||"
+        " echo \"$f $(echo $d | base64 -d | openssl x509 -noout -subject -nameopt RFC2253)\"; done")
+    return dict(line.split(" ", 1) for line in host.check_output(script).splitlines() if line)
+
+
+def rdns(subject: str) -> set:
+    return set(subject[len("subject="):].split(","))
+
+
+def test_no_host_holds_a_system_masters_identity(host):
+    """Only the break-glass super-admin is in system:masters, and it stays on the controller."""
+    subjects = subjects_on(host)
+    assert subjects, "no certificate found"
+    assert {path: subject for path, subject in subjects.items() if "O=system:masters" in rdns(subject)} == {}
+    assert host.check_output("find /etc /root -name '*super-admin*'") == ""
+
+
+@pytest.mark.parametrize("name", sorted(CONTROL_PLANE))
+def test_the_admin_and_the_apiservers_kubelet_client_are_least_privileged(name):
+    subjects = subjects_on(node(name))
+    assert rdns(subjects["/etc/kubernetes/admin.kubeconfig"]) == {"CN=admin", "O=kubeforge:cluster-admins"}
+    assert rdns(subjects[f"{KPKI}/apiserver-kubelet-client.crt"]) == {"CN=kube-apiserver-kubelet-client"}
+
+
 def test_keys_match_their_certificates(host):
     pairs = []
     if "kube_control_plane" in groups_of(host):
@@ -169,5 +199,7 @@ def test_controller_credentials():
         assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700, directory
     for key in ("ca.key", "etcd/ca.key", "front-proxy-ca.key"):
         assert stat.S_IMODE(os.stat(os.path.join(credentials, "pki", key)).st_mode) == 0o600
-    with open(os.path.join(credentials, "admin.kubeconfig"), encoding="utf-8") as handle:
-        assert "server: https://172.30.41.11:6443" in handle.read()
+    for kubeconfig in ("admin.kubeconfig", "super-admin.kubeconfig"):
+        assert stat.S_IMODE(os.stat(os.path.join(credentials, kubeconfig)).st_mode) == 0o600, kubeconfig
+        with open(os.path.join(credentials, kubeconfig), encoding="utf-8") as handle:
+            assert "server: https://172.30.41.11:6443" in handle.read(), kubeconfig

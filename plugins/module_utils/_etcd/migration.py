@@ -19,12 +19,50 @@ picks the step to resume from (docs/etcd-migration.md):
 from __future__ import annotations
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.transport import NOT_RUNNING
 
 METHODS = ("grow", "mirror")
 
 
 def _voters(members: list) -> set:
     return {m.get("name") for m in members if m.get("name") and not m.get("is_learner")}
+
+
+def probe_answer(probe: dict, endpoint_hosts: dict, hosts_with_data, source: str = "", foreign_source: bool = False) -> dict:
+    """{"members", "cluster_id"} of the cluster answering on the etcd group's URLs: what an
+    etcd_member read (``probe``, its registered result, failed or not) says.
+
+    None answering counts as "no cluster" only when no endpoint refused the client: each one is
+    not running (refused, timeout, unreachable) on a host that holds no etcd data
+    (``hosts_with_data``: the hosts whose data directory has member/wal). A TLS failure (a wrong
+    CA or certificate path, a certificate the member rejects), an error after connecting
+    (authentication, permissions) or a member with data that does not answer raises: reading them
+    as "no members" would send the migration down the wrong path. The exception is the single
+    etcd kubeforge did not install (``foreign_source``): it refuses kubeforge's certificates, and
+    the copy reads it with its own (etcd_migrate_source_*). ``endpoint_hosts`` maps each URL to its host.
+    """
+    if not probe.get("failed"):
+        return {"members": list(probe.get("members") or []), "cluster_id": str(probe.get("cluster_id") or "")}
+    errors = probe.get("endpoint_errors")
+    if not isinstance(errors, list) or not errors:
+        raise KubeforgeError(f"reading the etcd group's members failed after connecting, or before with the client's own files: "
+                             f"{probe.get('msg')}; that is not \"no cluster\": fix it and run again")
+    data = set(hosts_with_data or [])
+    problems = []
+    for error in errors:
+        url = error.get("endpoint", "")
+        host = endpoint_hosts.get(url, url)
+        if host == source and foreign_source:
+            continue
+        if error.get("kind") not in NOT_RUNNING:
+            problems.append(f"{host} ({url}) refused the client ({error.get('kind')}): {error.get('error')}")
+        elif host in data:
+            problems.append(f"{host} holds etcd data but does not answer on {url} ({error.get('error')}): start it")
+    if problems:
+        raise KubeforgeError("no member of the etcd group answered, and not because none runs: " + "; ".join(problems)
+                             + ". A certificate or CA problem is not an empty cluster: check etcd_ca_file, etcd_client_cert_file "
+                             "and etcd_client_key_file (or etcd_migrate_source_* for a single etcd kubeforge did not install)")
+    return {"members": [], "cluster_id": ""}
 
 
 def moved_aside_name(data_dir: str, cluster_id: str, stamp: str) -> str:

@@ -70,6 +70,25 @@ def parse_endpoint(url: str) -> Endpoint:
     return Endpoint(url=f"{parts.scheme}://{parts.netloc}", scheme=parts.scheme, host=parts.hostname, port=port)
 
 
+# Why an endpoint could not be connected to: nothing listens (refused), no answer in time, no route
+# or name (unreachable), or TLS failed (a certificate or CA that does not fit: something answered).
+NOT_RUNNING = ("refused", "timeout", "unreachable")
+
+
+def connect_failure_kind(exc: BaseException) -> str:
+    """refused, timeout, unreachable, tls or other: why a connection attempt failed, for callers that
+    must tell a member that is not running from one that refuses the client (EtcdError.result)."""
+    if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
+        return "tls"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timeout"
+    if isinstance(exc, OSError):
+        return "unreachable"
+    return "other"
+
+
 def make_ssl_context(ca_cert: str | None, client_cert: str | None, client_key: str | None) -> ssl.SSLContext:
     """Verifies the server against ca_cert (the system store without it) and presents the client certificate."""
     try:
@@ -151,11 +170,13 @@ class GatewayTransport:
 
         When every endpoint refuses the connection (members restarting), the round is repeated for
         up to connect_retry seconds (at most the timeout): nothing was sent, so this is always safe.
+        The error's result has each endpoint's failure and its kind (connect_failure_kind).
         """
         deadline = self._clock() + min(self.connect_retry, self.timeout)
         delay = 0.1
         while True:
             failures = []
+            kinds = []
             refused_only = True
             for index in self._order():
                 endpoint = self.endpoints[index]
@@ -166,11 +187,12 @@ class GatewayTransport:
                 except (OSError, http.client.HTTPException) as exc:
                     refused_only = refused_only and isinstance(exc, ConnectionRefusedError)
                     failures.append(f"{endpoint.url}: {exc}")
+                    kinds.append({"endpoint": endpoint.url, "kind": connect_failure_kind(exc), "error": str(exc)})
                     continue
                 self._current = index
                 return index, handle
             if not refused_only or self._clock() + delay > deadline:
-                raise EtcdError("cannot connect to any etcd endpoint: " + "; ".join(failures))
+                raise EtcdError("cannot connect to any etcd endpoint: " + "; ".join(failures), result={"endpoint_errors": kinds})
             self._sleep(delay)
             delay = min(delay * 2, 1.0)
 

@@ -151,6 +151,11 @@ class X509CertBackend:
         cert, cert_invalid = self._current_certificate(spec.path)
         key, key_on_disk = self._current_key(spec.privatekey_path)
         reasons = reissue_reasons(spec, cert, cert_invalid, key, issuer_cert, self.now)
+        if spec.profile == "ca" and spec.self_signed and cert is not None and key is None:
+            return self._plan_keyless_ca(spec, cert, reasons, uid, gid)
+        if reasons and issuer_cert is not None and issuer_key is None:
+            raise PkiError(f"must be issued ({', '.join(reasons)}) but the key of its CA, {spec.ca_key}, is not here: restore it "
+                           "from a backup of the credentials directory (recover_credentials.yml cannot, no host holds it)")
 
         plan = Plan(spec=spec, reasons=reasons, before=cert, after=cert, key_label="", before_key_label=None, uid=uid, gid=gid)
         if key is not None:
@@ -169,6 +174,22 @@ class X509CertBackend:
             plan.cert_attribute_changes = _files.attribute_changes(spec.path, spec.mode, uid, gid)
         if key_on_disk:
             plan.key_attribute_changes = _files.attribute_changes(spec.privatekey_path, KEY_MODE, uid, gid)
+        return plan
+
+    def _plan_keyless_ca(self, spec: CertSpec, cert, reasons: list[str], uid: int, gid: int) -> Plan:
+        """A CA certificate without its key (recovered from hosts, which never hold that key): kept as it is.
+
+        A new key would make a new CA that no host trusts yet, the reset the trust guard exists to
+        prevent; what this CA signs is checked against it, and fails only when it must be issued.
+        """
+        others = [reason for reason in reasons if reason != "key_missing"]
+        if others:
+            raise PkiError(f"this CA certificate must be issued again ({', '.join(others)}) but its key {spec.privatekey_path} is "
+                           "not here: restore the key from a backup of the credentials directory, or move the certificate aside "
+                           "too to create a new CA on purpose (every certificate it signed is then issued again)")
+        plan = Plan(spec=spec, reasons=[], before=cert, after=cert, key_label="none (certificate only)", before_key_label=None,
+                    uid=uid, gid=gid)
+        plan.cert_attribute_changes = _files.attribute_changes(spec.path, spec.mode, uid, gid)
         return plan
 
     def _current_certificate(self, path: str) -> tuple[object, bool]:
@@ -204,6 +225,7 @@ class X509CertBackend:
         return cached
 
     def _load_authority(self, ca_cert: str, ca_key: str) -> tuple[object, object]:
+        """The CA certificate, validated, and its key (None when only the certificate is here)."""
         cert = self._planned_certs.get(ca_cert)
         if cert is None:
             data = _inspect.read_file(ca_cert, "ca_cert")
@@ -218,7 +240,7 @@ class X509CertBackend:
             raise PkiError(f"ca_cert {ca_cert} may not sign certificates (keyUsage lacks keyCertSign)")
         key, _on_disk = self._current_key(ca_key)
         if key is None:
-            raise PkiError(f"ca_key {ca_key} does not exist")
+            return cert, None
         if not _inspect.key_matches_certificate(key, cert):
             raise PkiError(f"ca_key {ca_key} does not match ca_cert {ca_cert}")
         return cert, key

@@ -25,8 +25,6 @@ ECDSA_KEY_SIZES = (256, 384, 521)
 RSA_MIN_KEY_SIZE = 2048
 DEFAULT_KEY_TYPE = "ecdsa"
 DEFAULT_KEY_SIZES = {"ecdsa": 256, "rsa": 2048}
-DEFAULT_VALID_DAYS = {"ca": 3650}
-DEFAULT_LEAF_VALID_DAYS = 365
 DEFAULT_RENEW_BEFORE_DAYS = 30
 DEFAULT_MODE = "0644"
 KEY_MODE = 0o600
@@ -55,6 +53,8 @@ class CertSpec:
     privatekey_path: str
     common_name: str
     profile: str
+    # No default: the caller (the pki role's pki_ca_valid_days / pki_cert_valid_days) always says.
+    valid_days: int
     organizations: tuple[str, ...] = ()
     dns_names: tuple[str, ...] = ()
     ip_addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
@@ -62,7 +62,6 @@ class CertSpec:
     ca_key: str | None = None
     key_type: str = DEFAULT_KEY_TYPE
     key_size: int = DEFAULT_KEY_SIZES[DEFAULT_KEY_TYPE]
-    valid_days: int = DEFAULT_LEAF_VALID_DAYS
     renew_before_days: int = DEFAULT_RENEW_BEFORE_DAYS
     owner: str | None = None
     group: str | None = None
@@ -148,7 +147,7 @@ def _dedupe(values, key=lambda value: value) -> tuple:
     return tuple(kept)
 
 
-def _int_option(options: Mapping, name: str, default: int, minimum: int, problems: list[str]) -> int:
+def _int_option(options: Mapping, name: str, default: int | None, minimum: int, problems: list[str]) -> int | None:
     value = options.get(name)
     if value is None:
         return default
@@ -213,9 +212,11 @@ def spec_from_options(options: Mapping) -> CertSpec:
     elif key_type == "rsa" and (not isinstance(key_size, int) or key_size < RSA_MIN_KEY_SIZE):
         problems.append(f"key_size {key_size} is too small for RSA (at least {RSA_MIN_KEY_SIZE})")
 
-    valid_days = _int_option(options, "valid_days", DEFAULT_VALID_DAYS.get(profile, DEFAULT_LEAF_VALID_DAYS), 1, problems)
+    if options.get("valid_days") is None:
+        problems.append("valid_days is required: how many days a new certificate is valid")
+    valid_days = _int_option(options, "valid_days", None, 1, problems)
     renew_before_days = _int_option(options, "renew_before_days", DEFAULT_RENEW_BEFORE_DAYS, 0, problems)
-    if renew_before_days >= valid_days:
+    if valid_days is not None and renew_before_days >= valid_days:
         problems.append(f"renew_before_days ({renew_before_days}) must be less than valid_days ({valid_days}), "
                         "or every run would re-issue the certificate")
 

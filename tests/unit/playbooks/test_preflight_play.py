@@ -101,10 +101,47 @@ def test_a_node_without_facts_is_a_problem(preflight, tmp_path):
     assert "PLAY [Prepare" not in out
 
 
-def test_hosts_outside_limit_are_not_asked(preflight):
-    # Only worker1 answers; the other nodes' kernels are not checked and not missed.
-    run = preflight("inventory/sample", {**LOCAL, **ANY_KERNEL}, "--limit", "worker1", "-v")
+def test_hosts_outside_limit_are_not_asked(preflight, tmp_path):
+    # Only worker1 answers; the other nodes' kernels are not checked and not missed. The controller holds
+    # its credentials: from one that does not, the trust check refuses a run that leaves out the control plane
+    # (tests/unit/playbooks/test_trust_play.py).
+    credentials = tmp_path / "credentials"
+    for path, label in (("pki/ca.crt", "CERTIFICATE"), ("pki/front-proxy-ca.crt", "CERTIFICATE"), ("pki/etcd/ca.crt", "CERTIFICATE"),
+                        ("pki/sa.pub", "PUBLIC KEY")):
+        (credentials / path).parent.mkdir(parents=True, exist_ok=True)
+        (credentials / path).write_text(f"-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n")
+    (credentials / "encryption-keys.json").write_text('{"keys": []}\n')
+    run = preflight("inventory/sample", {**LOCAL, **ANY_KERNEL, "kubeforge_credentials_dir": str(credentials)}, "--limit", "worker1", "-v")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Preflight passed for 5 hosts" in run.stdout
     assert "ok: [worker1] =>" in run.stdout and "ok: [master1] =>" not in run.stdout
     assert "no node facts" not in run.stdout + run.stderr
+
+
+def test_extra_args_that_weaken_cis_items_are_refused_and_exceptions_printed(preflight):
+    # The issue's four examples, one of them through a null; the kubelet's read-only port accepted with a reason.
+    weakening = {"kube_apiserver_extra_args": {"authorization-mode": "AlwaysAllow", "anonymous-auth": True, "profiling": None},
+                 "kube_controller_manager_extra_args": {"leader-elect": False},
+                 "kubelet_extra_args": {"read-only-port": 10255},
+                 "kube_cis_exceptions": [{"component": "kubelet", "setting": "read-only-port", "reason": "legacy scraper until OPS-42"}]}
+    run = preflight("inventory/sample", {**LOCAL, **ANY_KERNEL, **weakening})
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "Preflight found 4 problems; nothing was changed on any host" in out, out
+    for expected in ("CIS 1.2.6-1.2.8: kube-apiserver --authorization-mode is AlwaysAllow (set by kube_apiserver_extra_args)",
+                     "CIS 1.2.1: kube-apiserver --anonymous-auth is true (set by kube_apiserver_extra_args)",
+                     "CIS 1.2.15: kube-apiserver --profiling is true (dropped by a null in kube_apiserver_extra_args",
+                     "kubeforge: kube-controller-manager --leader-elect is false (set by kube_controller_manager_extra_args)"):
+        assert expected in out, expected
+    assert "PLAY [Prepare" not in out
+    # With every weakening excepted the run goes on, and each reason is in its output.
+    reasons = [{"component": "kube-apiserver", "setting": setting, "reason": f"lab case {setting}"}
+               for setting in ("authorization-mode", "anonymous-auth", "profiling")]
+    reasons.append({"component": "kube-controller-manager", "setting": "leader-elect", "reason": "lab case leader-elect"})
+    weakening["kube_cis_exceptions"] += reasons
+    run = preflight("inventory/sample", {**LOCAL, **ANY_KERNEL, **weakening}, "-v")
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "Preflight passed for 5 hosts" in out
+    for reason in ["legacy scraper until OPS-42"] + [entry["reason"] for entry in reasons]:
+        assert f"Reason given in kube_cis_exceptions: {reason}" in " ".join(out.split()), reason

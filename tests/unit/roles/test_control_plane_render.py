@@ -94,8 +94,8 @@ def role_vars(version: str, host: str = "cp1", **override) -> LazyVars:
                 "kubeforge_credentials_dir": "/controller/credentials"})
     raw.update(override)
     variables = LazyVars(raw, env)
-    if "control_plane_encryption_keys" not in raw:  # what tasks/encryption.yml sets: the controller's keys
-        dict.__setitem__(variables, "control_plane_encryption_keys", KEYS)
+    if "control_plane_encryption_keys_content" not in raw:  # what tasks/encryption.yml sets: the controller's key file
+        dict.__setitem__(variables, "control_plane_encryption_keys_content", {"keys": KEYS})
     return variables
 
 
@@ -283,7 +283,7 @@ def cis_problems(result: dict) -> list:
 def written_modes() -> dict:
     """{template src or dest: mode} of the role's template tasks."""
     modes = {}
-    for name in ("configure.yml", "encryption.yml"):
+    for name in ("configure.yml", "encryption.yml", "restart_host.yml"):
         for task in _load(ROLE, "tasks", name):
             module = task.get("ansible.builtin.template")
             if module:

@@ -27,10 +27,7 @@ import pytest
 import yaml
 from ansible._internal._templating import _template_vars  # what the template action adds (template_path, ansible_managed)
 from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar, trust_as_template
-from ansible.utils.collection_loader import AnsibleCollectionConfig
-from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 from kubernetes_validate.utils import all_versions, major_minor
 from packaging.version import Version
 
@@ -56,16 +53,8 @@ STRONG_CIPHERS = {  # the suites the CIS benchmark accepts for the kubelet
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ansible_plugin_loader():
-    """Ansible's plugin and collection loaders as ansible-playbook sets them up (lookups and filters
-    by their FQCN need them); taken away again after this module's tests."""
-    if AnsibleCollectionConfig.collection_finder is not None:
-        yield
-        return
-    init_plugin_loader()
-    yield
-    _AnsibleCollectionFinder._remove()  # pylint: disable=protected-access
+# Ansible's plugin and collection loaders for every test here (tests/unit/roles/conftest.py).
+pytestmark = pytest.mark.usefixtures("ansible_plugin_loader")
 
 
 # --------------------------------------------------------------------------- rendering as Ansible does

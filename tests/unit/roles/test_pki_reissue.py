@@ -92,3 +92,26 @@ def test_moving_an_etcd_member_reissues_its_certificate_and_the_apiserver(signed
         "pki/etcd/member-cp2.crt": ["sans_changed"],
         "pki/kubelet/cp2.crt": ["sans_changed"],
     }
+
+
+def test_a_pki_with_system_masters_identities_is_reissued_least_privileged(tmp_path):
+    """A cluster built before the admin and the apiserver's kubelet client left system:masters: the
+    next run re-issues exactly those two (subject_changed, keys kept) and adds the super-admin; the
+    apiserver reads the new kubelet client certificate, so it is restarted (pki_changed_services)."""
+    old = pki_plan(GROUPS, HOSTVARS, settings(tmp_path))
+    old["certificates"] = [entry for entry in old["certificates"] if not entry["path"].endswith("/super-admin.crt")]
+    for entry in old["certificates"]:
+        if entry["path"].endswith(("/admin.crt", "/apiserver-kubelet-client.crt")):
+            entry["organizations"] = ["system:masters"]
+    sign(old)
+    new = pki_plan(GROUPS, HOSTVARS, settings(tmp_path))
+    results = sign(new)
+    assert changed(results) == {
+        "pki/admin.crt": ["subject_changed"],
+        "pki/apiserver-kubelet-client.crt": ["subject_changed"],
+        "pki/super-admin.crt": ["missing", "key_missing"],
+    }
+    assert results["pki/admin.crt"]["subject"] == "CN=admin,O=kubeforge:cluster-admins"
+    assert results["pki/apiserver-kubelet-client.crt"]["subject"] == "CN=kube-apiserver-kubelet-client"
+    kubelet_client = [entry for entry in new["hosts"]["cp1"] if entry["dest"] == "/etc/kubernetes/pki/apiserver-kubelet-client.crt"]
+    assert [entry["services"] for entry in kubelet_client] == [["kube-apiserver"]]

@@ -5,7 +5,11 @@
 """The control_plane filters turn the collection's errors into AnsibleFilterError."""
 from __future__ import annotations
 
+import importlib
+import os
+
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubeforge.cluster.plugins.filter.control_plane import FilterModule
@@ -23,7 +27,15 @@ FILTERS = FilterModule().filters()
 
 
 def test_filters_are_registered():
-    assert sorted(FILTERS) == ["control_plane_args", "control_plane_config", "control_plane_encryption_keys"]
+    assert sorted(FILTERS) == ["control_plane_args", "control_plane_config", "control_plane_encryption_key_file",
+                               "control_plane_encryption_keys", "control_plane_encryption_store"]
+
+
+def test_every_filter_has_its_documentation_file():
+    directory = os.path.dirname(importlib.import_module("ansible_collections.kubeforge.cluster.plugins.filter.control_plane").__file__)
+    for name in FILTERS:
+        with open(os.path.join(directory, f"{name}.yml"), encoding="utf-8") as handle:
+            assert yaml.safe_load(handle)["DOCUMENTATION"]["name"] == name
 
 
 def test_args_and_config():
@@ -38,3 +50,5 @@ def test_errors_become_filter_errors():
         FILTERS["control_plane_config"](SETTINGS, "KubeletConfiguration")
     with pytest.raises(AnsibleFilterError, match="unknown encryption key action"):
         FILTERS["control_plane_encryption_keys"]([], "rotate")
+    with pytest.raises(AnsibleFilterError, match="control_plane_encryption_key_file: .*must be a mapping"):
+        FILTERS["control_plane_encryption_key_file"]([], "ensure")

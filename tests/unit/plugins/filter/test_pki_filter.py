@@ -104,11 +104,12 @@ def test_ipv6_addresses_are_normalised_and_bracketed_in_the_operator_url():
     ("ca", "kubernetes-ca", [], "ca", None),
     ("etcd/ca", "etcd-ca", [], "ca", None),
     ("front-proxy-ca", "front-proxy-ca", [], "ca", None),
-    ("admin", "admin", ["system:masters"], "client", "ca"),
+    ("admin", "admin", ["kubeforge:cluster-admins"], "client", "ca"),
+    ("super-admin", "kubeforge:super-admin", ["system:masters"], "client", "ca"),
     ("kube-controller-manager", "system:kube-controller-manager", [], "client", "ca"),
     ("kube-scheduler", "system:kube-scheduler", [], "client", "ca"),
     ("kube-proxy", "system:kube-proxy", [], "client", "ca"),
-    ("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ["system:masters"], "client", "ca"),
+    ("apiserver-kubelet-client", "kube-apiserver-kubelet-client", [], "client", "ca"),
     ("apiserver-etcd-client", "kube-apiserver-etcd-client", [], "client", "etcd/ca"),
     ("front-proxy-client", "front-proxy-client", [], "client", "front-proxy-ca"),
     ("etcd/healthcheck-client", "kube-etcd-healthcheck-client", [], "client", "etcd/ca"),
@@ -123,6 +124,38 @@ def test_identities(name, common_name, organizations, profile, signer):
         assert entry["valid_days"] == 365
 
 
+@pytest.mark.parametrize("mode", ["bootstrap", "signed"])
+def test_only_the_break_glass_identity_is_in_system_masters(mode):
+    """system:masters bypasses RBAC and cannot be revoked: the operator's admin and the apiserver's kubelet
+    client get their rights from bindings instead (roles/control_plane/templates/rbac.yaml.j2)."""
+    certs = by_name(plan({"kubelet_tls_mode": mode}))
+    assert [name for name, entry in certs.items() if "system:masters" in entry["organizations"]] == ["super-admin"]
+    assert certs["admin"]["organizations"] == [pki.ADMIN_GROUP] == ["kubeforge:cluster-admins"]
+    assert certs["apiserver-kubelet-client"]["organizations"] == []
+
+
+@pytest.mark.parametrize("mode", ["bootstrap", "signed"])
+def test_the_super_admin_stays_on_the_controller(mode):
+    result = plan({"kubelet_tls_mode": mode})
+    assert result["super_admin_kubeconfig"] == "/srv/creds/super-admin.kubeconfig"
+    [config] = [config for config in result["kubeconfigs"] if config["dest"] == result["super_admin_kubeconfig"]]
+    assert config["cert"] == "/srv/creds/pki/super-admin.crt" and config["server"] == "https://192.168.56.10:6443"
+    superuser = {"/srv/creds/pki/super-admin.crt", "/srv/creds/pki/super-admin.key", "/srv/creds/super-admin.kubeconfig"}
+    for host, files in result["hosts"].items():
+        assert not {entry["src"] for entry in files} & superuser, host
+        assert not [entry["dest"] for entry in files if "super-admin" in entry["dest"]], host
+    # The control-plane hosts' admin kubeconfig is the admin's (group kubeforge:cluster-admins), not the super-admin's.
+    [admin] = [entry for entry in result["hosts"]["master1"] if entry["dest"] == "/etc/kubernetes/admin.kubeconfig"]
+    [built] = [config for config in result["kubeconfigs"] if config["dest"] == admin["src"]]
+    assert built["cert"] == "/srv/creds/pki/admin.crt"
+
+
+def test_a_plan_that_would_send_a_system_masters_identity_to_a_host_is_refused(monkeypatch):
+    monkeypatch.setitem(pki.CLIENTS, "admin", ("admin", ["system:masters"]))
+    with pytest.raises(AnsibleFilterError, match=r"system:masters material would reach a host: master1:/etc/kubernetes/admin.kubeconfig"):
+        plan()
+
+
 def test_etcd_member_certificates():
     certs = by_name(plan())
     assert certs["etcd/member-master2"]["profile"] == "peer"
@@ -134,7 +167,7 @@ def test_etcd_member_certificates():
 def test_bootstrap_mode_signs_nothing_per_node():
     result = plan()
     assert not [name for name in by_name(result) if name.startswith("kubelet/")]
-    assert len(result["certificates"]) == 3 + 1 + 6 + 2 + 4 + 1
+    assert len(result["certificates"]) == 3 + 1 + 7 + 2 + 4 + 1
     assert "/srv/creds/pki/kubelet" not in result["directories"]
 
 
@@ -229,6 +262,7 @@ def test_kubeconfigs_point_at_the_endpoint_and_the_operator_at_the_load_balancer
         "/srv/creds/kubeconfig/kube-proxy.kubeconfig": ("https://127.0.0.1:6443", "system:kube-proxy"),
         "/srv/creds/kubeconfig/kubelet-csr-approver.kubeconfig": ("https://127.0.0.1:6443", "kubeforge:kubelet-csr-approver"),
         "/srv/creds/admin.kubeconfig": ("https://192.168.56.10:6443", "admin"),  # the operator's
+        "/srv/creds/super-admin.kubeconfig": ("https://192.168.56.10:6443", "kubeforge:super-admin"),  # break glass
     }
     single = plan({"lb_address": ""}, groups={**GROUPS, "kube_control_plane": ["master2"]})
     assert [c for c in single["kubeconfigs"] if c["dest"] == "/srv/creds/admin.kubeconfig"][0]["server"] == "https://10.0.0.12:6443"
@@ -349,3 +383,12 @@ def test_hosts_drop_the_control_plane_and_etcd_files_they_no_longer_need():
                                                        "/etc/etcd/pki/healthcheck-client.crt", "/etc/etcd/pki/healthcheck-client.key"}
     for host, files in result["hosts"].items():
         assert not {entry["dest"] for entry in files} & set(result["absent"][host])
+
+
+@pytest.mark.parametrize("key", ["cluster_name", "ca_valid_days", "cert_valid_days"])
+def test_the_role_settings_have_no_second_default_here(key):
+    """The pki role passes them (pki_cluster_name, pki_*_valid_days); without one the plan fails, it does not guess."""
+    settings = {name: value for name, value in SETTINGS.items() if name != key}
+    with pytest.raises(AnsibleFilterError, match=f"{key} is not set"):
+        pki.pki_plan(copy.deepcopy(GROUPS), copy.deepcopy(HOSTVARS), settings)
+    assert pki.pki_plan(copy.deepcopy(GROUPS), copy.deepcopy(HOSTVARS), dict(settings, **{key: SETTINGS[key]}))["certificates"]

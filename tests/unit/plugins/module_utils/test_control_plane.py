@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 
 import pytest
 
@@ -127,3 +128,62 @@ def test_rotating_without_a_key_or_with_an_unknown_action_fails():
         cp.encryption_keys([], "add")
     with pytest.raises(cp.ControlPlaneError, match="unknown encryption key action"):
         cp.encryption_keys([], "rotate")
+
+
+# --------------------------------------------------------------------------- the key file: retired keys
+
+NOW = datetime.datetime(2025, 5, 1, 10, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def key(name, byte=b"k"):
+    return {"name": name, "secret": base64.b64encode(byte * 32).decode()}
+
+
+def test_a_pruned_key_is_kept_as_retired_with_the_time_it_left():
+    after = cp.encryption_key_file({"keys": [key("b", b"b"), key("a", b"a")]}, "prune", now=NOW)
+    assert after == {"keys": [key("b", b"b")], "retired": [{**key("a", b"a"), "retired": "2025-05-01T10:00:00Z"}]}
+    # A second prune keeps the retired key, and its time.
+    again = cp.encryption_key_file(after, "prune", now=NOW + datetime.timedelta(days=1))
+    assert again == after
+
+
+@pytest.mark.parametrize("action", ["ensure", "add", "promote"])
+def test_only_a_prune_retires_and_a_file_without_retired_keys_keeps_its_shape(action):
+    after = cp.encryption_key_file({"keys": [key("b", b"b"), key("a", b"a")]}, action, now=NOW)
+    assert set(after) == {"keys"}
+    assert {"a", "b"} <= {k["name"] for k in after["keys"]}
+    assert cp.encryption_key_file({"keys": [key("a")]}, "ensure") == {"keys": [key("a")]}  # what the first run wrote
+    [created] = cp.encryption_key_file(None, "ensure")["keys"]  # no file yet
+    assert created["name"].startswith("key-")
+
+
+def test_retired_keys_wait_for_the_operator_and_one_put_back_leaves_retired():
+    retired_a = {**key("a", b"a"), "retired": "2025-01-01T00:00:00Z"}
+    after = cp.encryption_key_file({"keys": [key("c", b"c"), key("b", b"b")], "retired": [retired_a]}, "prune", now=NOW)
+    assert after["retired"] == [retired_a, {**key("b", b"b"), "retired": "2025-05-01T10:00:00Z"}]
+    # The operator moved a back to the end of keys (it decrypts again): it is no longer retired.
+    back = cp.encryption_key_file({"keys": [key("c", b"c"), key("a", b"a")], "retired": after["retired"]}, "ensure", now=NOW)
+    assert back == {"keys": [key("c", b"c"), key("a", b"a")], "retired": [after["retired"][1]]}
+    # ... and deleted b from retired: the file has no retired keys left.
+    assert cp.encryption_key_file({"keys": back["keys"], "retired": []}, "ensure") == {"keys": back["keys"]}
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"keys": [key("a")], "retired": [{**key("a", b"x"), "retired": "2025-01-01T00:00:00Z"}]}, "different secrets: a"),
+    ({"keys": [key("a")], "retired": [{"name": "b"}]}, "needs a name and a secret"),
+    ({"keys": [key("a")], "retired": {"b": "x"}}, "must be a list"),
+    ([key("a")], "must be a mapping"),
+])
+def test_a_damaged_retired_list_is_refused(data, message):
+    with pytest.raises(cp.ControlPlaneError, match=message):
+        cp.encryption_key_file(data, "ensure")
+
+
+def test_the_encryption_store_is_what_the_apiserver_uses_extra_arguments_included():
+    store = cp.encryption_store(settings())
+    assert store == {"endpoints": SETTINGS["etcd_servers"], "ca_cert": "/etc/kubernetes/pki/etcd-ca.crt",
+                     "client_cert": "/etc/kubernetes/pki/apiserver-etcd-client.crt",
+                     "client_key": "/etc/kubernetes/pki/apiserver-etcd-client.key", "etcd_prefix": "/registry", "resources": ["secrets"]}
+    assert store["resources"] == cp.encryption_config([key("a")])["resources"][0]["resources"]
+    moved = cp.encryption_store(settings(extra_args={"kube-apiserver": {"etcd-prefix": "/kube", "etcd-servers": "https://e1:2379,https://e2:2379"}}))
+    assert (moved["etcd_prefix"], moved["endpoints"]) == ("/kube", ["https://e1:2379", "https://e2:2379"])

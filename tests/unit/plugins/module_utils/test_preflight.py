@@ -22,6 +22,8 @@ CLUSTER = {
     "kube_apiserver_lb_domain": "api.example.internal",
     "kube_apiserver_extra_sans": ["203.0.113.7", "k8s.example.com"],
     "etcd_even_members_enabled": False,
+    "etcd_client_port": 2379,
+    "artifacts_bin_dir": "/usr/local/bin",
     "kubeforge_artifacts_dir": "",
     "kubeforge_arch": "amd64",
     "kubeforge_artifacts_checksum_source": "published",
@@ -31,6 +33,7 @@ CLUSTER = {
     "kube_scheduler_extra_args": {},
     "kubelet_extra_args": {},
     "kube_proxy_extra_args": {},
+    "kube_cis_exceptions": [],
     "kube_proxy_mode": "nftables",
     "kube_node_cidr_mask_size": 24,
     "kubelet_fail_cgroup_v1": True,
@@ -42,6 +45,8 @@ CLUSTER = {
     "kubeforge_download_mirror": "",
     "kubeforge_host_kernel_managed": True,
     "kubeforge_credentials_dir": "/srv/kubeforge/mycluster/credentials",
+    "kubeforge_artifacts_lock_file": "/srv/kubeforge/mycluster/artifacts.lock.yml",
+    "kubeforge_artifacts_lock_update": False,
     "kube_apiserver_endpoint": "https://127.0.0.1:6443",
     "kubelet_tls_mode": "bootstrap",
 }
@@ -119,6 +124,11 @@ def test_valid_cluster_has_no_problems():
     ({"kubeforge_artifacts_checksum_source": "trust-me"}, "kubeforge_artifacts_checksum_source 'trust-me' must be one of published, sidecar"),
     ({"kubelet_tls_mode": "rotate"}, "kubelet_tls_mode 'rotate' must be bootstrap or signed"),
     ({"kubeforge_credentials_dir": "credentials"}, "kubeforge_credentials_dir 'credentials' must be an absolute path on the controller"),
+    ({"etcd_client_port": "2379"}, "etcd_client_port '2379' is not a TCP port number"),
+    ({"etcd_client_port": 70000}, "etcd_client_port 70000 is not a TCP port number"),
+    ({"etcd_client_port": 6443}, "etcd_client_port and kube_apiserver_port are both 6443"),
+    ({"artifacts_bin_dir": "bin"}, "artifacts_bin_dir 'bin' must be an absolute path on the hosts"),
+    ({"etcd_client_port": None, "artifacts_bin_dir": None}, "settings not defined: etcd_client_port, artifacts_bin_dir;"),
     ({"kube_apiserver_endpoint": "http://127.0.0.1:6443"}, "kube_apiserver_endpoint 'http://127.0.0.1:6443' must be an https:// URL"),
     ({"kube_apiserver_endpoint": "https://127.0.0.1:port"}, "kube_apiserver_endpoint 'https://127.0.0.1:port' must be an https:// URL"),
     ({"kube_apiserver_endpoint": "127.0.0.1:6443"}, "kube_apiserver_endpoint '127.0.0.1:6443' must be an https:// URL"),
@@ -270,6 +280,31 @@ def test_offline_artifact_without_any_checksum(tmp_path):
     cluster = {"kubeforge_artifacts_dir": str(tmp_path), "kubeforge_required_artifacts": ["kube-apiserver"]}
     problems = run(cluster=cluster).problems
     assert len(problems) == 1 and "has no checksum to verify it against" in problems[0]
+
+
+def test_offline_artifact_against_the_lock(tmp_path):
+    # A rebuilt file with a matching .sha256 beside it: the lock, recorded on first use, still refuses it.
+    _write_artifact(str(tmp_path), "kube-apiserver", "1.36.4", data=b"rebuilt")
+    lock = tmp_path / "artifacts.lock.yml"
+    _artifacts.update_lock_file(str(lock), [("kube-apiserver", "1.36.4", "amd64", "a" * 64, {})], False)
+    cluster = {"kubeforge_artifacts_dir": str(tmp_path), "kubeforge_required_artifacts": ["kube-apiserver"],
+               "kubeforge_artifacts_lock_file": str(lock)}
+    problems = run(cluster=cluster).problems
+    assert len(problems) == 1 and f"locked sha256 {'a' * 64} ({lock}), found {hashlib.sha256(b'rebuilt').hexdigest()}" in problems[0]
+    # The documented update accepts it, with a warning.
+    report = run(cluster={**cluster, "kubeforge_artifacts_lock_update": "true"})
+    assert report.problems == [] and "kubeforge_artifacts_lock_update is true" in report.warnings[0]
+
+
+def test_a_lock_contradicting_the_published_checksum_or_unreadable_is_refused(tmp_path):
+    lock = tmp_path / "artifacts.lock.yml"
+    _artifacts.update_lock_file(str(lock), [("etcd", "3.5.30", "amd64", "a" * 64, {})], False)
+    problems = run(cluster={"kubeforge_artifacts_lock_file": str(lock)}).problems
+    assert len(problems) == 1 and problems[0].startswith(f"etcd 3.5.30 linux/amd64: locked sha256 {'a' * 64}")
+    lock.write_text("artifacts: [")
+    assert "is not valid YAML" in run(cluster={"kubeforge_artifacts_lock_file": str(lock)}).problems[0]
+    assert run(cluster={"kubeforge_artifacts_lock_file": "artifacts.lock.yml"}).problems == [
+        "kubeforge_artifacts_lock_file 'artifacts.lock.yml' must be an absolute path on the controller"]
 
 
 def test_node_subnets_enough_for_every_node():

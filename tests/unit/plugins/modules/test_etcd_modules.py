@@ -2,37 +2,60 @@
 # Copyright: kubeforge developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""etcd_member, etcd_mirror, etcd_snapshot: documentation against argument spec, EXAMPLES, and main() without etcd.
+"""etcd_member, etcd_mirror, etcd_snapshot: documentation against argument spec, EXAMPLES, main() without etcd, and
+the host lock a change takes (a holder in another process, module_utils/lock_holder.py).
 
 Runs against real etcd are in tests/integration.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import io
 import json
+import os
 import socket
 
 import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.kubeforge.cluster.plugins.doc_fragments.etcd_client import ModuleDocFragment
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _lock
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import run_module
 from ansible_collections.kubeforge.cluster.plugins.modules import etcd_member, etcd_mirror, etcd_snapshot
 
 MODULES = {"etcd_member": etcd_member, "etcd_mirror": etcd_mirror, "etcd_snapshot": etcd_snapshot}
-FRAGMENT = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)
+FRAGMENTS = ("etcd_client", "host_lock")
+
+
+def fragment(name: str) -> dict:
+    module = importlib.import_module(f"ansible_collections.kubeforge.cluster.plugins.doc_fragments.{name}")
+    return yaml.safe_load(module.ModuleDocFragment.DOCUMENTATION)
+
+
+FRAGMENT = fragment("etcd_client")
 
 
 def merged_doc(module) -> dict:
-    """DOCUMENTATION with the etcd_client fragment merged in as Ansible merges it (module keys win per option)."""
+    """DOCUMENTATION with the collection's fragments merged in as Ansible merges them (module keys win per option)."""
     doc = yaml.safe_load(module.DOCUMENTATION)
-    assert "kubeforge.cluster.etcd_client" in doc["extends_documentation_fragment"]
-    options = {name: dict(option) for name, option in FRAGMENT["options"].items()}
+    assert [f"kubeforge.cluster.{name}" for name in FRAGMENTS] == doc["extends_documentation_fragment"]
+    options: dict = {}
+    for name in FRAGMENTS:
+        options.update({key: dict(option) for key, option in fragment(name)["options"].items()})
     for name, option in doc["options"].items():
         options[name] = {**options.get(name, {}), **option}
     doc["options"] = options
     return doc
+
+
+@pytest.fixture(autouse=True)
+def lock_dir(tmp_path, monkeypatch):
+    """The modules' host lock in a directory of the test's own."""
+    directory = str(tmp_path / "lock")
+    monkeypatch.setattr(_lock, "LOCK_DIR", directory)
+    return directory
 
 
 def compare(doc_options: dict, spec_options: dict, where: str) -> None:
@@ -87,6 +110,10 @@ def test_the_doc_fragment_is_the_connection_spec():
     compare(FRAGMENT["options"], connection_argument_spec(), "fragment.")
 
 
+def test_the_host_lock_fragment_is_the_lock_spec():
+    compare(fragment("host_lock")["options"], _lock.lock_argument_spec(), "host_lock.")
+
+
 def run_main(module, args: dict, check_mode: bool = False) -> dict:
     out = io.StringIO()
     with patch_module_args(dict(args, _ansible_check_mode=check_mode)), contextlib.redirect_stdout(out):
@@ -132,3 +159,56 @@ def test_etcd_errors_become_failures(name, extra, closed_port):
 def test_bad_endpoint_is_a_failure_not_a_traceback():
     result = run_main(etcd_member, {"endpoints": ["10.0.0.1:2379"]})
     assert result["failed"] and "is not an http(s)://host:port URL" in result["msg"]
+
+
+def lock_holder():
+    """tests/unit/plugins/module_utils/lock_holder.py: the host lock held by a process of its own."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils", "lock_holder.py")
+    spec = importlib.util.spec_from_file_location("lock_holder", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RESTORE = {"state": "restored", "path": "/tmp/kubeforge-never-read.db", "data_dir": "/tmp/kubeforge-never-restored", "name": "m0",
+           "initial_cluster": "m0=https://127.0.0.1:2380", "initial_cluster_token": "t", "initial_advertise_peer_urls": ["https://127.0.0.1:2380"]}
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("etcd_mirror", {"destination": {"endpoints": ["https://127.0.0.1:1"]}}),
+    ("etcd_member", {"state": "present", "name": "m1", "peer_urls": ["https://127.0.0.1:2380"]}),
+    ("etcd_member", {"state": "absent", "name": "m1"}),
+    ("etcd_snapshot", RESTORE),
+])
+def test_a_change_refuses_while_a_left_over_run_holds_the_host_lock(name, extra, lock_dir, closed_port):
+    with lock_holder().held(lock_dir) as (holder, _child):
+        result = run_main(MODULES[name], {"endpoints": [f"https://127.0.0.1:{closed_port}"], "timeout": 0.3, "lock_timeout": 0.3, **extra})
+    assert result["failed"] and f"another etcd operation holds this host's lock {lock_dir}/etcd.lock: PID {holder.pid} " in result["msg"], result
+    assert result["lock_holder"]["pid"] == holder.pid and result["lock_holder"]["operation"].startswith("etcd_mirror from")
+
+
+@pytest.mark.parametrize("name, extra, check_mode", [
+    ("etcd_member", {}, False),  # a read
+    ("etcd_member", {"state": "absent", "name": "m1"}, True),
+    ("etcd_mirror", {"destination": {"endpoints": ["https://127.0.0.1:1"]}}, True),
+])
+def test_reads_and_check_mode_do_not_wait_for_the_host_lock(name, extra, check_mode, lock_dir, closed_port):
+    with lock_holder().held(lock_dir):
+        result = run_main(MODULES[name], {"endpoints": [f"https://127.0.0.1:{closed_port}"], "timeout": 0.3, "lock_timeout": 5, **extra},
+                          check_mode=check_mode)
+    assert result["failed"] and "cannot connect to any etcd endpoint" in result["msg"], result["msg"]
+
+
+def test_a_change_holds_the_host_lock_while_it_runs(lock_dir, closed_port):
+    """The lock is held around the module's work and named after it (seen from inside the run)."""
+    seen = {}
+
+    def run(client):
+        seen.update(_lock.read_holder(_lock.lock_path("etcd", lock_dir)))
+        return {"changed": False}
+    module = type("Module", (), {"params": {"lock_timeout": 1.0}, "_diff": False,
+                                 "exit_json": lambda self, **kw: seen.setdefault("exit", kw),
+                                 "fail_json": lambda self, **kw: pytest.fail(kw["msg"])})()
+    run_module(module, run, {"endpoints": [f"https://127.0.0.1:{closed_port}"]}, operation="etcd_member present m9")
+    assert seen["pid"] == os.getpid() and seen["operation"] == "etcd_member present m9" and seen["exit"] == {"changed": False}
+    assert _lock.read_holder(_lock.lock_path("etcd", lock_dir)) == {}

@@ -79,10 +79,11 @@ def test_options_follow_the_spec_tables():
 
 def test_return_documents_every_result_key(tmp_path):
     returned = yaml.safe_load(x509_cert.RETURN)
-    result = run_main({"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca"})
+    result = run_main({"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca", "valid_days": 3650})
     # exit_json adds the stat of a returned "path" (state, mode, owner, ...), as for every module that returns one.
     assert set(result) - {"invocation"} - PATH_INFO == set(returned) - {"results"}
-    batch = run_main({"certificates": [{"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca"}]})
+    batch = run_main({"certificates": [{"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"),
+                                        "common_name": "ca", "profile": "ca", "valid_days": 3650}]})
     assert set(batch["results"][0]) == set(returned) - {"results"}
     assert set(returned["results"]["sample"][0]) == set(batch["results"][0])
 
@@ -99,7 +100,7 @@ def run_main(args: dict, check_mode: bool = False, diff: bool = False) -> dict:
 
 
 def test_main_single(tmp_path):
-    ca = {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca"}
+    ca = {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca", "valid_days": 3650}
     first = run_main(ca)
     assert first["changed"] and first["reasons"] == ["missing", "key_missing"] and not first.get("failed")
     again = run_main(ca)
@@ -107,7 +108,7 @@ def test_main_single(tmp_path):
 
 
 def test_main_check_and_diff(tmp_path):
-    ca = {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca"}
+    ca = {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca", "valid_days": 3650}
     result = run_main(ca, check_mode=True, diff=True)
     assert result["changed"] and result["diff"]["after"]["common_name"] == "ca" and os.listdir(tmp_path) == []
 
@@ -117,7 +118,7 @@ def test_main_reports_every_bad_entry(tmp_path):
         {"path": str(tmp_path / "a.crt"), "privatekey_path": str(tmp_path / "a.key"), "common_name": "a", "profile": "server", "dns_names": ["10.0.0.1"]},
         {"path": str(tmp_path / "b.crt"), "privatekey_path": str(tmp_path / "b.key"), "common_name": "b", "profile": "server", "ip_addresses": ["b"]},
     ]
-    result = run_main({"certificates": entries})
+    result = run_main({"certificates": entries, "valid_days": 365})
     assert result["failed"] and len(result["errors"]) == 4  # two bad SANs, two entries without a CA
     assert "certificates[0]" in result["msg"] and "certificates[1]" in result["msg"]
 
@@ -159,11 +160,11 @@ def test_end_to_end_through_ansible(collections_path, tmp_path):
     args = {
         "ca_cert": str(tmp_path / "ca.crt"), "ca_key": str(tmp_path / "ca.key"),
         "certificates": [
-            {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "cluster-ca", "profile": "ca"},
+            {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "cluster-ca", "profile": "ca", "valid_days": 3650},
             {"path": str(tmp_path / "apiserver.crt"), "privatekey_path": str(tmp_path / "apiserver.key"), "common_name": "kube-apiserver",
-             "profile": "server", "dns_names": ["kubernetes", "localhost"], "ip_addresses": ["10.96.0.1", "127.0.0.1"]},
+             "profile": "server", "dns_names": ["kubernetes", "localhost"], "ip_addresses": ["10.96.0.1", "127.0.0.1"], "valid_days": 365},
             {"path": str(tmp_path / "admin.crt"), "privatekey_path": str(tmp_path / "admin.key"), "common_name": "admin",
-             "organizations": ["system:masters"], "profile": "client"},
+             "organizations": ["system:masters"], "profile": "client", "valid_days": 365},
         ],
     }
     first = ansible(collections_path, args)

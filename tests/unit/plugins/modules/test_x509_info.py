@@ -33,7 +33,7 @@ def test_documentation():
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
 def test_main_reads_a_directory(tmp_path):
-    spec = spec_from_options({"path": "/ca.crt", "privatekey_path": "/ca.key", "common_name": "report-ca", "profile": "ca"})
+    spec = spec_from_options({"path": "/ca.crt", "privatekey_path": "/ca.key", "common_name": "report-ca", "profile": "ca", "valid_days": 3650})
     key = issue.generate_private_key("ecdsa", 256)
     now = datetime.datetime.now(datetime.timezone.utc)
     (tmp_path / "ca.crt").write_bytes(issue.certificate_pem(issue.build_certificate(spec, key.public_key(), key, None, now)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.migration import migration_plan, moved_aside_name
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.migration import migration_plan, moved_aside_name, probe_answer
 
 HOSTS = ["m1", "m2", "m3"]
 
@@ -78,3 +78,55 @@ def test_refusals(method, hosts, source, members, moved, has_data, message):
     with pytest.raises(KubeforgeError, match=message):
         # Nothing answering gives no cluster ID.
         migration_plan(method, hosts, source, members, moved, has_data, cluster_id=NEW if members else "")
+
+
+# -- the probe of tasks/migrate_state.yml: "no cluster" only when no member with data runs -----------
+
+URLS = {f"https://10.0.0.1{n}:2379": f"m{n}" for n in (1, 2, 3)}
+
+
+def failed(*errors, msg="cannot connect to any etcd endpoint"):
+    """etcd_member's registered result when it could not read the members."""
+    result = {"failed": True, "msg": msg}
+    if errors:
+        result["endpoint_errors"] = [{"endpoint": f"https://10.0.0.1{host[1]}:2379", "kind": kind, "error": f"{kind} error"}
+                                     for host, kind in errors]
+    return result
+
+
+ALL_DOWN = [("m1", "refused"), ("m2", "refused"), ("m3", "timeout")]
+
+
+@pytest.mark.parametrize("case, probe, with_data, foreign, expected", [
+    ("a cluster answered", {"failed": False, "members": [voter("m1")], "cluster_id": "c0ffee"}, ["m1"], False,
+     {"members": [voter("m1")], "cluster_id": "c0ffee"}),
+    ("nothing runs and no host has data", failed(*ALL_DOWN), [], False, {"members": [], "cluster_id": ""}),
+    ("unreachable hosts without data", failed(("m1", "unreachable"), ("m2", "unreachable"), ("m3", "refused")), [], False,
+     {"members": [], "cluster_id": ""}),
+    ("a source kubeforge did not install refuses kubeforge's CA", failed(("m1", "tls"), ("m2", "refused"), ("m3", "refused")), ["m1"], True,
+     {"members": [], "cluster_id": ""}),
+    ("that source stopped, its data still there", failed(*ALL_DOWN), ["m1"], True, {"members": [], "cluster_id": ""}),
+])
+def test_probe_answers_no_cluster_only_when_no_member_with_data_runs(case, probe, with_data, foreign, expected):
+    assert probe_answer(probe, URLS, with_data, "m1", foreign) == expected, case
+
+
+@pytest.mark.parametrize("case, probe, with_data, foreign, fragment", [
+    # The bug this guards against: a wrong certificate path read as "no members".
+    ("TLS files that cannot be read", failed(msg="cannot load the TLS files (ca_cert=/etc/etcd/pki/ca.crt, ...)"), [], False,
+     "cannot load the TLS files"),
+    ("a member rejects the client certificate", failed(("m1", "tls"), ("m2", "refused"), ("m3", "refused")), ["m1"], False,
+     "m1 (https://10.0.0.11:2379) refused the client (tls)"),
+    ("TLS fails on a host without data too", failed(("m1", "refused"), ("m2", "tls"), ("m3", "refused")), [], False,
+     "m2 (https://10.0.0.12:2379) refused the client (tls)"),
+    ("authentication after connecting", failed(msg="etcdserver: user name is empty [code 16]"), ["m1"], False, "user name is empty"),
+    ("a kubeforge member with data is stopped", failed(*ALL_DOWN), ["m1"], False, "m1 holds etcd data but does not answer"),
+    ("the new cluster has data but is down", failed(*ALL_DOWN), ["m2", "m3"], True, "m2 holds etcd data but does not answer"),
+    ("a foreign source excuses the source only", failed(("m1", "tls"), ("m2", "tls"), ("m3", "refused")), ["m1"], True,
+     "m2 (https://10.0.0.12:2379) refused the client (tls)"),
+    ("an unknown failure kind", failed(("m1", "other"), ("m2", "refused"), ("m3", "refused")), [], False, "refused the client (other)"),
+])
+def test_probe_failures_that_are_not_an_empty_cluster_fail(case, probe, with_data, foreign, fragment):
+    with pytest.raises(KubeforgeError) as caught:
+        probe_answer(probe, URLS, with_data, "m1", foreign)
+    assert fragment in str(caught.value), (case, str(caught.value))

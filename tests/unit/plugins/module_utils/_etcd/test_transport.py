@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
 import threading
 
 import pytest
@@ -332,3 +333,35 @@ def test_no_connect_retry_when_asked():
     with pytest.raises(EtcdError, match="Connection refused"):
         probe.call("/v3/maintenance/status")
     assert clock.sleeps == [] and probe.connect_retry == 0 and t.connect_retry == tr.CONNECT_RETRY_SECONDS
+
+
+# -- why no endpoint could be connected to (tasks/migrate_state.yml tells "not running" from "refused") --
+
+@pytest.mark.parametrize("exc, kind", [
+    (ConnectionRefusedError(111, "Connection refused"), "refused"),
+    (socket.timeout("timed out"), "timeout"),
+    (TimeoutError(110, "Connection timed out"), "timeout"),
+    (OSError(113, "No route to host"), "unreachable"),
+    (socket.gaierror(-2, "Name or service not known"), "unreachable"),
+    (ssl.SSLCertVerificationError(1, "certificate verify failed: unable to get local issuer certificate"), "tls"),
+    (ssl.SSLError(1, "tlsv1 alert unknown ca"), "tls"),
+    (http.client.RemoteDisconnected("Remote end closed connection"), "unreachable"),
+    (http.client.HTTPException("odd"), "other"),
+])
+def test_connect_failure_kinds(exc, kind):
+    assert tr.connect_failure_kind(exc) == kind
+
+
+def test_the_error_names_each_endpoint_and_why():
+    failures = {"https://a:2379": ssl.SSLCertVerificationError(1, "certificate verify failed"),
+                "https://b:2379": ConnectionRefusedError(111, "Connection refused")}
+
+    def connect(endpoint):
+        raise failures[endpoint.url]
+    clock = Clock()
+    t = tr.GatewayTransport(list(failures), connection_factory=connect, clock=clock, sleep=clock.sleep)
+    with pytest.raises(EtcdError) as caught:
+        t.call("/v3/cluster/member/list")
+    assert [(e["endpoint"], e["kind"]) for e in caught.value.result["endpoint_errors"]] == [
+        ("https://a:2379", "tls"), ("https://b:2379", "refused")]
+    assert "certificate verify failed" in caught.value.result["endpoint_errors"][0]["error"]

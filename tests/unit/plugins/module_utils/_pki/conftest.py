@@ -20,7 +20,8 @@ def pki(tmp_path):
     """A PKI directory with the paths of a CA and a leaf, as module options."""
     class Paths:
         dir = tmp_path
-        ca = {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "cluster-ca", "profile": "ca"}
+        ca = {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "cluster-ca", "profile": "ca",
+              "valid_days": 3650}
         signer = {"ca_cert": str(tmp_path / "ca.crt"), "ca_key": str(tmp_path / "ca.key")}
 
         @staticmethod
@@ -28,7 +29,7 @@ def pki(tmp_path):
             params = {
                 "path": str(tmp_path / f"{name}.crt"), "privatekey_path": str(tmp_path / f"{name}.key"), "common_name": name,
                 "profile": "server", "dns_names": [name, "localhost"], "ip_addresses": ["127.0.0.1"],
-                "ca_cert": str(tmp_path / "ca.crt"), "ca_key": str(tmp_path / "ca.key"),
+                "ca_cert": str(tmp_path / "ca.crt"), "ca_key": str(tmp_path / "ca.key"), "valid_days": 365,
             }
             params.update(options)
             return params

@@ -20,7 +20,7 @@ def make_spec(**options):
     """A validated spec: a server certificate signed by /pki/ca unless options say otherwise."""
     base = {
         "path": "/pki/leaf.crt", "privatekey_path": "/pki/leaf.key", "common_name": "leaf", "profile": "server",
-        "dns_names": ["leaf.example"], "ca_cert": "/pki/ca.crt", "ca_key": "/pki/ca.key",
+        "dns_names": ["leaf.example"], "ca_cert": "/pki/ca.crt", "ca_key": "/pki/ca.key", "valid_days": 365,
     }
     base.update(options)
     if base["profile"] == "ca" and "ca_cert" not in options:

@@ -131,12 +131,37 @@ def test_expiring(with_ca):
     assert result["reasons"] == ["expiring"] and result["not_after"] > first["not_after"]
 
 
-def test_ca_mismatch_when_the_ca_gets_a_new_key(with_ca):
+def test_a_ca_certificate_without_its_key_is_kept_and_what_it_signed_too(with_ca):
+    """recover_credentials.yml gives back the etcd and front-proxy CA certificates without their keys
+    (no host holds them): a new key would be a new CA, which no host trusts."""
+    pki = with_ca
+    run(pki.leaf())
+    before = snapshot(pki.dir)
+    os.unlink(pki.dir / "ca.key")
+    result = run(pki.ca)
+    assert not result["changed"] and result["reasons"] == [] and not (pki.dir / "ca.key").exists()
+    assert run(pki.leaf())["reasons"] == []
+    assert snapshot(pki.dir) == {name: data for name, data in before.items() if name != "ca.key"}
+    batch = run({"certificates": [pki.ca, pki.leaf()]})
+    assert not batch["changed"] and [r["reasons"] for r in batch["results"]] == [[], []]
+
+
+def test_without_its_ca_key_a_certificate_that_must_be_issued_fails_and_nothing_is_written(with_ca):
     pki = with_ca
     run(pki.leaf())
     os.unlink(pki.dir / "ca.key")
-    assert run(pki.ca)["reasons"] == ["key_missing"]
-    assert run(pki.leaf())["reasons"] == ["ca_mismatch"]
+    before = snapshot(pki.dir)
+    error = error_of(pki.leaf(dns_names=["apiserver", "localhost", "new.example"]))
+    assert str(error).startswith("must be issued (sans_changed) but the key of its CA, ") and "restore it from a backup" in str(error)
+    error = error_of(pki.leaf("other"))
+    assert "must be issued (missing, key_missing)" in str(error)
+    error = error_of(dict(pki.ca, force=True))
+    assert str(error).startswith("this CA certificate must be issued again (forced) but its key ")
+    assert snapshot(pki.dir) == before
+
+
+def test_a_ca_without_certificate_nor_key_is_created(pki):
+    assert run(pki.ca)["reasons"] == ["missing", "key_missing"]
 
 
 def test_ca_renewed_with_its_key_keeps_the_leaves(with_ca):
@@ -227,7 +252,7 @@ def test_chain_verifies_with_openssl(with_ca, profile, purpose, ok):
 
 def test_intermediate_ca_chain_verifies_with_openssl(pki):
     root = pki.dir / "root"
-    params = {"certificates": [
+    params = {"valid_days": 365, "certificates": [
         {"path": f"{pki.dir}/leaf.crt", "privatekey_path": f"{pki.dir}/leaf.key", "common_name": "leaf", "profile": "server",
          "dns_names": ["leaf"], "ca_cert": f"{pki.dir}/int.crt", "ca_key": f"{pki.dir}/int.key"},
         {"path": f"{pki.dir}/int.crt", "privatekey_path": f"{pki.dir}/int.key", "common_name": "intermediate", "profile": "ca",
@@ -372,11 +397,13 @@ def test_batch_with_the_ca_in_the_same_batch_in_any_position(pki):
     assert not again["changed"] and all(not r["changed"] for r in again["results"])
 
 
-def test_batch_with_a_new_ca_key_reissues_the_leaves(pki):
+def test_batch_with_a_new_ca_reissues_the_leaves(pki):
+    """A new CA only when its certificate goes too (the key alone missing keeps the CA, see above)."""
     params = dict(pki.signer, certificates=[pki.ca, pki.leaf("a"), pki.leaf("b")])
     run(params)
     os.unlink(pki.dir / "ca.key")
-    assert [r["reasons"] for r in run(params)["results"]] == [["key_missing"], ["ca_mismatch"], ["ca_mismatch"]]
+    os.unlink(pki.dir / "ca.crt")
+    assert [r["reasons"] for r in run(params)["results"]] == [["missing", "key_missing"], ["ca_mismatch"], ["ca_mismatch"]]
 
 
 def test_batch_reports_every_bad_entry_and_writes_nothing(with_ca):

@@ -16,7 +16,7 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._pki.spec import
 
 LEAF = {
     "path": "/pki/a.crt", "privatekey_path": "/pki/a.key", "common_name": "a", "profile": "server",
-    "dns_names": ["a"], "ca_cert": "/pki/ca.crt", "ca_key": "/pki/ca.key",
+    "dns_names": ["a"], "ca_cert": "/pki/ca.crt", "ca_key": "/pki/ca.key", "valid_days": 365,
 }
 
 
@@ -91,8 +91,11 @@ def test_defaults_and_normalisation():
     assert not spec.self_signed
 
 
-def test_ca_defaults():
-    spec = spec_from_options({"path": "/pki/ca.crt", "privatekey_path": "/pki/ca.key", "common_name": "ca", "profile": "ca"})
+def test_ca_is_self_signed_and_validity_has_no_default():
+    options = {"path": "/pki/ca.crt", "privatekey_path": "/pki/ca.key", "common_name": "ca", "profile": "ca"}
+    # The validity comes from the caller (the pki role's settings), never from a default here.
+    assert problems_of(options) == ["valid_days is required: how many days a new certificate is valid"]
+    spec = spec_from_options(dict(options, valid_days=3650))
     assert spec.self_signed and spec.valid_days == 3650
 
 

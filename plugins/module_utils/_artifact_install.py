@@ -1,0 +1,499 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Install release artifacts on a host, each verified there against its sha256: the backend of
+the artifact_install module (its action plugin resolves sources and the lock on the controller,
+plugins/module_utils/_artifacts.py).
+
+Layout: ``<install_dir>/<name>/v<version>/`` holds one version (an archive unpacked, or the single
+binary), ``<bin_dir>/<binary>`` links into it, so an upgrade switches links and the previous
+version stays for a rollback; the archive that was installed is kept in ``<cache_dir>``.
+
+Every run checks the installed binaries against the reference: the single file's sha256, or the
+locked sha256 of each binary unpacked from an archive. Anything missing or different is fetched
+again (downloaded, or copied from the controller), verified before it replaces anything, and every
+artifact of the batch is verified before the first one is installed.
+
+The result names the binaries whose content changed, plus the daemons still running a replaced
+copy (an earlier run that was stopped before its restart): the roles restart their services from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable, Mapping
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_PLAIN = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._+-]+$")  # a name or version used as a path component
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+_CHUNK = 1 << 20
+_DELETED = " (deleted)"
+
+
+class InstallError(KubeforgeError):
+    """An artifact cannot be installed; ``errors`` lists every problem of the batch."""
+
+    def __init__(self, msg: str, errors: list[str] | None = None) -> None:
+        super().__init__(msg)
+        self.errors = list(errors) if errors else [msg]
+
+
+class _NeedsSource(Exception):
+    """The offline file must first be copied to the host (the action plugin does it)."""
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def digest_or_none(path: str) -> str | None:
+    """The sha256 of the regular file at ``path`` (links followed), or None when there is none."""
+    try:
+        return file_sha256(path) if os.path.isfile(path) else None
+    except OSError:
+        return None
+
+
+def parse_sidecar(text: str) -> str | None:
+    """The sha256 in a '.sha256' file's text (first word, as sha256sum writes it), or None."""
+    words = text.split()
+    return words[0].lower() if words and SHA256_RE.match(words[0].lower()) else None
+
+
+def is_archive(filename: str) -> bool:
+    return filename.endswith(ARCHIVE_SUFFIXES)
+
+
+def stripped(name: str, strip: int) -> str | None:
+    """A tar member's path with its first ``strip`` components dropped, as tar --strip-components
+    counts them ('./bridge' has two); None when nothing is left. Refuses paths that leave the directory."""
+    if name.startswith("/"):
+        raise InstallError(f"archive member {name!r} has an absolute path")
+    parts = [part for part in name.split("/") if part][strip:]
+    parts = [part for part in parts if part != "."]
+    if ".." in parts:
+        raise InstallError(f"archive member {name!r} leaves the install directory")
+    return "/".join(parts) or None
+
+
+def archive_digests(path: str, strip: int, binaries) -> dict[str, str]:
+    """The sha256 of each of ``binaries`` in the archive at ``path``, read without unpacking it."""
+    found = {}
+    with tarfile.open(path, "r:*") as tar:
+        for member in tar:
+            if member.isfile() and stripped(member.name, strip) in binaries:
+                digest = hashlib.sha256()
+                with tar.extractfile(member) as handle:
+                    for block in iter(lambda: handle.read(_CHUNK), b""):
+                        digest.update(block)
+                found[stripped(member.name, strip)] = digest.hexdigest()
+    return found
+
+
+def extract(path: str, strip: int, dest: str) -> None:
+    """Unpack the archive's directories and regular files into ``dest`` (links and devices are
+    skipped: release archives have none, and a link could point anywhere)."""
+    with tarfile.open(path, "r:*") as tar:
+        for member in tar:
+            relative = stripped(member.name, strip)
+            if not relative:
+                continue
+            target = os.path.join(dest, relative)
+            if member.isdir():
+                os.makedirs(target, 0o755, exist_ok=True)
+            elif member.isfile():
+                os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+                with tar.extractfile(member) as source, open(target, "wb") as out:
+                    shutil.copyfileobj(source, out, _CHUNK)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
+
+
+def process_executables(proc: str = "/proc") -> list[str]:
+    """The executable of every process (``/proc/<pid>/exe``; ' (deleted)' when its file was replaced)."""
+    found = []
+    try:
+        pids = [entry for entry in os.listdir(proc) if entry.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        try:
+            found.append(os.readlink(os.path.join(proc, pid, "exe")))
+        except OSError:
+            continue  # a kernel thread, or a process that ended
+    return found
+
+
+def runs_replaced_copy(executables, binary: str, current: str, link: str, install_root: str) -> bool:
+    """Whether a process runs ``binary`` from a file that is no longer the installed one: a copy
+    that was replaced (deleted), another version's, or the file the link replaced."""
+    for exe in executables:
+        deleted = exe.endswith(_DELETED)
+        path = exe[:-len(_DELETED)] if deleted else exe
+        ours = path == link or (path.startswith(install_root + os.sep) and os.path.basename(path) == binary)
+        if ours and (deleted or path != current):
+            return True
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    name: str
+    version: str
+    arch: str
+    filename: str
+    binaries: tuple
+    daemons: tuple
+    strip_components: int
+    bin_dir: str
+    url: str
+    src: str
+    offline: bool
+    sha256: str
+    checksum_url: str
+    files: dict
+    origin: str
+    location: str
+    locked: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.version} linux/{self.arch}"
+
+    @property
+    def archive(self) -> bool:
+        return is_archive(self.filename)
+
+    @property
+    def links(self) -> tuple:
+        """The binaries linked into bin_dir: those named in an archive, or the single file itself."""
+        return self.binaries if self.archive else (self.name,)
+
+
+def artifacts_from_params(params: Mapping) -> list[Artifact]:
+    """The batch, checked; every problem is reported at once."""
+    artifacts, problems = [], []
+    for index, entry in enumerate(params.get("artifacts") or []):
+        where = f"artifacts[{index}] ({entry.get('name')} {entry.get('version')})"
+        filename = entry.get("filename") or ""
+        binaries = tuple(entry.get("binaries") or ())
+        sha256 = (entry.get("sha256") or "").lower()
+        wrong = []
+        if not _PLAIN.match(str(entry.get("name") or "")) or not _PLAIN.match(str(entry.get("version") or "")):
+            wrong.append("name and version must be plain names (letters, digits, '.', '_', '+', '-')")
+        if not filename or "/" in filename:
+            wrong.append("filename must be a plain file name")
+        if is_archive(filename) and not binaries:
+            wrong.append("an archive needs the binaries to link from it")
+        if any(not name or "/" in name or name in (".", "..") for name in binaries):
+            wrong.append("binaries must be plain file names")
+        if sha256 and not SHA256_RE.match(sha256):
+            wrong.append(f"sha256 {sha256!r} is not 64 hex digits")
+        if not sha256 and not entry.get("checksum_url"):
+            wrong.append("needs sha256 or checksum_url")
+        if bool(entry.get("url")) == bool(entry.get("offline")):
+            wrong.append("needs exactly one of url and offline")
+        if wrong:
+            problems.extend(f"{where}: {text}" for text in wrong)
+            continue
+        links = binaries if is_archive(filename) else (entry["name"],)
+        artifacts.append(Artifact(
+            name=entry["name"], version=str(entry["version"]), arch=entry.get("arch") or "amd64", filename=filename,
+            binaries=binaries, daemons=tuple(name for name in entry.get("daemons") or () if name in links),
+            strip_components=int(entry.get("strip_components") or 0), bin_dir=entry.get("bin_dir") or params["bin_dir"],
+            url=entry.get("url") or "", src=entry.get("src") or "", offline=bool(entry.get("offline")), sha256=sha256,
+            checksum_url=entry.get("checksum_url") or "", files=dict(entry.get("files") or {}),
+            origin=entry.get("origin") or "the reference checksum", location=entry.get("location") or entry.get("url") or filename,
+            locked=bool(entry.get("locked"))))
+    if problems:
+        raise InstallError(f"{len(problems)} problem(s) in artifacts, nothing installed: " + "; ".join(problems), problems)
+    return artifacts
+
+
+@dataclasses.dataclass
+class _Plan:
+    artifact: Artifact
+    version_dir: str
+    before: dict
+    sha256: str = ""
+    files: dict = dataclasses.field(default_factory=dict)
+    install: bool = False
+    fetched: str = ""        # the verified single file, or the archive's unpacked tree (temporary)
+    archive_temp: str = ""   # a verified archive fetched in this run, kept in the cache once installed
+    needs_source: bool = False
+
+    def target(self, binary: str) -> str:
+        return os.path.join(self.version_dir, binary)
+
+
+class ArtifactInstaller:
+    """Verifies every artifact of the batch, then installs and links those that differ.
+
+    ``fetch(url)`` returns a readable binary stream (the module passes Ansible's open_url); ``proc``
+    is where the processes' executables are read.
+    """
+
+    def __init__(self, params: Mapping, fetch: Callable, check_mode: bool = False, proc: str = "/proc") -> None:
+        self.params = params
+        self.fetch = fetch
+        self.check_mode = check_mode
+        self.proc = proc
+        self._temporaries = []  # removed at the end, whatever happened (installed ones were renamed away)
+
+    def run(self) -> dict:
+        artifacts = artifacts_from_params(self.params)
+        plans, problems = [], []
+        try:
+            for artifact in artifacts:
+                try:
+                    plans.append(self._plan(artifact))
+                except InstallError as exc:
+                    problems.extend(exc.errors)
+            if problems:
+                raise InstallError("; ".join(problems) + "; nothing was installed", problems)
+            # An offline file still on the controller: nothing is installed until it is here and verified too.
+            waiting = any(plan.needs_source for plan in plans) and not self.check_mode
+            executables = process_executables(self.proc)
+            results = [self._result(plan) if waiting else self._apply(plan, executables) for plan in plans]
+        finally:
+            for path in self._temporaries:
+                _remove(path)
+        changed_binaries = sorted({binary for result in results for binary in result["changed_binaries"]})
+        return {
+            "changed": any(result["changed"] for result in results),
+            "artifacts": results,
+            "changed_binaries": changed_binaries,
+            "needs_source": [result["name"] for result in results if result["needs_source"]],
+        }
+
+    # -- verify: nothing installed yet ---------------------------------------------------------
+
+    def _plan(self, artifact: Artifact) -> _Plan:
+        plan = _Plan(artifact, os.path.join(self.params["install_dir"], artifact.name, f"v{artifact.version}"), before={})
+        current = {binary: digest_or_none(plan.target(binary)) for binary in artifact.links}
+        # What each link runs now (hashed once when it already points at this version).
+        for binary in artifact.links:
+            link = os.path.join(artifact.bin_dir, binary)
+            plan.before[binary] = current[binary] if _points_to(link, plan.target(binary)) else digest_or_none(link)
+        pin = artifact.sha256
+        known = dict(artifact.files) if artifact.archive else ({artifact.name: pin} if pin else {})
+        if known and all(current[binary] == known.get(binary) for binary in artifact.links):
+            # The installed binaries are the reference's bits: nothing to fetch.
+            plan.sha256, plan.files = pin, ({binary: current[binary] for binary in artifact.links} if artifact.archive else {})
+            return plan
+        if not pin:
+            pin = self._read_checksum_url(artifact)
+        plan.sha256 = pin
+        if not artifact.archive:
+            plan.install = current[artifact.name] != pin
+            if plan.install:
+                self._fetch_verified(plan, pin, plan.version_dir)
+            return plan
+        cached = os.path.join(self.params["cache_dir"], artifact.filename)
+        archive = cached if digest_or_none(cached) == pin else ""
+        if not archive:
+            archive = self._fetch_verified(plan, pin, self.params["cache_dir"])
+            if not archive:  # check mode, or the offline file is still on the controller
+                plan.install = True
+                return plan
+        digests = self._archive_digests(artifact, archive)
+        locked_differs = [f"{artifact.label}: {artifact.filename} has the locked sha256, but its {binary} has sha256 {digests[binary]} "
+                          f"where {artifact.origin} records {artifact.files[binary]}"
+                          for binary in artifact.links if binary in artifact.files and artifact.files[binary] != digests[binary]]
+        if locked_differs:
+            raise InstallError("; ".join(locked_differs), locked_differs)
+        plan.files = digests
+        plan.install = any(current[binary] != digests[binary] for binary in artifact.links)
+        if plan.install and not self.check_mode:
+            plan.fetched = tempfile.mkdtemp(prefix=f".v{artifact.version}.", dir=_makedirs(os.path.dirname(plan.version_dir)))
+            self._temporaries.append(plan.fetched)
+            self._unpack(artifact, archive, plan.fetched)
+        return plan
+
+    def _read_checksum_url(self, artifact: Artifact) -> str:
+        """First use of a download without a published checksum: the .sha256 published beside it."""
+        try:
+            with self.fetch(artifact.checksum_url) as response:
+                text = response.read(4096).decode("utf-8", "replace")
+        except (OSError, InstallError) as exc:
+            raise InstallError(f"{artifact.label}: cannot read its checksum from {artifact.checksum_url}: {exc}") from exc
+        pin = parse_sidecar(text)
+        if not pin:
+            raise InstallError(f"{artifact.label}: {artifact.checksum_url} holds no sha256")
+        return pin
+
+    def _fetch_verified(self, plan: _Plan, pin: str, directory: str) -> str:
+        """Download or copy the artifact into a temporary file in ``directory``, hashing it on the
+        way; remove it and fail when its sha256 is not ``pin``. '' in check mode and when the
+        offline file is not on the host yet."""
+        artifact = plan.artifact
+        if artifact.offline and not artifact.src:
+            plan.needs_source = True
+            return ""
+        if self.check_mode:
+            return ""
+        fd, temp = tempfile.mkstemp(prefix=f".{artifact.filename}.", suffix=".part", dir=_makedirs(directory))
+        self._temporaries.append(temp)
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as out, (open(artifact.src, "rb") if artifact.src else self.fetch(artifact.url)) as source:
+                for block in iter(lambda: source.read(_CHUNK), b""):
+                    digest.update(block)
+                    out.write(block)
+                out.flush()
+                os.fchmod(out.fileno(), 0o755 if not artifact.archive else 0o644)
+                os.fsync(out.fileno())
+        except (OSError, InstallError) as exc:
+            raise InstallError(f"{artifact.label}: cannot {'copy' if artifact.src else 'download'} {artifact.location}: {exc}") from exc
+        found = digest.hexdigest()
+        if found != pin:
+            if artifact.locked:
+                message = f"{artifact.label}: locked sha256 {pin} ({artifact.origin}), found {found} ({artifact.location})"
+            else:
+                message = f"{artifact.label}: {artifact.location} has sha256 {found}, {artifact.origin} says {pin}"
+            raise InstallError(message)
+        plan.fetched, plan.archive_temp = (temp, "") if not artifact.archive else ("", temp)
+        return temp
+
+    @staticmethod
+    def _archive_digests(artifact: Artifact, archive: str) -> dict:
+        try:
+            digests = archive_digests(archive, artifact.strip_components, artifact.links)
+        except (OSError, tarfile.TarError) as exc:
+            raise InstallError(f"{artifact.label}: cannot read {artifact.filename}: {exc}") from exc
+        missing = [binary for binary in artifact.links if binary not in digests]
+        if missing:
+            raise InstallError(f"{artifact.label}: {artifact.filename} has no {', '.join(missing)} "
+                               f"once {artifact.strip_components} leading path component(s) are dropped")
+        return digests
+
+    @staticmethod
+    def _unpack(artifact: Artifact, archive: str, dest: str) -> None:
+        try:
+            extract(archive, artifact.strip_components, dest)
+        except (OSError, tarfile.TarError) as exc:
+            raise InstallError(f"{artifact.label}: cannot unpack {artifact.filename}: {exc}") from exc
+
+    # -- install and link ----------------------------------------------------------------------
+
+    @staticmethod
+    def _result(plan: _Plan) -> dict:
+        artifact = plan.artifact
+        result = {"name": artifact.name, "version": artifact.version, "platform": f"linux/{artifact.arch}", "sha256": plan.sha256,
+                  "changed": False, "changed_binaries": [], "needs_source": plan.needs_source}
+        if artifact.archive:
+            result["files"] = plan.files
+        return result
+
+    def _apply(self, plan: _Plan, executables: list) -> dict:
+        artifact = plan.artifact
+        result = self._result(plan)
+        written = False
+        if plan.install and plan.fetched and not self.check_mode:
+            _makedirs(plan.version_dir)
+            if artifact.archive:
+                _move_tree(plan.fetched, plan.version_dir)
+                if plan.archive_temp:
+                    os.replace(plan.archive_temp, os.path.join(self.params["cache_dir"], artifact.filename))
+                    _sync(self.params["cache_dir"])
+            else:
+                os.replace(plan.fetched, plan.target(artifact.name))
+            _sync(plan.version_dir)
+            written = True
+        linked = [binary for binary in artifact.links
+                  if _ensure_link(os.path.join(artifact.bin_dir, binary), plan.target(binary), self.check_mode)]
+        if self.check_mode:
+            after = {binary: (plan.files.get(binary) or (plan.sha256 if not artifact.archive else None) or "unknown")
+                     if plan.install or binary in linked else plan.before[binary] for binary in artifact.links}
+        elif written or linked:
+            after = {binary: digest_or_none(os.path.join(artifact.bin_dir, binary)) for binary in artifact.links}
+        else:
+            after = plan.before
+        stale = [binary for binary in artifact.daemons
+                 if runs_replaced_copy(executables, binary, plan.target(binary), os.path.join(artifact.bin_dir, binary),
+                                       os.path.dirname(plan.version_dir))]
+        result["changed_binaries"] = [binary for binary in artifact.links if plan.before[binary] != after[binary] or binary in stale]
+        result["changed"] = bool(written or linked or stale or (self.check_mode and plan.install))
+        return result
+
+
+def _makedirs(path: str) -> str:
+    if not os.path.isdir(path):
+        os.makedirs(path, 0o755)
+    return path
+
+
+def _move_tree(source: str, dest: str) -> None:
+    """Rename every file of ``source`` over its place in ``dest`` (same file system): a running
+    program keeps its old file, and no reader sees a partial one."""
+    for root, dirs, files in os.walk(source):
+        relative = os.path.relpath(root, source)
+        target_root = dest if relative == "." else os.path.join(dest, relative)
+        for name in dirs:
+            path = os.path.join(target_root, name)
+            if os.path.lexists(path) and not os.path.isdir(path):
+                os.unlink(path)
+            _makedirs(path)
+        for name in files:
+            os.replace(os.path.join(root, name), os.path.join(target_root, name))
+
+
+def _points_to(link: str, target: str) -> bool:
+    try:
+        return os.readlink(link) == target
+    except OSError:
+        return False
+
+
+def _ensure_link(link: str, target: str, check_mode: bool) -> bool:
+    """Make ``link`` a symbolic link to ``target``; True when it was (or would be) changed."""
+    try:
+        if os.readlink(link) == target:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError:  # a file that is not a link
+        if os.path.isdir(link):
+            raise InstallError(f"{link} is a directory, not a link to {target}") from None
+    if check_mode:
+        return True
+    _makedirs(os.path.dirname(link))
+    temp = f"{link}.kubeforge-new"
+    _remove(temp)
+    os.symlink(target, temp)
+    os.replace(temp, link)
+    _sync(os.path.dirname(link))
+    return True
+
+
+def _remove(path: str) -> None:
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _sync(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

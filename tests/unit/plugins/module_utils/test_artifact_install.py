@@ -1,0 +1,272 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The host side of artifact_install (_artifact_install): verify, install, link, report changed binaries.
+
+Downloads come from a fake fetch (a dict of URLs), processes from a fake /proc; the host is tmp_path.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+
+import pytest
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifact_install as ai
+
+ETCD_URL = "https://github.com/etcd-io/etcd/releases/download/v3.5.33/etcd-v3.5.33-linux-amd64.tar.gz"
+APISERVER_URL = "https://dl.k8s.io/release/v1.36.4/bin/linux/amd64/kube-apiserver"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def tarball(files: dict, top: str = "etcd-v3.5.33-linux-amd64", extra=()) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"{top}/{name}" if top else name)
+            info.size, info.mode = len(data), 0o755 if not name.endswith(".md") else 0o644
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+ETCD_FILES = {"etcd": b"etcd 3.5.33", "etcdctl": b"etcdctl 3.5.33", "etcdutl": b"etcdutl 3.5.33", "README.md": b"readme"}
+ETCD = tarball(ETCD_FILES)
+APISERVER = b"kube-apiserver 1.36.4"
+
+
+class Host:
+    """A host in tmp_path: its directories, the downloads it can reach and its processes."""
+
+    def __init__(self, root) -> None:
+        self.root = str(root)
+        self.urls = {ETCD_URL: ETCD, APISERVER_URL: APISERVER, APISERVER_URL + ".sha256": f"{sha(APISERVER)}  kube-apiserver\n".encode()}
+        self.fetched = []
+        self.proc = os.path.join(self.root, "proc")
+        os.makedirs(self.proc)
+
+    def path(self, *parts) -> str:
+        return os.path.join(self.root, *parts)
+
+    def fetch(self, url: str):
+        self.fetched.append(url)
+        if url not in self.urls:
+            raise ai.InstallError(f"cannot download {url}: HTTP Error 404: Not Found")
+        return io.BytesIO(self.urls[url])
+
+    def run(self, *artifacts, check_mode=False) -> dict:
+        params = {"install_dir": self.path("opt"), "bin_dir": self.path("bin"), "cache_dir": self.path("cache"), "artifacts": list(artifacts)}
+        return ai.ArtifactInstaller(params, self.fetch, check_mode=check_mode, proc=self.proc).run()
+
+    def process(self, pid: int, exe: str) -> None:
+        os.makedirs(os.path.join(self.proc, str(pid)))
+        os.symlink(exe, os.path.join(self.proc, str(pid), "exe"))
+
+    def files(self) -> list:
+        return sorted(os.path.relpath(os.path.join(root, name), self.root)
+                      for root, dirs, names in os.walk(self.root) for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]
+                      if not os.path.relpath(root, self.root).startswith("proc"))
+
+
+def etcd(**overrides) -> dict:
+    return {"name": "etcd", "version": "3.5.33", "arch": "amd64", "filename": "etcd-v3.5.33-linux-amd64.tar.gz",
+            "binaries": ["etcd", "etcdctl", "etcdutl"], "daemons": ["etcd"], "strip_components": 1, "url": ETCD_URL,
+            "sha256": sha(ETCD), "origin": "the published checksum", **overrides}
+
+
+def apiserver(**overrides) -> dict:
+    return {"name": "kube-apiserver", "version": "1.36.4", "arch": "amd64", "filename": "kube-apiserver", "url": APISERVER_URL,
+            "checksum_url": APISERVER_URL + ".sha256", "origin": APISERVER_URL + ".sha256", "daemons": ["kube-apiserver"], **overrides}
+
+
+@pytest.fixture
+def host(tmp_path):
+    return Host(tmp_path)
+
+
+def test_first_install_unpacks_links_and_reports_every_binary(host):
+    result = host.run(etcd(), apiserver())
+    assert result["changed"] and result["changed_binaries"] == ["etcd", "etcdctl", "etcdutl", "kube-apiserver"]
+    assert result["needs_source"] == []
+    first, second = result["artifacts"]
+    assert first == {"name": "etcd", "version": "3.5.33", "platform": "linux/amd64", "sha256": sha(ETCD), "changed": True,
+                     "changed_binaries": ["etcd", "etcdctl", "etcdutl"], "needs_source": False,
+                     "files": {name: sha(ETCD_FILES[name]) for name in ("etcd", "etcdctl", "etcdutl")}}
+    assert second["sha256"] == sha(APISERVER) and "files" not in second  # read from the .sha256 beside the download
+    assert os.readlink(host.path("bin", "etcd")) == host.path("opt", "etcd", "v3.5.33", "etcd")
+    assert os.readlink(host.path("bin", "kube-apiserver")) == host.path("opt", "kube-apiserver", "v1.36.4", "kube-apiserver")
+    with open(host.path("bin", "kube-apiserver"), "rb") as handle:
+        assert handle.read() == APISERVER
+    assert os.stat(host.path("opt", "etcd", "v3.5.33", "etcd")).st_mode & 0o777 == 0o755
+    assert os.stat(host.path("opt", "etcd", "v3.5.33", "README.md")).st_mode & 0o777 == 0o644
+    assert os.stat(host.path("opt", "kube-apiserver", "v1.36.4", "kube-apiserver")).st_mode & 0o777 == 0o755
+    # The archive stays in the cache; no temporary file is left anywhere.
+    assert host.files() == ["bin/etcd", "bin/etcdctl", "bin/etcdutl", "bin/kube-apiserver", "cache/etcd-v3.5.33-linux-amd64.tar.gz",
+                            "opt/etcd/v3.5.33/README.md", "opt/etcd/v3.5.33/etcd", "opt/etcd/v3.5.33/etcdctl", "opt/etcd/v3.5.33/etcdutl",
+                            "opt/kube-apiserver/v1.36.4/kube-apiserver"]
+
+
+def test_a_locked_install_verifies_the_binaries_without_fetching_anything(host):
+    files = host.run(etcd(), apiserver())["artifacts"][0]["files"]
+    host.fetched.clear()
+    again = host.run(etcd(files=files, locked=True), apiserver(sha256=sha(APISERVER), checksum_url="", locked=True))
+    assert not again["changed"] and again["changed_binaries"] == [] and host.fetched == []
+
+
+def test_a_rebuilt_artifact_of_the_same_version_is_installed_and_reported(host):
+    host.run(etcd(), apiserver())
+    rebuilt = b"kube-apiserver 1.36.4, rebuilt"
+    host.urls[APISERVER_URL] = rebuilt
+    host.urls[APISERVER_URL + ".sha256"] = sha(rebuilt).encode()
+    # What a lock update passes: the source's new checksum.
+    result = host.run(etcd(), apiserver(sha256=sha(rebuilt), checksum_url=""))
+    assert result["changed"] and result["changed_binaries"] == ["kube-apiserver"]
+    assert result["artifacts"][0]["changed"] is False
+    with open(host.path("bin", "kube-apiserver"), "rb") as handle:
+        assert handle.read() == rebuilt
+
+
+def test_a_file_that_does_not_match_the_lock_fails_showing_both_and_nothing_is_installed(host):
+    host.run(apiserver())
+    host.urls[APISERVER_URL] = b"tampered"
+    os.unlink(host.path("opt", "kube-apiserver", "v1.36.4", "kube-apiserver"))  # forces a new download
+    lock = "the artifacts lock /inv/artifacts.lock.yml"
+    with pytest.raises(ai.InstallError) as caught:
+        host.run(etcd(), apiserver(sha256=sha(APISERVER), checksum_url="", origin=lock, locked=True))
+    assert caught.value.errors == [f"kube-apiserver 1.36.4 linux/amd64: locked sha256 {sha(APISERVER)} ({lock}), "
+                                   f"found {sha(b'tampered')} ({APISERVER_URL})"]
+    # The batch is verified before anything is installed: etcd, which was fine, was not installed either.
+    assert not os.path.exists(host.path("bin", "etcd")) and not os.path.exists(host.path("opt", "etcd", "v3.5.33", "etcd"))
+    assert [name for name in host.files() if ".part" in name or "/.v" in name] == []
+
+
+def test_a_download_that_does_not_match_its_first_use_reference_fails(host):
+    host.urls[APISERVER_URL + ".sha256"] = ("0" * 64).encode()
+    with pytest.raises(ai.InstallError, match=f"{APISERVER_URL} has sha256 {sha(APISERVER)}, {APISERVER_URL}.sha256 says {'0' * 64}"):
+        host.run(apiserver())
+    assert not os.path.exists(host.path("bin", "kube-apiserver"))
+
+
+def test_a_tampered_installed_binary_is_replaced_from_the_verified_cache(host):
+    files = host.run(etcd())["artifacts"][0]["files"]
+    with open(host.path("opt", "etcd", "v3.5.33", "etcdctl"), "wb") as handle:
+        handle.write(b"tampered")
+    host.fetched.clear()
+    result = host.run(etcd(files=files, locked=True))
+    assert result["changed_binaries"] == ["etcdctl"] and host.fetched == []  # the cached archive still had the locked sha256
+    with open(host.path("bin", "etcdctl"), "rb") as handle:
+        assert handle.read() == ETCD_FILES["etcdctl"]
+
+
+def test_an_archive_whose_binary_differs_from_the_lock_is_refused(host):
+    lock = {"etcd": "0" * 64, "etcdctl": sha(ETCD_FILES["etcdctl"]), "etcdutl": sha(ETCD_FILES["etcdutl"])}
+    with pytest.raises(ai.InstallError, match=f"its etcd has sha256 {sha(ETCD_FILES['etcd'])} where the lock records {'0' * 64}"):
+        host.run(etcd(files=lock, locked=True, origin="the lock"))
+
+
+def test_an_upgrade_switches_the_links_and_keeps_the_old_version(host):
+    host.run(etcd())
+    newer = tarball({"etcd": b"etcd 3.5.34", "etcdctl": b"etcdctl 3.5.34", "etcdutl": ETCD_FILES["etcdutl"]}, top="etcd-v3.5.34-linux-amd64")
+    host.urls["https://example/etcd-v3.5.34.tar.gz"] = newer
+    result = host.run(etcd(version="3.5.34", filename="etcd-v3.5.34-linux-amd64.tar.gz", url="https://example/etcd-v3.5.34.tar.gz",
+                           sha256=sha(newer)))
+    assert result["changed_binaries"] == ["etcd", "etcdctl"]  # etcdutl's bits are the same
+    assert os.readlink(host.path("bin", "etcdutl")) == host.path("opt", "etcd", "v3.5.34", "etcdutl")
+    assert os.path.exists(host.path("opt", "etcd", "v3.5.33", "etcd"))
+
+
+def test_a_daemon_still_running_a_replaced_copy_is_reported_until_restarted(host):
+    files = host.run(etcd(), apiserver())["artifacts"][0]["files"]
+    locked = (etcd(files=files, locked=True), apiserver(sha256=sha(APISERVER), checksum_url=""))
+    target = host.path("opt", "kube-apiserver", "v1.36.4", "kube-apiserver")
+    host.process(100, target + " (deleted)")  # the file was replaced, the process kept the old one
+    host.process(101, host.path("opt", "etcd", "v3.5.33", "etcdctl") + " (deleted)")  # not a daemon
+    host.process(102, "/usr/bin/bash")
+    result = host.run(*locked)
+    assert result["changed"] and result["changed_binaries"] == ["kube-apiserver"]
+    os.unlink(os.path.join(host.proc, "100", "exe"))
+    os.symlink(target, os.path.join(host.proc, "100", "exe"))  # restarted
+    assert not host.run(*locked)["changed"]
+    host.process(103, host.path("opt", "etcd", "v3.5.32", "etcd"))  # an older version still running
+    assert host.run(*locked)["changed_binaries"] == ["etcd"]
+
+
+def test_check_mode_writes_nothing_and_reports_what_would_change(host):
+    result = host.run(etcd(), apiserver(), check_mode=True)
+    assert result["changed"] and result["changed_binaries"] == ["etcd", "etcdctl", "etcdutl", "kube-apiserver"]
+    assert host.files() == [] and host.fetched == [APISERVER_URL + ".sha256"]  # only the reference was read
+    host.run(etcd(), apiserver())
+    assert not host.run(etcd(), apiserver(sha256=sha(APISERVER)), check_mode=True)["changed"]
+
+
+def test_an_offline_file_the_host_lacks_is_asked_for_then_installed_from_src(host, tmp_path):
+    offline = {"url": "", "offline": True, "location": "/srv/artifacts/release/v1.36.4/bin/linux/amd64/kube-apiserver"}
+    first = host.run(etcd(), apiserver(sha256=sha(APISERVER), checksum_url="", **offline))
+    assert first["needs_source"] == ["kube-apiserver"] and not first["changed"] and first["changed_binaries"] == []
+    assert host.files() == []  # nothing installed, etcd neither, until every file of the batch is verified
+    copied = tmp_path / "ansible-tmp" / "1-kube-apiserver"
+    copied.parent.mkdir()
+    copied.write_bytes(APISERVER)
+    second = host.run(etcd(), apiserver(sha256=sha(APISERVER), checksum_url="", src=str(copied), **offline))
+    assert second["needs_source"] == [] and second["changed_binaries"] == ["etcd", "etcdctl", "etcdutl", "kube-apiserver"]
+    assert host.run(apiserver(sha256=sha(APISERVER), checksum_url="", **offline))["needs_source"] == []  # installed: not asked again
+
+
+def test_a_regular_file_in_the_way_of_a_link_is_replaced(host):
+    os.makedirs(host.path("bin"))
+    with open(host.path("bin", "kube-apiserver"), "wb") as handle:
+        handle.write(b"installed by hand")
+    result = host.run(apiserver())
+    assert result["changed_binaries"] == ["kube-apiserver"] and os.path.islink(host.path("bin", "kube-apiserver"))
+
+
+@pytest.mark.parametrize("entry, message", [
+    (etcd(binaries=[]), "an archive needs the binaries to link from it"),
+    (etcd(binaries=["../etc/passwd"]), "binaries must be plain file names"),
+    (etcd(sha256="xyz"), "sha256 'xyz' is not 64 hex digits"),
+    (apiserver(checksum_url=""), "needs sha256 or checksum_url"),
+    (apiserver(offline=True), "needs exactly one of url and offline"),
+    (apiserver(version="../../etc"), "name and version must be plain names"),
+])
+def test_bad_entries_are_all_reported(host, entry, message):
+    with pytest.raises(ai.InstallError) as caught:
+        host.run(entry, apiserver(url=""))
+    assert len(caught.value.errors) == 2 and message in caught.value.errors[0]
+
+
+def test_an_archive_member_that_leaves_the_directory_is_refused(host):
+    evil = tarfile.TarInfo("etcd-v3.5.33-linux-amd64/../../etc/cron.d/x")
+    bad = tarball(ETCD_FILES, extra=[evil])
+    host.urls[ETCD_URL] = bad
+    with pytest.raises(ai.InstallError, match="leaves the install directory"):
+        host.run(etcd(sha256=sha(bad)))
+    assert not os.path.exists(host.path("bin", "etcd"))
+
+
+def test_an_archive_without_a_binary_is_refused(host):
+    with pytest.raises(ai.InstallError, match=r"has no etcd, etcdctl, etcdutl once 2 leading path component\(s\) are dropped"):
+        host.run(etcd(strip_components=2))
+
+
+@pytest.mark.parametrize("name, strip, expected", [
+    ("etcd-v3.5.33-linux-amd64/etcd", 1, "etcd"),
+    ("./bridge", 1, "bridge"),              # as tar --strip-components counts: '.' is a component
+    ("bin/containerd", 1, "containerd"),
+    ("crictl", 0, "crictl"),
+    ("etcd-v3.5.33-linux-amd64/", 1, None),
+    ("./", 1, None),
+])
+def test_stripped(name, strip, expected):
+    assert ai.stripped(name, strip) == expected
+
+
+def test_parse_sidecar():
+    assert ai.parse_sidecar(f"{'A' * 64}  kube-apiserver\n") == "a" * 64
+    assert ai.parse_sidecar("<html>Not Found</html>") is None and ai.parse_sidecar("") is None

@@ -1,0 +1,172 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The artifact_install module and action plugin: docs against the spec, and runs through ansible-playbook
+with an offline artifacts directory and a lock file (this machine plays the host)."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+import yaml
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts
+from ansible_collections.kubeforge.cluster.plugins.modules import artifact_install
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+MODULE = "kubeforge.cluster.artifact_install"
+DOC = yaml.safe_load(artifact_install.DOCUMENTATION)
+SPEC = artifact_install.argument_spec()
+needs_ansible = pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="ansible-playbook is not installed beside this Python")
+
+
+def _compare(doc_options: dict, spec_options: dict, where: str = ""):
+    assert set(doc_options) == set(spec_options), where
+    for name, spec in spec_options.items():
+        doc = doc_options[name]
+        for key in ("type", "default", "choices", "elements"):
+            assert doc.get(key) == spec.get(key), f"{where}{name}: {key}"
+        assert bool(doc.get("required")) == bool(spec.get("required")), f"{where}{name}: required"
+        assert doc.get("description"), f"{where}{name}: description"
+        if "options" in spec:
+            _compare(doc["suboptions"], spec["options"], f"{name}.")
+
+
+def test_documentation_matches_the_argument_spec():
+    _compare(DOC["options"], SPEC)
+    assert DOC["author"] == ["kubeforge developers (@kubeforge)"]
+    assert all(DOC["attributes"][name]["description"] for name in DOC["attributes"])
+
+
+def test_examples_use_only_options_that_exist():
+    tasks = [task[MODULE] for task in yaml.safe_load(artifact_install.EXAMPLES) if MODULE in task]
+    assert len(tasks) == 2
+    for args in tasks:
+        assert set(args) <= set(SPEC)
+        for entry in args["artifacts"]:
+            assert set(entry) <= set(SPEC["artifacts"]["options"])
+
+
+# -- through ansible-playbook ----------------------------------------------------------------------
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def put(root, name: str, version: str, data: bytes) -> str:
+    """An offline file in the release layout with its .sha256 beside it."""
+    path = os.path.join(str(root), _artifacts.relpath(name, version, "amd64"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    with open(path + ".sha256", "w", encoding="utf-8") as handle:
+        handle.write(f"{sha(data)}  {os.path.basename(path)}\n")
+    return path
+
+
+def etcd_tarball(version: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in ("etcd", "etcdctl", "etcdutl"):
+            data = f"{name} {version}".encode()
+            info = tarfile.TarInfo(f"etcd-v{version}-linux-amd64/{name}")
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def collections_path(tmp_path_factory):
+    root = tmp_path_factory.mktemp("collections")
+    os.makedirs(root / "ansible_collections" / "kubeforge")
+    os.symlink(REPO, root / "ansible_collections" / "kubeforge" / "cluster")
+    (root / "ansible.cfg").write_text("[defaults]\n")
+    return root
+
+
+@pytest.fixture
+def world(tmp_path):
+    offline = tmp_path / "artifacts"
+    put(offline, "kube-apiserver", "1.36.4", b"kube-apiserver 1.36.4")
+    put(offline, "etcd", "3.5.33", etcd_tarball("3.5.33"))
+    return tmp_path
+
+
+def play(collections_path, world, host: str = "host1", *flags: str, **args) -> dict:
+    """Run the module on this machine as the host `host` (its own install, bin and cache directories)."""
+    root = world / host
+    task = {MODULE: {
+        "artifacts": [{"name": "etcd", "version": "3.5.33", "binaries": ["etcd", "etcdctl", "etcdutl"], "daemons": ["etcd"]},
+                      {"name": "kube-apiserver", "version": "1.36.4", "daemons": ["kube-apiserver"]}],
+        "artifacts_dir": str(world / "artifacts"), "checksum_source": "sidecar", "lock_file": str(world / "inventory" / "artifacts.lock.yml"),
+        "install_dir": str(root / "opt"), "bin_dir": str(root / "bin"), "cache_dir": str(root / "cache"), **args}, "register": "out"}
+    playbook = world / "play.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_CONFIG=str(collections_path / "ansible.cfg"))
+    done = subprocess.run([PLAYBOOK, str(playbook), *flags], env=env, capture_output=True, text=True, check=False, timeout=120)
+    output, _end = json.JSONDecoder().raw_decode(done.stdout[done.stdout.index("{"):])
+    result = output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    result["_stdout"] = done.stdout + done.stderr
+    return result
+
+
+def lock(world) -> dict:
+    return _artifacts.load_lock(str(world / "inventory" / "artifacts.lock.yml"))
+
+
+@needs_ansible
+def test_first_use_records_the_lock_a_second_run_changes_nothing_a_new_version_is_added(collections_path, world):
+    first = play(collections_path, world)
+    assert first["changed"] and not first.get("failed"), first["_stdout"]
+    assert first["changed_binaries"] == ["etcd", "etcdctl", "etcdutl", "kube-apiserver"]
+    assert [change.split()[:2] for change in first["lock_changes"]] == [["added", "etcd"], ["added", "kube-apiserver"]]
+    assert "Recorded in the artifacts lock" in first["_stdout"]
+    recorded = lock(world)
+    assert recorded["kube-apiserver"]["1.36.4"]["linux/amd64"] == {"sha256": sha(b"kube-apiserver 1.36.4")}
+    assert recorded["etcd"]["3.5.33"]["linux/amd64"]["files"]["etcd"] == sha(b"etcd 3.5.33")
+    with open(world / "host1" / "bin" / "kube-apiserver", "rb") as handle:
+        assert handle.read() == b"kube-apiserver 1.36.4"
+    second = play(collections_path, world)
+    assert not second["changed"] and second["changed_binaries"] == [] and second["lock_changes"] == [], second["_stdout"]
+    # A new version is first use again: added beside the locked one, not a mismatch.
+    put(world / "artifacts", "kube-apiserver", "1.36.5", b"kube-apiserver 1.36.5")
+    newer = play(collections_path, world, artifacts=[{"name": "kube-apiserver", "version": "1.36.5", "daemons": ["kube-apiserver"]}])
+    assert newer["changed_binaries"] == ["kube-apiserver"], newer["_stdout"]
+    assert newer["lock_changes"] == [f"added kube-apiserver 1.36.5 linux/amd64 {sha(b'kube-apiserver 1.36.5')}"]
+    assert set(lock(world)["kube-apiserver"]) == {"1.36.4", "1.36.5"}
+
+
+@needs_ansible
+def test_a_rebuilt_artifact_fails_on_a_new_node_until_the_lock_is_updated(collections_path, world):
+    play(collections_path, world)
+    locked = sha(b"kube-apiserver 1.36.4")
+    put(world / "artifacts", "kube-apiserver", "1.36.4", b"kube-apiserver 1.36.4, rebuilt")  # new .sha256, same version
+    rebuilt = sha(b"kube-apiserver 1.36.4, rebuilt")
+    # A node added later must get the locked bits: the new file is refused, with both checksums.
+    refused = play(collections_path, world, "host2")
+    assert refused.get("failed"), refused["_stdout"]
+    assert f"kube-apiserver 1.36.4 linux/amd64: locked sha256 {locked}" in refused["msg"] and f"found {rebuilt}" in refused["msg"]
+    assert "kubeforge_artifacts_lock_update=true" in refused["msg"]
+    assert not os.path.exists(world / "host2" / "bin" / "kube-apiserver")
+    # Check mode with the update: what would change, nothing written.
+    checked = play(collections_path, world, "host1", "--check", lock_update=True)
+    assert checked["changed"] and checked["changed_binaries"] == ["kube-apiserver"], checked["_stdout"]
+    assert lock(world)["kube-apiserver"]["1.36.4"]["linux/amd64"]["sha256"] == locked
+    # The documented update: the new file is installed, reported as a changed binary, and locked.
+    updated = play(collections_path, world, "host1", lock_update=True)
+    assert updated["changed_binaries"] == ["kube-apiserver"] and updated["lock_changes"] == [f"updated kube-apiserver 1.36.4 linux/amd64 {rebuilt}"]
+    assert lock(world)["kube-apiserver"]["1.36.4"]["linux/amd64"]["sha256"] == rebuilt
+    assert lock(world)["etcd"]["3.5.33"]["linux/amd64"]["files"]["etcd"] == sha(b"etcd 3.5.33")
+    with open(world / "host1" / "bin" / "kube-apiserver", "rb") as handle:
+        assert handle.read() == b"kube-apiserver 1.36.4, rebuilt"
+    assert not play(collections_path, world, "host2").get("failed")  # the new node now gets the new bits

@@ -1,0 +1,77 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A changed binary restarts the service that runs it: the wiring between the roles that install
+binaries (through the artifacts role), the module's changed_binaries and the roles' handlers,
+read from the roles' own files; the control plane's restart list templated by Ansible's Templar."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROLES = os.path.join(REPO, "roles")
+# Each role that installs binaries, and the services they run (the daemons it must name).
+SERVICES = {
+    "etcd": {"etcd"},
+    "control_plane": {"kube-apiserver", "kube-controller-manager", "kube-scheduler"},
+    "container_runtime": {"containerd"},
+    "kubelet_bootstrap": {"kubelet"},
+    "ipvs": {"kube-proxy"},
+}
+
+
+def load(role: str, *parts: str):
+    return DataLoader().load_from_file(os.path.join(ROLES, role, *parts), cache="none", trusted_as_template=True) or {}
+
+
+def install_task(role: str) -> dict:
+    tasks = [task for task in load(role, "tasks", "main.yml")
+             if (task.get("ansible.builtin.include_role") or {}).get("name") == "kubeforge.cluster.artifacts"]
+    assert len(tasks) == 1 and "loop" not in tasks[0], f"roles/{role}: one include of the artifacts role, one batch"
+    return tasks[0]
+
+
+def artifacts_list(role: str) -> list:
+    value = install_task(role)["vars"]["artifacts_list"]
+    if isinstance(value, str):  # a role variable
+        value = load(role, "vars", "main.yml")[value.strip("{} ")]
+    return value
+
+
+@pytest.mark.parametrize("role", sorted(SERVICES))
+def test_each_service_binary_is_a_daemon_and_notifies_a_handler_of_its_role(role):
+    daemons = {daemon for entry in artifacts_list(role) for daemon in entry.get("daemons") or []}
+    assert daemons == SERVICES[role]
+    topics = install_task(role)["vars"]["artifacts_notify"]
+    listened = {handler.get("listen") for handler in load(role, "handlers", "main.yml")}
+    assert topics and set(topics) <= listened, f"roles/{role}: notifies {topics}, its handlers listen to {listened}"
+
+
+def test_the_artifacts_role_registers_the_result_and_notifies_the_topics():
+    (task,) = load("artifacts", "tasks", "main.yml")
+    assert task["register"] == "artifacts_installed" and task["notify"] == "{{ artifacts_notify }}"
+    assert "kubeforge.cluster.artifact_install" in task
+
+
+def restart_list(**hostvars) -> list:
+    """The control-plane handler's restart list for one host, as Ansible templates it."""
+    (handler,) = load("control_plane", "handlers", "main.yml")
+    variables = {**load("control_plane", "vars", "main.yml"), **handler["vars"], "control_plane_restart_host": "cp1",
+                 "hostvars": {"cp1": hostvars}, "inventory_hostname": "cp1"}
+    return Templar(loader=DataLoader(), variables=variables).template(variables["control_plane_restart_list"])
+
+
+def test_a_changed_binary_restarts_its_control_plane_service_and_nothing_else():
+    changed = {"artifacts_installed": {"changed_binaries": ["kube-scheduler", "kubectl"]}}
+    assert restart_list(**changed) == ["kube-scheduler"]
+    assert restart_list() == []
+    # A service started for the first time in this run is not restarted again.
+    started = {"control_plane_started": {"results": [{"item": "kube-scheduler", "changed": True}]}}
+    assert restart_list(**changed, **started) == []
+    both = {"artifacts_installed": {"changed_binaries": ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]}}
+    assert restart_list(**both) == ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
