@@ -56,3 +56,13 @@ def test_site_imports_the_phases_without_their_preflight(plays):
     """Each phase, run on its own, has its preflight; site.yml runs one for all of them."""
     skipped = [name for name, hosts in plays["site.yml"] if name.startswith(PREFLIGHT) and hosts == 0]
     assert len(skipped) == len(glob.glob(os.path.join(REPO, "playbooks", "phases", "*.yml")))
+
+
+def test_etcd_migrate_opens_the_etcd_ports_on_every_etcd_host_before_any_etcd_play(plays):
+    """The hosts joining etcd were prepared (their firewall written) before they were in the etcd
+    group: the migration opens the etcd ports on the whole group before it reads or starts etcd."""
+    names = [name for name, _hosts in plays["playbooks/etcd_migrate.yml"]]
+    firewall = names.index("Etcd migrate - open the etcd ports in the host firewall")
+    first_etcd = min(index for index, name in enumerate(names) if name.startswith("Etcd migrate - ") and index != firewall)
+    assert firewall < first_etcd, names
+    assert dict(plays["playbooks/etcd_migrate.yml"])[names[firewall]] == dict(plays["playbooks/etcd_migrate.yml"])[names[first_etcd]], names
