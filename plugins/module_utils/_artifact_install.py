@@ -32,6 +32,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._fs import sync_directory
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _PLAIN = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._+-]+$")  # a name or version used as a path component
@@ -410,10 +411,10 @@ class ArtifactInstaller:
                 _move_tree(plan.fetched, plan.version_dir)
                 if plan.archive_temp:
                     os.replace(plan.archive_temp, os.path.join(self.params["cache_dir"], artifact.filename))
-                    _sync(self.params["cache_dir"])
+                    sync_directory(self.params["cache_dir"])
             else:
                 os.replace(plan.fetched, plan.target(artifact.name))
-            _sync(plan.version_dir)
+            sync_directory(plan.version_dir)
             written = True
         linked = [binary for binary in artifact.links
                   if _ensure_link(os.path.join(artifact.bin_dir, binary), plan.target(binary), self.check_mode)]
@@ -477,7 +478,7 @@ def _ensure_link(link: str, target: str, check_mode: bool) -> bool:
     _remove(temp)
     os.symlink(target, temp)
     os.replace(temp, link)
-    _sync(os.path.dirname(link))
+    sync_directory(os.path.dirname(link))
     return True
 
 
@@ -489,11 +490,3 @@ def _remove(path: str) -> None:
             os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def _sync(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
