@@ -12,12 +12,19 @@ LAB_INVENTORY := inventory/lab/hosts.yml
 LAB_KUBE_VERSION = $(shell sed -n 's/^kube_version: *"\{0,1\}\([0-9.]*\).*/\1/p' inventory/sample/group_vars/all.yml)
 ARTIFACTS := .cache/artifacts
 
-.PHONY: help venv collection docker image artifacts artifacts-all lab lab-destroy test lint sanity unit integration molecule clean
+# The molecule scenarios of `make test` (CI's budget); test-all adds the day-2 ones, a cluster converged
+# and changed each (times in the README).
+SCENARIOS := etcd etcd_migration site
+SCENARIOS_DAY2 := day2
+
+.PHONY: help venv collection docker image artifacts artifacts-all lab lab-destroy test test-all lint sanity unit integration molecule molecule-day2 bench clean
 
 help:
 	@echo "make lab          create the lab hosts (Docker) and run site.yml against them"
 	@echo "make lab-destroy  remove the lab hosts"
-	@echo "make test         lint, sanity, unit and integration tests, molecule scenarios"
+	@echo "make test         lint, sanity, unit and integration tests, molecule scenarios (CI)"
+	@echo "make test-all     make test, then the day-2 molecule scenarios"
+	@echo "make bench        bench/converge.py: fresh converge, re-run and one added worker on the lab topology"
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +69,8 @@ lab-destroy:
 
 test: lint sanity unit integration molecule
 
+test-all: test molecule-day2
+
 lint: collection
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
@@ -80,9 +89,19 @@ integration: collection artifacts
 
 molecule: collection image artifacts
 	tests/harness/host-kernel.sh
-	for scenario in $$(cd molecule && ls */molecule.yml | cut -d/ -f1); do \
+	for scenario in $(SCENARIOS); do \
 	  KUBEFORGE_NODE_IMAGE="$$(cat .cache/node-image)" $(BIN)/molecule test -s $$scenario; \
 	done
+
+molecule-day2: collection image artifacts
+	tests/harness/host-kernel.sh
+	for scenario in $(SCENARIOS_DAY2); do \
+	  KUBEFORGE_NODE_IMAGE="$$(cat .cache/node-image)" $(BIN)/molecule test -s $$scenario; \
+	done
+
+bench: collection image artifacts
+	tests/harness/host-kernel.sh
+	$(BIN)/python bench/converge.py --image "$$(cat .cache/node-image)"
 
 clean: lab-destroy
 	rm -rf .cache $(VENV)

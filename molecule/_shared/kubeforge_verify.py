@@ -254,6 +254,76 @@ def probe(host: str, path: str = "/readyz") -> tuple[int, str]:
     return node_request(host, HA_ADDRESS, path, kubeconfig=KUBE_PROXY_KUBECONFIG, server_name=APISERVER_NAME)
 
 
+# Runs inside a host: GET PATH through the host's HA endpoint every INTERVAL seconds, each on a new
+# connection with the kubeconfig's client certificate, until the file STOP exists; then prints one
+# JSON list of [seconds since start, status or 0, error text] per request.
+#   argv: kubeconfig server_name path interval stop_file
+POLLER = r"""
+import base64, http.client, json, os, socket, ssl, sys, tempfile, time
+import yaml
+kubeconfig, server_name, path, interval, stop = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
+with open(kubeconfig) as handle:
+    config = yaml.safe_load(handle)
+cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+tmp = tempfile.mkdtemp()
+files = [os.path.join(tmp, "cert"), os.path.join(tmp, "key")]
+for name, field in zip(files, ("client-certificate-data", "client-key-data")):
+    with open(os.open(name, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as handle:
+        handle.write(base64.b64decode(user[field]))
+context.load_cert_chain(*files)
+results, start = [], time.monotonic()
+while not os.path.exists(stop):
+    began = time.monotonic()
+    try:
+        with socket.create_connection(("127.0.0.1", 6443), timeout=2) as raw:
+            with context.wrap_socket(raw, server_hostname=server_name) as tls:
+                tls.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, server_name)).encode())
+                response = http.client.HTTPResponse(tls)
+                response.begin()
+                body = response.read()
+        results.append([round(began - start, 2), response.status, "" if response.status == 200 else body.decode("utf-8", "replace")[:200]])
+    except Exception as exc:
+        results.append([round(began - start, 2), 0, repr(exc)[:200]])
+    time.sleep(max(0.0, interval - (time.monotonic() - began)))
+print(json.dumps(results))
+"""
+
+
+class ApiPoller:
+    """A client on ``host`` polling the API through the host's HA endpoint every ``interval`` seconds
+    (GET /readyz, the node's kube-proxy certificate) while an operation runs: start(), then stop()
+    gives [[seconds, status (0: no answer), error]] per request."""
+
+    def __init__(self, host: str, interval: float = 0.2, path: str = "/readyz") -> None:
+        self.host, self.interval, self.path = host, interval, path
+        self.stop_file = f"/tmp/kubeforge-poller-{os.getpid()}.stop"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "ApiPoller":
+        docker_exec(self.host, "rm", "-f", self.stop_file)
+        self.process = subprocess.Popen(["docker", "exec", "-i", self.host, "python3", "-", KUBE_PROXY_KUBECONFIG, APISERVER_NAME, self.path,
+                                         str(self.interval), self.stop_file], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdin is not None
+        self.process.stdin.write(POLLER)
+        self.process.stdin.close()
+        return self
+
+    def stop(self) -> list:
+        assert self.process is not None and self.process.stdout is not None
+        docker_exec(self.host, "touch", self.stop_file)
+        out = self.process.stdout.read()
+        self.process.wait(timeout=60)
+        return json.loads(out)
+
+
+def poll_failures(results: list) -> tuple[list, list]:
+    """(failed requests, failures not followed by a success on the next request) of an ApiPoller run."""
+    failed = [entry for entry in results if entry[1] != 200]
+    unanswered = [entry for entry, after in zip(results, results[1:] + [[None, 0, "end"]]) if entry[1] != 200 and after[1] != 200]
+    return failed, unanswered
+
+
 def apiserver_request(address: str, path: str, client: str | None = "admin", server_name: str | None = None,
                       port: int = APISERVER_PORT) -> tuple[int, str]:
     """(status, body) of a GET from the controller straight to one apiserver, its certificate verified

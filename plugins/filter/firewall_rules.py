@@ -35,6 +35,11 @@ options:
         C(service_cidr), and C(extra_ports) (C(PORT/PROTO) or C(LOW-HIGH/PROTO), PROTO tcp or udp).
     type: dict
     required: true
+  leaving:
+    description: Nodes leaving the cluster (remove_nodes.yml); only nodes' addresses are accepted, theirs no longer.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -101,12 +106,17 @@ def _families(addresses) -> list[tuple[str, list[str]]]:
     return [(family, found) for family, found in (("ip", v4), ("ip6", v6)) if found]
 
 
-def firewall_rules(host: str, groups: Mapping, hostvars: Mapping, settings: Mapping) -> list[dict]:
-    """The rules of ``host``: each phase's ports (by the host's groups) and the extra ports."""
+def firewall_rules(host: str, groups: Mapping, hostvars: Mapping, settings: Mapping, leaving=()) -> list[dict]:
+    """The rules of ``host``: each phase's ports (by the host's groups) and the extra ports.
+
+    ``leaving``: nodes being removed from the cluster, whose addresses the rules no longer accept.
+    """
     problems: list[str] = []
     member = {group for group in ("kube_control_plane", "etcd", "k8s_cluster") if host in (groups.get(group) or [])}
     nodes = []
     for name in groups.get("k8s_cluster") or []:
+        if name in leaving:
+            continue
         address = node_address(hostvars.get(name), name)
         try:
             nodes.append(ipaddress.ip_address(address))

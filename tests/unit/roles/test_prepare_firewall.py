@@ -46,7 +46,17 @@ def ruleset(host: str = "cp1", **settings) -> str:
 def test_the_role_computes_the_rules_with_the_filter():
     with open(os.path.join(ROLES, "prepare", "vars", "main.yml"), encoding="utf-8") as handle:
         assert yaml.safe_load(handle)["prepare_firewall_rules"] == (
-            "{{ inventory_hostname | kubeforge.cluster.firewall_rules(groups, hostvars, prepare_firewall_settings) }}")
+            "{{ inventory_hostname | kubeforge.cluster.firewall_rules(groups, hostvars, prepare_firewall_settings,"
+            " leaving=kubeforge_hosts_leaving | default([])) }}")
+
+
+def test_a_leaving_node_is_no_longer_a_vxlan_source():
+    """remove_nodes.yml renders the staying hosts' rules with the leaving node: its address goes."""
+    scope = variables("prepare", "cp1", {}, {}, ROLES)
+    rendered = Templar(loader=DataLoader(), variables=scope).template(scope["prepare_firewall_settings"])
+    rules = {rule["match"] for rule in firewall_rules("cp1", scope["groups"], scope["hostvars"], rendered, leaving=["w1"])}
+    assert "ip saddr { 192.168.56.11, 192.168.56.12, 192.168.56.13 } udp dport 8472" in rules
+    assert f"ip saddr {NODES} udp dport 8472" not in rules
 
 
 def accepted(text: str) -> set:

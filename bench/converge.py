@@ -1,0 +1,119 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A fresh converge of the lab topology, the idempotent re-run and adding one worker, timed in one run.
+
+The lab hosts (tests/harness/lab.sh: 3 control-plane+etcd hosts and a worker) plus one more host,
+kf-w2, not in the inventory at first, all new. Then, with the lab's settings and artifacts:
+  1. site.yml (the fresh converge: the reference of the ratios);
+  2. site.yml again (changed=0 expected);
+  3. add_nodes.yml for kf-w2, put in kube_node.
+Prints each wall time, the changed count of runs 2 and 3 outside kf-w2, the ratios of runs 2 and 3
+to run 1 against the goals (re-run <= 0.3x, add one worker <= 0.2x), and the slowest tasks of each
+run (ansible.posix.profile_tasks). The lab hosts are removed at the end unless --keep.
+Prints figures only.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAB = os.path.join(REPO, "inventory", "lab")
+LAB_SH = os.path.join(REPO, "tests", "harness", "lab.sh")
+NEW, NEW_ADDRESS = "kf-w2", "172.30.40.22"
+GOALS = {"re-run": 0.3, "add one worker": 0.2}
+SLOWEST = 6
+
+
+def inventory(directory: str, with_new_worker: bool) -> str:
+    """The lab inventory (with kf-w2 in kube_node when ``with_new_worker``; its container runs from the
+    start), in ``directory`` with the lab's group_vars; the credentials and artifacts lock land beside it."""
+    with open(os.path.join(LAB, "hosts.yml"), encoding="utf-8") as handle:
+        hosts = yaml.safe_load(handle)
+    if with_new_worker:
+        hosts["all"]["hosts"][NEW] = {"kubeforge_node_ip": NEW_ADDRESS}
+        hosts["all"]["children"]["kube_node"]["hosts"][NEW] = None
+    path = os.path.join(directory, "hosts.yml")
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(hosts, handle)
+    if not os.path.exists(os.path.join(directory, "group_vars")):
+        os.symlink(os.path.join(LAB, "group_vars"), os.path.join(directory, "group_vars"))
+    return path
+
+
+def run_playbook(playbook: str, inventory_path: str, *extra: str) -> tuple[float, str]:
+    """ansible-playbook as an operator runs it, with the task profiler; (seconds, output). Fails on error."""
+    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": str(SLOWEST)}
+    # The lab's settings find the artifacts relative to inventory/lab: give this inventory the same ones.
+    cache = os.path.join(REPO, ".cache")
+    settings = ["-e", f"kubeforge_artifacts_dir={cache}/artifacts", "-e", f"kubeforge_images_dir={cache}/images"]
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory_path,
+               os.path.join(REPO, playbook), *settings, *extra]
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - started
+    if done.returncode != 0:
+        sys.exit(f"{playbook} failed after {elapsed:.0f} s:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}")
+    return elapsed, done.stdout
+
+
+def changed(output: str) -> dict[str, int]:
+    """{host: changed} from the PLAY RECAP."""
+    recap = output.rsplit("PLAY RECAP", 1)[-1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", recap, re.M)}
+
+
+def slowest(output: str) -> list[str]:
+    """The profiler's slowest tasks (its summary after the recap)."""
+    summary = output.rsplit("PLAY RECAP", 1)[-1]
+    return [line.strip() for line in summary.splitlines() if re.search(r"-{3,} \d+\.\d+s$", line.strip())][:SLOWEST]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", required=True, help="the node image (make image writes its name to .cache/node-image)")
+    parser.add_argument("--keep", action="store_true", help="leave the lab hosts running at the end")
+    options = parser.parse_args()
+
+    env = {**os.environ, "LAB_EXTRA_HOSTS": f"{NEW}:{NEW_ADDRESS}"}
+    subprocess.run(["bash", LAB_SH, "down"], env=env, check=True)
+    directory = tempfile.mkdtemp(prefix="kubeforge-bench-converge-")
+    try:
+        subprocess.run(["bash", LAB_SH, "up", options.image], env=env, check=True)
+        before = inventory(directory, with_new_worker=False)
+        fresh, fresh_out = run_playbook("site.yml", before)
+        rerun, rerun_out = run_playbook("site.yml", before)
+        after = inventory(directory, with_new_worker=True)
+        added, added_out = run_playbook("playbooks/add_nodes.yml", after, "-e", f"add_nodes_hosts={NEW}")
+    finally:
+        if not options.keep:
+            subprocess.run(["bash", LAB_SH, "down"], env=env, check=False)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    others = {host: count for host, count in changed(added_out).items() if host != NEW}
+    print(f"Lab topology (3 control-plane+etcd hosts, 1 worker), {os.cpu_count()} cores; one more worker added")
+    print(f"  fresh converge (site.yml)      {fresh:7.1f} s   reference")
+    for name, seconds, output in (("re-run", rerun, rerun_out), ("add one worker", added, added_out)):
+        ratio = seconds / fresh
+        verdict = "meets" if ratio <= GOALS[name] else "misses"
+        print(f"  {name:<30} {seconds:7.1f} s   {ratio:.2f}x fresh ({verdict} the goal <= {GOALS[name]}x)")
+    print(f"  re-run changed: {sum(changed(rerun_out).values())}; add one worker changed on the other hosts: {others}")
+    for name, output in (("fresh converge", fresh_out), ("re-run", rerun_out), ("add one worker", added_out)):
+        print(f"Slowest tasks, {name}:")
+        for line in slowest(output):
+            print(f"  {line}")
+
+
+if __name__ == "__main__":
+    main()

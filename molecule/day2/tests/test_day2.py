@@ -1,0 +1,256 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Day 2 on the converged day2 scenario, as an operator runs it (the tests run in file order and
+change the cluster):
+
+- add_nodes.yml adds day2-w2 (put in kube_node in an edited copy of molecule's inventory): no service
+  on a host already in the cluster restarts (MainPID and ActiveEnterTimestamp unchanged), the new node
+  is Ready and runs a pod of a test Deployment that answers from the other worker across the pod
+  network, and a second run changes nothing;
+- remove_nodes.yml removes it: refused, naming the budget, while a PodDisruptionBudget blocks the
+  drain; once the budget allows it, the node is drained (its pod rescheduled on day2-w1), its Node
+  object deleted, its services stopped and its state moved aside, and the hosts that stay no longer
+  accept its address;
+- add_control_plane.yml adds a 4th control-plane host and etcd member, day2-cp4, then
+  remove_control_plane.yml removes day2-cp3, while a client on day2-w1 polls the API through its HA
+  endpoint every 200 ms: at most one failed request per host whose apiserver restarted or left, each
+  followed by a success; etcd ends with the right voters and the endpoint answers on every node."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, ApiPoller, ansible_env, busybox_image, create_namespace, docker, docker_exec,
+                              edited_inventory, etcd_client, host_kubectl, kubectl_apply, kubectl_json, nodes_ready, playbook,
+                              playbook_command, poll_failures, probe, project_dir, recap, unit_properties, wait_for)
+
+SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ADD_NODES = os.path.join(project_dir(), "playbooks", "add_nodes.yml")
+REMOVE_NODES = os.path.join(project_dir(), "playbooks", "remove_nodes.yml")
+CONTROL_PLANE = ["day2-cp1", "day2-cp2", "day2-cp3"]
+WORKER = "day2-w1"
+NEW, NEW_ADDRESS = "day2-w2", "172.30.42.22"
+NETWORK = "kubeforge-molecule-day2"
+ADD_CONTROL_PLANE = os.path.join(project_dir(), "playbooks", "add_control_plane.yml")
+REMOVE_CONTROL_PLANE = os.path.join(project_dir(), "playbooks", "remove_control_plane.yml")
+NEW_CP, NEW_CP_ADDRESS = "day2-cp4", "172.30.42.14"
+LEAVING_CP = "day2-cp3"
+# The inventory holds 4 etcd members from the add until the removed host leaves it: the operator says so.
+FOUR_MEMBERS = ("-e", "etcd_even_members_enabled=true")
+KUBECTL_HOST = CONTROL_PLANE[0]
+UNITS = {**{host: ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "containerd", "nginx"]
+            for host in CONTROL_PLANE},
+         WORKER: ["kubelet", "kube-proxy", "containerd", "nginx"]}
+NAMESPACE = "kubeforge-day2"
+APP = "day2-httpd"
+
+
+def with_new_worker(inventory: dict) -> None:
+    """day2-w2 added to the inventory, in kube_node (and so in k8s_cluster), reached as molecule reaches
+    day2-w1: what an operator edits before add_nodes.yml."""
+    inventory["all"]["hosts"][NEW] = dict(inventory["all"]["hosts"][WORKER] or {})
+    for group in ("kube_node", "k8s_cluster"):
+        inventory[group]["hosts"][NEW] = None
+
+
+def with_new_control_plane(inventory: dict) -> None:
+    """day2-cp4 added to the inventory in etcd and kube_control_plane (and so in k8s_cluster)."""
+    inventory["all"]["hosts"][NEW_CP] = dict(inventory["all"]["hosts"][CONTROL_PLANE[0]] or {})
+    for group in ("etcd", "kube_control_plane", "k8s_cluster"):
+        inventory[group]["hosts"][NEW_CP] = None
+
+
+def lab_host(name: str, address: str):
+    """A new host on the scenario's network, started as the lab starts its hosts; removed at the end."""
+    lab = os.path.join(project_dir(), "tests", "harness", "lab.sh")
+    subprocess.run(["bash", lab, "host", os.environ["KUBEFORGE_NODE_IMAGE"], NETWORK, f"{name}:{address}"], check=True, timeout=300)
+    yield name
+    subprocess.run(["bash", lab, "remove", name], check=False, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def new_host():
+    yield from lab_host(NEW, NEW_ADDRESS)
+
+
+@pytest.fixture(scope="module")
+def new_control_plane_host():
+    yield from lab_host(NEW_CP, NEW_CP_ADDRESS)
+
+
+@pytest.fixture(scope="module")
+def inventory(new_host, tmp_path_factory) -> str:
+    return edited_inventory(str(tmp_path_factory.mktemp("inventory")), SCENARIO, with_new_worker)
+
+
+@pytest.fixture(scope="module")
+def control_plane_inventory(new_control_plane_host, tmp_path_factory) -> str:
+    return edited_inventory(str(tmp_path_factory.mktemp("inventory-cp")), SCENARIO, with_new_control_plane)
+
+
+def service_starts() -> dict:
+    """{(host, unit): (MainPID, ActiveEnterTimestampMonotonic)} of every service on the hosts already in the cluster."""
+    return {(host, unit): tuple(unit_properties(host, unit, "MainPID", "ActiveEnterTimestampMonotonic").values())
+            for host, units in UNITS.items() for unit in units}
+
+
+def deployment() -> dict:
+    """Two busybox httpd replicas spread over the workers (one per node while each can take one)."""
+    labels = {"app": APP}
+    image = busybox_image([WORKER, NEW])
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": APP, "namespace": NAMESPACE},
+        "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+            "terminationGracePeriodSeconds": 1, "enableServiceLinks": False,
+            # Over the nodes it may run on: the tainted control-plane nodes are not domains (nodeTaintsPolicy).
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+                                           "nodeTaintsPolicy": "Honor", "labelSelector": {"matchLabels": labels}}],
+            "containers": [{"name": "main", "image": image, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", HTTPD_SCRIPT],
+                            "readinessProbe": {"httpGet": {"path": "/", "port": HTTPD_PORT}, "periodSeconds": 1}}]}}}}
+
+
+def app_pods() -> list[dict]:
+    return kubectl_json(KUBECTL_HOST, "-n", NAMESPACE, "get", "pods", "-l", f"app={APP}")["items"]
+
+
+def ready_on(node: str) -> list[dict]:
+    """The app's pods Ready on ``node``."""
+    return [pod for pod in app_pods() if pod["spec"].get("nodeName") == node and not pod["metadata"].get("deletionTimestamp")
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])]
+
+
+def fetch(host: str, address: str) -> str:
+    """GET http://address:HTTPD_PORT/ from a host (python3 is in the node image)."""
+    script = f"import urllib.request; print(urllib.request.urlopen('http://{address}:{HTTPD_PORT}/', timeout=5).read().decode().strip())"
+    return docker_exec(host, "python3", "-c", script).strip()
+
+
+def test_add_nodes_adds_a_worker_and_restarts_nothing_on_the_others(inventory):
+    before = service_starts()
+    counts = recap(playbook(inventory, ADD_NODES, "-e", f"add_nodes_hosts={NEW}"))
+    assert counts[NEW]["changed"] > 0 and counts[NEW]["failed"] == 0, counts
+    assert service_starts() == before, "a service restarted on a host already in the cluster"
+    assert nodes_ready(KUBECTL_HOST, [*CONTROL_PLANE, WORKER, NEW])
+    # The hosts already in the cluster learned the new address; the firewall by a reload.
+    for host in UNITS:
+        assert f"{NEW_ADDRESS} {NEW}" in docker_exec(host, "cat", "/etc/hosts"), host
+        assert NEW_ADDRESS in docker_exec(host, "nft", "list", "table", "inet", "kubeforge"), host
+    for host in CONTROL_PLANE:
+        assert NEW in json.loads(docker_exec(host, "cat", "/etc/kubernetes/kubelet-csr-nodes.json")), host
+
+
+def test_the_new_node_runs_a_pod_of_the_deployment_reached_across_the_pod_network():
+    create_namespace(KUBECTL_HOST, NAMESPACE)
+    kubectl_apply(KUBECTL_HOST, deployment())
+    wait_for(lambda: ready_on(NEW) and ready_on(WORKER), timeout=180, what=f"a Ready {APP} pod on {NEW} and on {WORKER}", interval=2)
+    pod = ready_on(NEW)[0]
+    # From the other worker to the pod on the new node: VXLAN between them passes both firewalls.
+    assert fetch(WORKER, pod["status"]["podIP"]) == pod["metadata"]["name"]
+
+
+def test_add_nodes_run_again_changes_nothing(inventory):
+    counts = recap(playbook(inventory, ADD_NODES, "-e", f"add_nodes_hosts={NEW}"))
+    assert {host: c["changed"] for host, c in counts.items() if c["changed"]} == {}, counts
+
+
+def test_remove_nodes_is_refused_while_a_disruption_budget_blocks_the_drain(inventory):
+    kubectl_apply(KUBECTL_HOST, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": APP, "namespace": NAMESPACE},
+                                 "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": APP}}}})
+    command = playbook_command(inventory, REMOVE_NODES, "-e", f"remove_nodes_hosts={NEW}", "-e", "remove_nodes_drain_timeout=20")
+    run = subprocess.run(command, capture_output=True, text=True, env=ansible_env(), check=False, timeout=900)
+    assert run.returncode != 0, run.stdout[-4000:]
+    assert "disruption budget" in run.stdout, run.stdout[-4000:]
+    # Refused before anything left the node: it is cordoned, its pod and services still run.
+    node = kubectl_json(KUBECTL_HOST, "get", "node", NEW)
+    assert node["spec"].get("unschedulable") is True
+    assert ready_on(NEW)
+    assert docker("exec", NEW, "systemctl", "is-active", "kubelet", check=False).stdout.strip() == "active"
+
+
+def test_remove_nodes_drains_the_node_and_moves_its_state_aside(inventory):
+    host_kubectl(KUBECTL_HOST, "-n", NAMESPACE, "delete", "poddisruptionbudget", APP)
+    before = service_starts()
+    counts = recap(playbook(inventory, REMOVE_NODES, "-e", f"remove_nodes_hosts={NEW}"))
+    assert counts[NEW]["failed"] == 0, counts
+    assert NEW not in [node["metadata"]["name"] for node in kubectl_json(KUBECTL_HOST, "get", "nodes")["items"]]
+    # Its pod rescheduled on the other worker.
+    wait_for(lambda: len(ready_on(WORKER)) == 2, timeout=180, what=f"both {APP} pods Ready on {WORKER}", interval=2)
+    assert service_starts() == before, "a service restarted on a host that stays"
+    for unit in ("kubelet", "kube-proxy", "containerd", "nginx"):
+        state = unit_properties(NEW, unit, "ActiveState", "UnitFileState")
+        # Stopped (nginx's stop ends its master with a status systemd reports as failed) and disabled.
+        assert state["ActiveState"] in ("inactive", "failed") and state["UnitFileState"] == "disabled", (unit, state)
+    listing = docker_exec(NEW, "ls", "-a", "/etc", "/var/lib")
+    for path in ("kubernetes", "kubelet"):
+        assert re.search(rf"^{path}\.removed-\d{{8}}T\d{{6}}Z$", listing, re.M), listing
+        assert not re.search(rf"^{path}$", listing, re.M), listing
+    # The hosts that stay forgot its address.
+    for host in UNITS:
+        assert NEW_ADDRESS not in docker_exec(host, "nft", "list", "table", "inet", "kubeforge"), host
+        assert NEW not in docker_exec(host, "cat", "/etc/hosts"), host
+    for host in CONTROL_PLANE:
+        assert NEW not in json.loads(docker_exec(host, "cat", "/etc/kubernetes/kubelet-csr-nodes.json")), host
+    # A second run finds nothing left to do.
+    again = recap(playbook(inventory, REMOVE_NODES, "-e", f"remove_nodes_hosts={NEW}"))
+    assert {host: c["changed"] for host, c in again.items() if c["changed"]} == {}, again
+
+
+def voters(hosts: list[str]) -> list[str]:
+    """The names of the etcd voters, read through ``hosts``' members; fails on a learner."""
+    urls = [f"https://{docker_exec(host, 'hostname', '-I').split()[0]}:2379" for host in hosts]
+    members, _revision = etcd_client(urls).member_list()
+    assert not [m.name for m in members if m.is_learner], members
+    return sorted(m.name for m in members)
+
+
+def check_poller(results: list, changed_hosts: int) -> None:
+    failed, unanswered = poll_failures(results)
+    print(f"poller: {len(results)} requests, {len(failed)} failed: {failed}")
+    assert len(results) > 100, results[:5]
+    assert not unanswered, f"failures not followed by a success on the next request: {unanswered}"
+    assert len(failed) <= changed_hosts, failed
+
+
+def test_add_control_plane_adds_a_fourth_host_without_api_downtime(control_plane_inventory):
+    poller = ApiPoller(WORKER).start()
+    try:
+        playbook(control_plane_inventory, ADD_CONTROL_PLANE, "-e", f"add_control_plane_hosts={NEW_CP}", *FOUR_MEMBERS)
+    finally:
+        results = poller.stop()
+    # The three apiservers restart (new certificate and etcd list) and a fourth starts.
+    check_poller(results, changed_hosts=4)
+    assert voters(CONTROL_PLANE) == sorted([*CONTROL_PLANE, NEW_CP])
+    assert nodes_ready(KUBECTL_HOST, [*CONTROL_PLANE, WORKER, NEW_CP])
+    for host in [*CONTROL_PLANE, WORKER, NEW_CP]:
+        assert f"server {NEW_CP_ADDRESS}:6443" in docker_exec(host, "cat", "/etc/nginx/nginx.conf"), host
+        assert probe(host)[0] == 200, host
+    for host in [*CONTROL_PLANE, NEW_CP]:
+        assert f"https://{NEW_CP_ADDRESS}:2379" in docker_exec(host, "cat", "/etc/systemd/system/kube-apiserver.service"), host
+
+
+def test_remove_control_plane_removes_an_original_host_without_api_downtime(control_plane_inventory):
+    staying = [host for host in [*CONTROL_PLANE, NEW_CP] if host != LEAVING_CP]
+    poller = ApiPoller(WORKER).start()
+    try:
+        playbook(control_plane_inventory, REMOVE_CONTROL_PLANE, "-e", f"remove_control_plane_hosts={LEAVING_CP}", *FOUR_MEMBERS)
+    finally:
+        results = poller.stop()
+    # Three apiservers restart (etcd list) and one leaves.
+    check_poller(results, changed_hosts=4)
+    assert voters(staying) == sorted(staying)
+    assert LEAVING_CP not in [node["metadata"]["name"] for node in kubectl_json(KUBECTL_HOST, "get", "nodes")["items"]]
+    leaving_address = docker_exec(LEAVING_CP, "hostname", "-I").split()[0]
+    for host in [*staying, WORKER]:
+        assert f"server {leaving_address}:6443" not in docker_exec(host, "cat", "/etc/nginx/nginx.conf"), host
+        assert probe(host)[0] == 200, host
+    for host in staying:
+        assert f"https://{leaving_address}:2379" not in docker_exec(host, "cat", "/etc/systemd/system/kube-apiserver.service"), host
+    for unit in ("etcd", "kube-apiserver", "kubelet"):
+        assert unit_properties(LEAVING_CP, unit, "ActiveState")["ActiveState"] == "inactive", unit
+    listing = docker_exec(LEAVING_CP, "ls", "/var/lib")
+    assert re.search(r"^etcd\.removed-\d{8}T\d{6}Z$", listing, re.M) and not re.search(r"^etcd$", listing, re.M), listing
+    # A second run finds nothing left to do.
+    again = recap(playbook(control_plane_inventory, REMOVE_CONTROL_PLANE, "-e", f"remove_control_plane_hosts={LEAVING_CP}", *FOUR_MEMBERS))
+    assert {host: c["changed"] for host, c in again.items() if c["changed"]} == {}, again

@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""add_nodes.yml and remove_nodes.yml: the hosts they refuse (every problem in one message, before
+any host is touched), the node phases they run on the new hosts only, and the node state that
+remove_nodes.yml moves aside covering what the node roles write."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+# The preflight is tested on its own (test_preflight_play.py); here it is left without hosts, so that
+# no host of the sample inventory is contacted and only the playbook's own check runs.
+SKIP_PREFLIGHT = {"kubeforge_preflight_ran": True}
+NODE_PHASES = ["prepare", "pki", "ha_nginx", "container_runtime", "kubelet_bootstrap", "ipvs", "flannel"]
+
+
+def load(path: str):
+    with open(os.path.join(REPO, path), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def run_check(playbook: str, extra_vars: dict, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    command = [PLAYBOOK, playbook, "-i", "inventory/sample", "--tags", "always", "-e", json.dumps({**SKIP_PREFLIGHT, **extra_vars}), *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.parametrize("playbook, variable, group", [
+    ("playbooks/add_nodes.yml", "add_nodes_hosts", "add_control_plane.yml"),
+    ("playbooks/remove_nodes.yml", "remove_nodes_hosts", "remove_control_plane.yml"),
+])
+def test_hosts_that_are_not_workers_are_refused_with_every_problem_in_one_message(playbook, variable, group):
+    run = run_check(playbook, {variable: "master1,worker1"}, "--limit", "worker1")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert f"control-plane or etcd hosts (use {group}): master1" in out
+    assert "run without --limit" in out
+    assert re.search(r"control-plane or etcd hosts \(use [\w.]+\): ([^;\"\n]*)", out).group(1) == "master1"
+
+
+@pytest.mark.parametrize("playbook, variable", [("playbooks/add_nodes.yml", "add_nodes_hosts"),
+                                                ("playbooks/remove_nodes.yml", "remove_nodes_hosts")])
+def test_the_hosts_must_be_named(playbook, variable):
+    run = run_check(playbook, {})
+    assert run.returncode != 0
+    assert f"-e {variable}=HOST[,HOST...]" in run.stdout + run.stderr
+
+
+def test_a_worker_passes_the_check():
+    """worker2 is a fine host to add: with --limit, the limit is the only problem named."""
+    run = run_check("playbooks/add_nodes.yml", {"add_nodes_hosts": "worker2"}, "--limit", "worker1")
+    assert "run without --limit" in run.stdout  # the check sees worker2 as fine, only the limit is refused
+    assert "not in the kube_node group" not in run.stdout and "control-plane" not in run.stdout
+
+
+def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
+    site = [play["ansible.builtin.import_playbook"] for play in load("site.yml")]
+    imports = [play for play in load("playbooks/add_nodes.yml") if "ansible.builtin.import_playbook" in play][1:]
+    assert [play["ansible.builtin.import_playbook"] for play in imports] == [f"phases/{phase}.yml" for phase in NODE_PHASES]
+    assert [f"playbooks/{play['ansible.builtin.import_playbook']}" for play in imports] == [p for p in site if p.split("/")[-1][:-4] in NODE_PHASES]
+    for play in imports:
+        assert play["vars"] == {"kubeforge_preflight_ran": True, "kubeforge_phase_hosts": "kubeforge_adding"}
+    for phase in NODE_PHASES:
+        hosts = load(f"playbooks/phases/{phase}.yml")[1]["hosts"]
+        assert hosts.endswith(":&{{ kubeforge_phase_hosts | default('all') }}"), (phase, hosts)
+
+
+def test_the_hosts_that_stay_only_learn_addresses():
+    """The play on the hosts that stay runs the membership tasks (prepare's /etc/hosts and firewall, the
+    approver's node list), nothing else; the remove playbooks leave the leaving hosts out of them."""
+    for playbook in ("add_nodes", "add_control_plane", "remove_nodes", "remove_control_plane"):
+        marker = "kubeforge_leaving" if playbook.startswith("remove") else "kubeforge_adding"
+        stay = [play for play in load(f"playbooks/{playbook}.yml") if play.get("hosts") == f"k8s_cluster:etcd:!{marker}"]
+        assert len(stay) == 1, playbook
+        assert [task["ansible.builtin.import_tasks"] for task in stay[0]["tasks"]] == ["tasks/membership.yml"], playbook
+        leaving = (stay[0]["tasks"][0].get("vars") or {}).get("kubeforge_hosts_leaving")
+        assert leaving == ("{{ groups['kubeforge_leaving'] }}" if playbook.startswith("remove") else None), playbook
+    included = [(task["ansible.builtin.include_role"]["name"], task["ansible.builtin.include_role"]["tasks_from"])
+                for task in load("playbooks/tasks/membership.yml")]
+    assert included == [("kubeforge.cluster.prepare", "membership"), ("kubeforge.cluster.kubelet_bootstrap", "approver_install")]
+
+
+def role_paths(role: str) -> list[str]:
+    """The absolute host paths a role's vars name (files and directories it writes on a node)."""
+    found = []
+    for name, value in (load(f"roles/{role}/vars/main.yml") or {}).items():
+        if isinstance(value, str) and value.startswith("/") and "{{" not in value:
+            found.append((name, value))
+    return found
+
+
+def test_remove_nodes_moves_aside_what_the_node_roles_write():
+    retire = next(task for task in load("playbooks/tasks/retire_host.yml") if "kubeforge.cluster.node_retire" in task)
+    paths = retire["vars"]["retire_host_node_paths"]
+    not_covered = []
+    for role in ("kubelet_bootstrap", "ipvs"):
+        for name, value in role_paths(role):
+            # Units and programs are not the node's cluster state (stopped and disabled, not moved).
+            if not value.startswith(("/etc/systemd/", "/usr/")) and not any(value == p or value.startswith(p + "/") for p in paths):
+                not_covered.append(f"{name}={value}")
+    cni = load("roles/container_runtime/vars/main.yml")["container_runtime_cni_conf_dir"]
+    assert cni in paths
+    assert not not_covered, not_covered
+
+
+def test_remove_control_plane_keeps_a_control_plane_and_an_etcd_member():
+    run = run_check("playbooks/remove_control_plane.yml", {"remove_control_plane_hosts": "kube_control_plane,worker1"})
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "not in the kube_control_plane group: worker1" in out
+    assert "no control-plane host would stay" in out and "no etcd member would stay" in out
+
+
+def test_add_control_plane_takes_control_plane_hosts_only():
+    run = run_check("playbooks/add_control_plane.yml", {"add_control_plane_hosts": "worker1,master2"})
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert re.search(r"not in the kube_control_plane group: ([^;\"\n]*)", out).group(1) == "worker1"
