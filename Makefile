@@ -12,10 +12,11 @@ LAB_INVENTORY := inventory/lab/hosts.yml
 LAB_KUBE_VERSION = $(shell sed -n 's/^kube_version: *"\{0,1\}\([0-9.]*\).*/\1/p' inventory/sample/group_vars/all.yml)
 ARTIFACTS := .cache/artifacts
 
-# The molecule scenarios of `make test` (CI's budget); test-all adds the day-2 ones, a cluster converged
+# The molecule scenarios of `make test` (CI's budget); test-all adds the day-2 ones (upgrade needs
+# artifacts-all: Kubernetes 1.37 and etcd 3.6), a cluster converged
 # and changed each (times in the README).
 SCENARIOS := etcd etcd_migration site
-SCENARIOS_DAY2 := day2
+SCENARIOS_DAY2 := day2 upgrade
 
 .PHONY: help venv collection docker image artifacts artifacts-all lab lab-destroy test test-all lint sanity unit integration molecule molecule-day2 bench clean
 
@@ -93,7 +94,7 @@ molecule: collection image artifacts
 	  KUBEFORGE_NODE_IMAGE="$$(cat .cache/node-image)" $(BIN)/molecule test -s $$scenario; \
 	done
 
-molecule-day2: collection image artifacts
+molecule-day2: collection image artifacts-all
 	tests/harness/host-kernel.sh
 	for scenario in $(SCENARIOS_DAY2); do \
 	  KUBEFORGE_NODE_IMAGE="$$(cat .cache/node-image)" $(BIN)/molecule test -s $$scenario; \

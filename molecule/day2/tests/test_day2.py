@@ -29,13 +29,15 @@ from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, ApiPoller, ansible_env, 
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADD_NODES = os.path.join(project_dir(), "playbooks", "add_nodes.yml")
 REMOVE_NODES = os.path.join(project_dir(), "playbooks", "remove_nodes.yml")
+ADDRESSES = {"day2-cp1": "172.30.42.11", "day2-cp2": "172.30.42.12", "day2-cp3": "172.30.42.13", "day2-cp4": "172.30.42.14"}
 CONTROL_PLANE = ["day2-cp1", "day2-cp2", "day2-cp3"]
 WORKER = "day2-w1"
 NEW, NEW_ADDRESS = "day2-w2", "172.30.42.22"
 NETWORK = "kubeforge-molecule-day2"
 ADD_CONTROL_PLANE = os.path.join(project_dir(), "playbooks", "add_control_plane.yml")
 REMOVE_CONTROL_PLANE = os.path.join(project_dir(), "playbooks", "remove_control_plane.yml")
-NEW_CP, NEW_CP_ADDRESS = "day2-cp4", "172.30.42.14"
+NEW_CP = "day2-cp4"
+NEW_CP_ADDRESS = ADDRESSES[NEW_CP]
 LEAVING_CP = "day2-cp3"
 # The inventory holds 4 etcd members from the add until the removed host leaves it: the operator says so.
 FOUR_MEMBERS = ("-e", "etcd_even_members_enabled=true")
@@ -199,13 +201,20 @@ def test_remove_nodes_drains_the_node_and_moves_its_state_aside(inventory):
 
 def voters(hosts: list[str]) -> list[str]:
     """The names of the etcd voters, read through ``hosts``' members; fails on a learner."""
-    urls = [f"https://{docker_exec(host, 'hostname', '-I').split()[0]}:2379" for host in hosts]
+    urls = [f"https://{ADDRESSES[host]}:2379" for host in hosts]
     members, _revision = etcd_client(urls).member_list()
     assert not [m.name for m in members if m.is_learner], members
     return sorted(m.name for m in members)
 
 
-def check_poller(results: list, changed_hosts: int) -> None:
+def run_polled(inventory: str, path: str, *extra: str, changed_hosts: int) -> None:
+    """Runs a playbook while a client on the worker polls the API through its HA endpoint every 200 ms:
+    at most one failed request per host changed, each followed by a success."""
+    poller = ApiPoller(WORKER).start()
+    try:
+        playbook(inventory, path, *extra, *FOUR_MEMBERS)
+    finally:
+        results = poller.stop()
     failed, unanswered = poll_failures(results)
     print(f"poller: {len(results)} requests, {len(failed)} failed: {failed}")
     assert len(results) > 100, results[:5]
@@ -214,13 +223,8 @@ def check_poller(results: list, changed_hosts: int) -> None:
 
 
 def test_add_control_plane_adds_a_fourth_host_without_api_downtime(control_plane_inventory):
-    poller = ApiPoller(WORKER).start()
-    try:
-        playbook(control_plane_inventory, ADD_CONTROL_PLANE, "-e", f"add_control_plane_hosts={NEW_CP}", *FOUR_MEMBERS)
-    finally:
-        results = poller.stop()
     # The three apiservers restart (new certificate and etcd list) and a fourth starts.
-    check_poller(results, changed_hosts=4)
+    run_polled(control_plane_inventory, ADD_CONTROL_PLANE, "-e", f"add_control_plane_hosts={NEW_CP}", changed_hosts=4)
     assert voters(CONTROL_PLANE) == sorted([*CONTROL_PLANE, NEW_CP])
     assert nodes_ready(KUBECTL_HOST, [*CONTROL_PLANE, WORKER, NEW_CP])
     for host in [*CONTROL_PLANE, WORKER, NEW_CP]:
@@ -232,16 +236,11 @@ def test_add_control_plane_adds_a_fourth_host_without_api_downtime(control_plane
 
 def test_remove_control_plane_removes_an_original_host_without_api_downtime(control_plane_inventory):
     staying = [host for host in [*CONTROL_PLANE, NEW_CP] if host != LEAVING_CP]
-    poller = ApiPoller(WORKER).start()
-    try:
-        playbook(control_plane_inventory, REMOVE_CONTROL_PLANE, "-e", f"remove_control_plane_hosts={LEAVING_CP}", *FOUR_MEMBERS)
-    finally:
-        results = poller.stop()
     # Three apiservers restart (etcd list) and one leaves.
-    check_poller(results, changed_hosts=4)
+    run_polled(control_plane_inventory, REMOVE_CONTROL_PLANE, "-e", f"remove_control_plane_hosts={LEAVING_CP}", changed_hosts=4)
     assert voters(staying) == sorted(staying)
     assert LEAVING_CP not in [node["metadata"]["name"] for node in kubectl_json(KUBECTL_HOST, "get", "nodes")["items"]]
-    leaving_address = docker_exec(LEAVING_CP, "hostname", "-I").split()[0]
+    leaving_address = ADDRESSES[LEAVING_CP]
     for host in [*staying, WORKER]:
         assert f"server {leaving_address}:6443" not in docker_exec(host, "cat", "/etc/nginx/nginx.conf"), host
         assert probe(host)[0] == 200, host

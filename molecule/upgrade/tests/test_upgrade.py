@@ -1,0 +1,157 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""upgrade.yml on the converged upgrade scenario, as an operator runs it (the tests run in file order
+and change the cluster):
+
+- refused before anything changes when the target skips a minor;
+- Kubernetes 1.36 -> 1.37 and etcd 3.5 -> 3.6 in one run, while a client on the worker polls the API
+  through its HA endpoint every 200 ms, another polls a Service, and a writer puts keys into etcd:
+  the first run is killed once the control plane has started to change, a second run finishes it;
+  every component then reports the new version, at most one failed request per host restarted or
+  node drained (each followed by a success), 0 etcd writes lost;
+- a third run changes nothing."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, ApiPoller, Writer, ansible_env, busybox_image, create_namespace, docker_exec,
+                              etcd_client, inventory_file, kubectl_apply, kubectl_json, playbook, playbook_command, poll_failures,
+                              project_dir, recap, wait_for)
+
+UPGRADE = os.path.join(project_dir(), "playbooks", "upgrade.yml")
+CONTROL_PLANE = {"upgrade-cp1": "172.30.43.11", "upgrade-cp2": "172.30.43.12", "upgrade-cp3": "172.30.43.13"}
+WORKER = "upgrade-w1"
+HOSTS = [*CONTROL_PLANE, WORKER]
+KUBECTL_HOST = "upgrade-cp1"
+
+
+def components() -> dict:
+    with open(os.path.join(project_dir(), "tests", "harness", "upstream", "components.json"), encoding="utf-8") as handle:
+        return json.load(handle)["components"]
+
+
+OLD_KUBE, NEW_KUBE = components()["kubernetes"][:2]
+OLD_ETCD, NEW_ETCD = components()["etcd"][:2]
+TARGET = ("-e", f"kube_version={NEW_KUBE}", "-e", f"etcd_version={NEW_ETCD}")
+NAMESPACE, APP = "kubeforge-upgrade", "upgrade-httpd"
+PREFIX = "/kubeforge-upgrade/"
+# Runs inside the worker: GET the Service every 0.2 s until the stop file exists; prints [[seconds, ok]].
+SERVICE_POLLER = r"""
+import json, os, sys, time, urllib.request
+url, stop, results, start = sys.argv[1], sys.argv[2], [], time.monotonic()
+while not os.path.exists(stop):
+    began = time.monotonic()
+    try:
+        urllib.request.urlopen(url, timeout=2).read()
+        results.append([round(began - start, 2), 1])
+    except Exception:
+        results.append([round(began - start, 2), 0])
+    time.sleep(max(0.0, 0.2 - (time.monotonic() - began)))
+print(json.dumps(results))
+"""
+
+
+def versions(host: str) -> dict:
+    """{program: first line of --version} of the programs installed on a host."""
+    found = {}
+    for program in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "etcd"):
+        run = subprocess.run(["docker", "exec", host, f"/usr/local/bin/{program}", "--version"], capture_output=True, text=True, check=False)
+        if run.returncode == 0:
+            found[program] = run.stdout.splitlines()[0].strip()
+    return found
+
+
+def etcd_urls() -> list[str]:
+    return [f"https://{address}:2379" for address in CONTROL_PLANE.values()]
+
+
+def test_a_target_that_skips_a_minor_is_refused_before_anything_changes():
+    command = playbook_command(inventory_file(), UPGRADE, "-e", "kube_version=1.38.0")
+    run = subprocess.run(command, capture_output=True, text=True, env=ansible_env(), check=False, timeout=900)
+    assert run.returncode != 0
+    assert "skips a minor" in run.stdout, run.stdout[-3000:]
+    assert all(versions(host).get("kubelet") == f"Kubernetes v{OLD_KUBE}" for host in HOSTS)
+
+
+def test_upgrade_killed_half_way_then_finished_without_downtime():
+    create_namespace(KUBECTL_HOST, NAMESPACE)
+    labels = {"app": APP}
+    image = busybox_image(HOSTS)
+    kubectl_apply(KUBECTL_HOST, {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": APP, "namespace": NAMESPACE},
+        "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+            "terminationGracePeriodSeconds": 1, "enableServiceLinks": False,
+            "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+                                           "labelSelector": {"matchLabels": labels}}],
+            "containers": [{"name": "main", "image": image, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", HTTPD_SCRIPT],
+                            "readinessProbe": {"httpGet": {"path": "/", "port": HTTPD_PORT}, "periodSeconds": 1}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": APP, "namespace": NAMESPACE},
+         "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": HTTPD_PORT}]}})
+    wait_for(lambda: len([p for p in kubectl_json(KUBECTL_HOST, "-n", NAMESPACE, "get", "pods")["items"]
+                          if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])]) == 2,
+             timeout=180, what="the Service's two pods Ready", interval=2)
+    cluster_ip = kubectl_json(KUBECTL_HOST, "-n", NAMESPACE, "get", "service", APP)["spec"]["clusterIP"]
+
+    stop_file = "/tmp/kubeforge-service-poller.stop"
+    docker_exec(WORKER, "rm", "-f", stop_file)
+    service = subprocess.Popen(["docker", "exec", "-i", WORKER, "python3", "-", f"http://{cluster_ip}/", stop_file],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    service.stdin.write(SERVICE_POLLER)
+    service.stdin.close()
+    api = ApiPoller(WORKER).start()
+    writer = Writer(lambda: etcd_client(etcd_urls()), PREFIX, retry_seconds=10)
+    writer.start()
+    try:
+        # First run, killed once an apiserver runs the new version (the control plane phase has begun).
+        first = subprocess.Popen(playbook_command(inventory_file(), UPGRADE, *TARGET), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env=ansible_env(), start_new_session=True)
+        try:
+            wait_for(lambda: any(versions(host).get("kube-apiserver") == f"Kubernetes v{NEW_KUBE}" for host in CONTROL_PLANE),
+                     timeout=1800, what="a first apiserver on the new version", interval=2)
+        finally:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait(timeout=60)
+        time.sleep(5)
+        finished = recap(playbook(inventory_file(), UPGRADE, *TARGET))
+        assert all(counts["failed"] == 0 for counts in finished.values()), finished
+    finally:
+        writer.finish()
+        api_results = api.stop()
+        docker_exec(WORKER, "touch", stop_file)
+        service_results = json.loads(service.stdout.read())
+        service.wait(timeout=60)
+
+    for host in HOSTS:
+        found = versions(host)
+        assert {name: line for name, line in found.items() if name != "etcd"} == {
+            name: f"Kubernetes v{NEW_KUBE}" for name in found if name != "etcd"}, (host, found)
+        if host in CONTROL_PLANE:
+            assert found["etcd"] == f"etcd Version: {NEW_ETCD}", (host, found)
+    assert {node["status"]["nodeInfo"]["kubeletVersion"] for node in kubectl_json(KUBECTL_HOST, "get", "nodes")["items"]} == {f"v{NEW_KUBE}"}
+    status = etcd_client(etcd_urls()).status()
+    assert status["version"] == NEW_ETCD, status
+    # 0 writes lost: every acknowledged put reads back, none failed for good.
+    reader = etcd_client(etcd_urls())
+    stored = {kv.key.decode(): kv.value.decode() for page in reader.pages(PREFIX, PREFIX[:-1] + "0") for kv in page.kvs}
+    lost = [key for key, value in writer.written.items() if stored.get(key) != value]
+    print(f"writer: {len(writer.written)} puts, {writer.retried} retried, {len(writer.failed)} failed")
+    assert len(writer.written) > 100 and not lost and not writer.failed, (lost[:5], writer.failed[:5])
+    # The API through the worker's HA endpoint: at most one failed request per apiserver restarted
+    # (the killed run may have restarted one twice), each followed by a success.
+    failed, unanswered = poll_failures(api_results)
+    print(f"API poller: {len(api_results)} requests, {len(failed)} failed: {failed}")
+    assert not unanswered and len(failed) <= len(CONTROL_PLANE) + 1, failed
+    # The Service: at most one failed request per node drained, each followed by a success.
+    misses = [entry for entry in service_results if not entry[1]]
+    twice = [entry for entry, after in zip(service_results, service_results[1:]) if not entry[1] and not after[1]]
+    print(f"Service poller: {len(service_results)} requests, {len(misses)} failed")
+    assert not twice and len(misses) <= len(HOSTS), misses
+
+
+def test_upgrade_run_again_changes_nothing():
+    counts = recap(playbook(inventory_file(), UPGRADE, *TARGET))
+    assert {host: c["changed"] for host, c in counts.items() if c["changed"]} == {}, counts
