@@ -14,6 +14,7 @@ archive is imported only when one of its tags is missing or points at another im
 from __future__ import annotations
 
 import json
+import time
 import tarfile
 
 OCI_REF_NAME = "io.containerd.image.name"
@@ -72,3 +73,17 @@ def missing(archives: dict, present: dict) -> dict:
         if tags:
             wanted[path] = tags
     return wanted
+
+
+def runtime_images_when_ready(run_command, crictl: str, timeout: float, sleep=time.sleep, clock=time.monotonic) -> dict:
+    """{tag: image id} from `crictl images -o json`, asked again every second for up to ``timeout``
+    seconds while it fails: a containerd just (re)started answers before its CRI plugin is up
+    ("unknown service runtime.v1.ImageService"). RuntimeError with crictl's message after that."""
+    deadline = clock() + timeout
+    while True:
+        rc, out, err = run_command([crictl, "images", "-o", "json"])
+        if rc == 0:
+            return runtime_images(out)
+        if clock() >= deadline:
+            raise RuntimeError(f"crictl images failed for {timeout:g} s: {err.strip()}")
+        sleep(1)

@@ -27,6 +27,12 @@ options:
     description: The ctr binary.
     type: path
     default: /usr/local/bin/ctr
+  runtime_timeout:
+    description:
+      - Seconds to wait for the runtime's CRI image service, asked every second (a containerd just restarted answers
+        before its CRI plugin is up).
+    type: int
+    default: 60
   crictl:
     description: The crictl binary (configured by /etc/crictl.yaml).
     type: path
@@ -67,6 +73,7 @@ def main() -> None:
             "archives": {"type": "list", "elements": "path", "required": True},
             "ctr": {"type": "path", "default": "/usr/local/bin/ctr"},
             "crictl": {"type": "path", "default": "/usr/local/bin/crictl"},
+            "runtime_timeout": {"type": "int", "default": 60},
         },
         supports_check_mode=True,
     )
@@ -74,10 +81,11 @@ def main() -> None:
         archives = {path: _containerd_images.archive_images(path) for path in module.params["archives"]}
     except (OSError, ValueError, KeyError) as error:
         module.fail_json(msg=f"cannot read an image archive: {error}")
-    rc, out, err = module.run_command([module.params["crictl"], "images", "-o", "json"])
-    if rc != 0:
-        module.fail_json(msg=f"crictl images failed: {err.strip()}")
-    wanted = _containerd_images.missing(archives, _containerd_images.runtime_images(out))
+    try:
+        present = _containerd_images.runtime_images_when_ready(module.run_command, module.params["crictl"], module.params["runtime_timeout"])
+    except RuntimeError as error:
+        module.fail_json(msg=str(error))
+    wanted = _containerd_images.missing(archives, present)
     if not module.check_mode:
         for path in wanted:
             rc, out, err = module.run_command([module.params["ctr"], "-n", "k8s.io", "images", "import", "--local", path])

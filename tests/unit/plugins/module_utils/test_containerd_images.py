@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The images containerd has, asked through CRI, waiting for a containerd whose CRI plugin is not up yet."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_images import runtime_images_when_ready
+
+NOT_UP = 'level=error msg="validate service connection: rpc error: code = Unimplemented desc = unknown service runtime.v1.ImageService"'
+IMAGES = json.dumps({"images": [{"id": "sha256:aa", "repoTags": ["registry.k8s.io/pause:3.10.2"]}]})
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def answers(*replies):
+    calls = []
+
+    def run(argv):
+        calls.append(argv)
+        return replies[min(len(calls), len(replies)) - 1]
+    return run, calls
+
+
+def test_asks_again_until_the_image_service_answers():
+    clock = Clock()
+    run, calls = answers((1, "", NOT_UP), (1, "", NOT_UP), (0, IMAGES, ""))
+    assert runtime_images_when_ready(run, "/usr/local/bin/crictl", 60, sleep=clock.sleep, clock=clock) == {
+        "registry.k8s.io/pause:3.10.2": "sha256:aa"}
+    assert calls == [["/usr/local/bin/crictl", "images", "-o", "json"]] * 3 and clock.now == 2
+
+
+def test_fails_with_crictls_message_once_the_time_is_up():
+    clock = Clock()
+    run, calls = answers((1, "", NOT_UP))
+    with pytest.raises(RuntimeError, match=r"crictl images failed for 5 s: .*unknown service runtime.v1.ImageService"):
+        runtime_images_when_ready(run, "crictl", 5, sleep=clock.sleep, clock=clock)
+    assert len(calls) == 6
