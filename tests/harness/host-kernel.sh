@@ -12,6 +12,11 @@ declare -A wanted=(
   [kernel.panic_on_oops]=1
   [kernel.keys.root_maxkeys]=1000000
   [kernel.keys.root_maxbytes]=25000000
+  # Every lab host's containerd, kubelet and pods take inotify instances from root's one budget on
+  # this kernel (128 by default): two scenarios side by side ran out, and containerd's CRI plugin
+  # failed to load ("couldn't initialize inotify: too many open files").
+  [fs.inotify.max_user_instances]=8192
+  [fs.inotify.max_user_watches]=524288
 )
 for key in "${!wanted[@]}"; do
   if [ "$(sysctl -n "$key")" != "${wanted[$key]}" ]; then
