@@ -218,13 +218,6 @@ def _etcd_minor_upgrade_problems(target: str, old_minor: str, on_old_minor: list
             f"{_show(newest)}: {_listing(behind)}; run the upgrade with target {_show(newest)} first, then with {target}"]
 
 
-def upgrade_order(hosts: list[str], batch_size: int) -> list[list[str]]:
-    """The hosts in batches of ``batch_size``, in the order given; ValueError when batch_size < 1."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch size must be an integer of at least 1, got {batch_size!r}")
-    return [list(hosts[start:start + batch_size]) for start in range(0, len(hosts), batch_size)]
-
-
 def component_versions(text: str) -> str:
     """The version in the first line of ``<binary> --version``: 'Kubernetes v1.36.4' -> '1.36.4',
     'etcd Version: 3.5.35' -> '3.5.35'; ValueError for any other output."""

@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _upgrade
 from ansible_collections.kubeforge.cluster.plugins.module_utils._upgrade import (
-    component_versions, etcd_upgrade_problems, kubernetes_upgrade_problems, upgrade_order)
+    component_versions, etcd_upgrade_problems, kubernetes_upgrade_problems)
 
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 NODE = ("kubelet", "kube-proxy")
@@ -272,22 +272,6 @@ def test_every_etcd_problem_is_reported_at_once():
     assert problems[0].startswith("etcd member etcd2 reports the version '3.5'")
     assert problems[1].startswith("target etcd 3.6.16 is older than what runs: etcd 3.6.17 on etcd3")
     assert problems[2].endswith("etcd 3.5.30 on etcd1; run the upgrade with target 3.5.35 first, then with 3.6.16")
-
-
-@pytest.mark.parametrize("hosts, batch_size, expected", [
-    (["w1", "w2", "w3", "w4", "w5"], 2, [["w1", "w2"], ["w3", "w4"], ["w5"]]),
-    (["w3", "w1", "w2"], 1, [["w3"], ["w1"], ["w2"]]),
-    (["w1", "w2"], 5, [["w1", "w2"]]),
-    ([], 3, []),
-])
-def test_upgrade_order(hosts, batch_size, expected):
-    assert upgrade_order(hosts, batch_size) == expected
-
-
-@pytest.mark.parametrize("batch_size", [0, -1, True, 1.5, "2"])
-def test_upgrade_order_refuses_a_bad_batch_size(batch_size):
-    with pytest.raises(ValueError, match="batch size must be an integer of at least 1"):
-        upgrade_order(["w1"], batch_size)
 
 
 @pytest.mark.parametrize("output, expected", [
