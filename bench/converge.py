@@ -54,7 +54,7 @@ def inventory(directory: str, with_new_worker: bool) -> str:
 def run_playbook(playbook: str, inventory_path: str, *extra: str) -> tuple[float, str]:
     """ansible-playbook as an operator runs it, with the task profiler; (seconds, output). Fails on error."""
     env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": str(SLOWEST)}
+           "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all"}
     # The lab's settings find the artifacts relative to inventory/lab: give this inventory the same ones.
     cache = os.path.join(REPO, ".cache")
     settings = ["-e", f"kubeforge_artifacts_dir={cache}/artifacts", "-e", f"kubeforge_images_dir={cache}/images"]
@@ -84,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="the node image (make image writes its name to .cache/node-image)")
     parser.add_argument("--keep", action="store_true", help="leave the lab hosts running at the end")
+    parser.add_argument("--logs", help="a directory to write each run's whole output to (every task's time)")
     options = parser.parse_args()
 
     env = {**os.environ, "LAB_EXTRA_HOSTS": f"{NEW}:{NEW_ADDRESS}"}
@@ -101,6 +102,11 @@ def main() -> None:
             subprocess.run(["bash", LAB_SH, "down"], env=env, check=False)
         shutil.rmtree(directory, ignore_errors=True)
 
+    if options.logs:
+        os.makedirs(options.logs, exist_ok=True)
+        for name, output in (("fresh", fresh_out), ("rerun", rerun_out), ("add-worker", added_out)):
+            with open(os.path.join(options.logs, f"{name}.log"), "w", encoding="utf-8") as handle:
+                handle.write(output)
     others = {host: count for host, count in changed(added_out).items() if host != NEW}
     print(f"Lab topology (3 control-plane+etcd hosts, 1 worker), {os.cpu_count()} cores; one more worker added")
     print(f"  fresh converge (site.yml)      {fresh:7.1f} s   reference")
