@@ -10,8 +10,9 @@ are written. A changed file is written to a temporary file in its own directory 
 its mode and owner, fsynced and renamed over the target, so a key is never readable by others and
 readers never see a partial file. Missing parent directories are created with ``directory_mode``.
 
-Contents are secrets (private keys, kubeconfigs): they never appear in results or diffs, which
-name the files and what changes about them.
+Contents are secrets (private keys, kubeconfigs) by default: they never appear in results or diffs,
+which name the files and what changes about them. A file marked ``diff`` (a unit, a configuration
+without secrets) also shows its old and new content in the diff.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class FileSpec:
     uid: int = UNCHANGED
     gid: int = UNCHANGED
     services: tuple[str, ...] = ()
+    diff: bool = False
 
 
 def parse_mode(value: object) -> int:
@@ -101,7 +103,8 @@ def specs_from_params(params: Mapping) -> list[FileSpec]:
             owner = entry.get("owner") if entry.get("owner") is not None else params.get("owner")
             group = entry.get("group") if entry.get("group") is not None else params.get("group")
             specs.append(FileSpec(dest=dest, content=entry_content(entry), mode=parse_mode(mode), uid=resolve_owner(owner),
-                                  gid=resolve_group(group), services=tuple(entry.get("services") or ())))
+                                  gid=resolve_group(group), services=tuple(entry.get("services") or ()),
+                                  diff=bool(entry.get("diff"))))
         except FilesError as exc:
             problems.extend(f"{label}: {problem}" for problem in exc.errors)
     if problems:
@@ -165,6 +168,21 @@ def directory_changes(path: str, mode: int, uid: int, gid: int) -> list[str]:
     return list(_fs.stat_changes(st, mode, uid, gid))
 
 
+def old_text(path: str) -> str:
+    """The text of a file on disk for a content diff; empty when there is none or it is not a regular file."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def content_diff(spec: FileSpec, old: str) -> dict:
+    """The content diff of a file marked ``diff``."""
+    return {"before": old, "after": spec.content.decode("utf-8", errors="replace"),
+            "before_header": spec.dest, "after_header": spec.dest}
+
+
 def ordered_services(services) -> list[str]:
     return sorted(set(services))
 
@@ -187,6 +205,9 @@ class FileBundleBackend:
                 raise FilesError(f"directories: {path!r} must be an absolute path")
             directories.append((os.path.normpath(path), directory_changes(os.path.normpath(path), directory_mode, uid, gid)))
         plans = [(spec, file_changes(spec)) for spec in specs]
+        # The old text of the changed files marked diff, read before anything is written.
+        shown = [(spec, changes, old_text(spec.dest)) for spec, changes in plans
+                 if self.diff and spec.diff and ({"created", "content"} & set(changes))]
         written = {spec.dest for spec in specs}
         removals = []
         for path in self.params.get("absent") or []:
@@ -220,7 +241,8 @@ class FileBundleBackend:
             "services_changed": ordered_services(service for spec in changed for service in spec.services),
         }
         if self.diff and (changed or changed_directories or removals):
-            result["diff"] = self._diff(plans, [(path, changes) for path, changes in directories if changes], directory_mode, removals)
+            summary = self._diff(plans, [(path, changes) for path, changes in directories if changes], directory_mode, removals)
+            result["diff"] = [summary] + [content_diff(spec, old) for spec, changes, old in shown]
         return result
 
     @staticmethod

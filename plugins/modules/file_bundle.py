@@ -18,8 +18,8 @@ description:
   - A file is written only when its content differs; its mode, owner or group are fixed when only they differ. Each file
     is written to a temporary file in its own directory, with its mode and owner already set, fsynced and renamed over the
     target. Missing parent directories are created with O(directory_mode) and the file's owner and group.
-  - Contents are treated as secrets - they are never logged, returned or shown in a diff; the result and the diff name the
-    files and what changed about them.
+  - Contents are treated as secrets - they are never logged or returned, and shown in a diff only for the files marked
+    O(files[].diff); the result and the diff name the files and what changed about them.
   - Each file can name the O(files[].services) that read it; RV(services_changed) lists those of the files that changed,
     so that a play restarts only what is affected.
 author:
@@ -61,6 +61,12 @@ options:
         type: list
         elements: str
         default: []
+      diff:
+        description:
+          - Show the file's old and new content in the diff (C(--diff)). Only for files that hold no secret, such as a
+            unit or a configuration file; other files show only what changed about them.
+        type: bool
+        default: false
   mode:
     description: Mode of the files that do not set their own.
     type: raw
@@ -102,7 +108,8 @@ attributes:
       otherwise.
   diff_mode:
     support: full
-    description: Shows, per changed file, whether it is created, removed or what changes (content, mode, owner, group); never the content.
+    description: Shows, per changed file, whether it is created, removed or what changes (content, mode, owner, group); the
+      content only of the files marked O(files[].diff).
   idempotent:
     support: full
     description: A second run with the same files changes nothing.
@@ -214,6 +221,7 @@ def argument_spec() -> dict:
         "owner": {"type": "str"},
         "group": {"type": "str"},
         "services": {"type": "list", "elements": "str", "default": []},
+        "diff": {"type": "bool", "default": False},
     }
     return {
         "files": {"type": "list", "elements": "dict", "default": [], "options": entry,

@@ -281,13 +281,16 @@ def cis_problems(result: dict) -> list:
 
 
 def written_modes() -> dict:
-    """{template src or dest: mode} of the role's template tasks."""
+    """{template src, or the file bundle's task name: mode} of the role's tasks that write files."""
     modes = {}
     for name in ("configure.yml", "encryption.yml", "restart_host.yml"):
         for task in _load(ROLE, "tasks", name):
             module = task.get("ansible.builtin.template")
             if module:
                 modes[module["src"]] = module["mode"]
+            bundle = task.get("kubeforge.cluster.file_bundle")
+            if bundle:
+                modes[task["name"]] = bundle["mode"]
     return modes
 
 
@@ -320,7 +323,7 @@ def test_every_cis_control_plane_item_holds(version):
 
 def test_files_are_private_as_cis_asks():
     # CIS 1.1.1-1.1.4 (the components' specifications: here unit files) and the configs: 0600.
-    assert written_modes() == {"{{ item.src }}": "0600", "config.yaml.j2": "0600"}
+    assert written_modes() == {"Write the unit files and configuration of the control-plane services": "0600", "config.yaml.j2": "0600"}
 
 
 def test_old_guides_flags_are_absent():

@@ -70,7 +70,7 @@ def test_a_wrong_mode_is_fixed_without_rewriting(tmp_path):
     inode = os.stat(key).st_ino
     result = run(params, diff=True)
     assert result["files"][1]["changes"] == ["mode"] and mode_of(key) == 0o600 and os.stat(key).st_ino == inode
-    assert result["diff"]["before"] == f"{key}: mode 0644\n" and result["diff"]["after"] == f"{key}: mode 0600\n"
+    assert result["diff"][0]["before"] == f"{key}: mode 0644\n" and result["diff"][0]["after"] == f"{key}: mode 0600\n"
 
 
 def test_replaced_file_is_a_new_inode_never_partially_written(tmp_path):
@@ -88,7 +88,7 @@ def test_check_mode_writes_nothing_and_reports_what_would_change(tmp_path):
     result = run(bundle(tmp_path), check_mode=True, diff=True)
     assert result["changed"] and result["services_changed"] == ["etcd", "kube-apiserver"]
     assert not (tmp_path / "pki").exists()
-    assert "absent" in result["diff"]["before"]
+    assert "absent" in result["diff"][0]["before"]
 
 
 def test_diff_never_shows_the_content(tmp_path):
@@ -96,9 +96,23 @@ def test_diff_never_shows_the_content(tmp_path):
     run(params)
     params["files"][1]["content_base64"] = b64(SECRET.replace("c2VjcmV0", "b3RoZXI="))
     result = run(params, diff=True)
-    text = result["diff"]["before"] + result["diff"]["after"] + repr(result)
+    text = result["diff"][0]["before"] + result["diff"][0]["after"] + repr(result)
     assert "c2VjcmV0" not in text and "b3RoZXI=" not in text
-    assert result["diff"]["after"] == f"{tmp_path / 'pki' / 'a.key'}: content (new)\n"
+    assert result["diff"][0]["after"] == f"{tmp_path / 'pki' / 'a.key'}: content (new)\n"
+
+
+def test_a_file_marked_diff_shows_its_old_and_new_content_and_the_others_do_not(tmp_path):
+    params = bundle(tmp_path)
+    unit = str(tmp_path / "unit.service")
+    params["files"].append({"dest": unit, "content_base64": b64("[Service]\nExecStart=/a\n"), "diff": True})
+    created = run(params, check_mode=True, diff=True)
+    assert created["diff"][1] == {"before": "", "after": "[Service]\nExecStart=/a\n", "before_header": unit, "after_header": unit}
+    run(params)
+    params["files"][-1]["content_base64"] = b64("[Service]\nExecStart=/b\n")
+    params["files"][1]["content_base64"] = b64(SECRET + "more\n")
+    result = run(params, diff=True)
+    assert [(item["before"], item["after"]) for item in result["diff"][1:]] == [("[Service]\nExecStart=/a\n", "[Service]\nExecStart=/b\n")]
+    assert "c2VjcmV0" not in repr(result)
 
 
 def test_owner_and_group_are_applied(tmp_path):
@@ -124,7 +138,7 @@ def test_directories_are_created_and_their_mode_enforced(tmp_path):
     os.chmod(target, 0o755)
     result = run(params, diff=True)
     assert result["changed_directories"] == [str(target)] and mode_of(target) == 0o700
-    assert result["diff"]["before"] == f"{target}/: different mode\n"
+    assert result["diff"][0]["before"] == f"{target}/: different mode\n"
 
 
 def test_directory_that_is_a_file_is_an_error(tmp_path):
@@ -183,7 +197,7 @@ def test_absent_files_are_removed(tmp_path):
     params = {"files": [{"dest": str(tmp_path / "ca.crt"), "content": "CERT\n"}], "absent": [str(stale), str(tmp_path / "never-there")]}
     checked = run(params, check_mode=True, diff=True)
     assert checked["changed"] and checked["removed_files"] == [str(stale)] and stale.exists()
-    assert f"{stale}: absent" in checked["diff"]["after"]
+    assert f"{stale}: absent" in checked["diff"][0]["after"]
     result = run(params)
     assert result["removed_files"] == [str(stale)] and not stale.exists() and result["services_changed"] == []
     assert not run(params)["changed"]
