@@ -12,7 +12,7 @@ module: etcd_member
 short_description: List, add (as a learner), promote and remove etcd cluster members without losing quorum
 version_added: 0.1.0
 description:
-  - Without O(state), returns the members and the leader; changes nothing.
+  - Without O(state), returns the members, the leader and the store revision; changes nothing.
   - With O(state=present), adds a member with O(peer_urls) when none has them (or O(name)); by default as a learner, which
     does not vote and so cannot cost quorum. With O(promote=true), promotes the learner to a voting member, retrying with
     backoff for up to O(promote_timeout) seconds while etcd answers that the learner is not in sync with the leader yet.
@@ -166,6 +166,14 @@ cluster_id:
   returned: always
   type: str
   sample: cdf818194e3a8c32
+revision:
+  description:
+    - The store revision of the member that answered, from the header of its member list (of its status where etcd leaves it
+      out there), read after the change. With one member's client URL as O(endpoints), that member's revision; the etcd role
+      checks that it does not go down across the member's restart.
+  returned: always
+  type: int
+  sample: 48213
 lock_holder:
   description: Who held this host's etcd lock when the task stopped waiting for it (O(lock_timeout)); the task failed.
   returned: when another operation held the lock too long

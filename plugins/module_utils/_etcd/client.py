@@ -187,8 +187,14 @@ class EtcdClient:
     # -- cluster -----------------------------------------------------------------------------
     def member_list(self, linearizable: bool = True) -> tuple[list, int]:
         """(members, cluster id)."""
+        members, cluster_id, _revision = self.member_list_with_revision(linearizable)
+        return members, cluster_id
+
+    def member_list_with_revision(self, linearizable: bool = True) -> tuple[list, int, int]:
+        """(members, cluster id, the answering member's store revision from the header; 0 where etcd leaves it out)."""
         answer = self.transport.call("/v3/cluster/member/list", {"linearizable": True} if linearizable else {})
-        return [member_from_json(m) for m in answer.get("members") or []], to_int((answer.get("header") or {}).get("cluster_id"))
+        return ([member_from_json(m) for m in answer.get("members") or []], to_int((answer.get("header") or {}).get("cluster_id")),
+                header_revision(answer))
 
     def member_add(self, peer_urls: list[str], is_learner: bool) -> Member:
         body: dict = {"peerURLs": list(peer_urls)}

@@ -158,15 +158,17 @@ class EtcdMemberBackend:
         self._retry(action, UNHEALTHY, RECONFIG_RETRY_SECONDS,
                     f"etcd refused to {what} for {{timeout:g}}s: {{error}} (a member is down or has just (re)started)")
 
-    def _leader(self, members: list) -> dict | None:
-        leader_id = self.client.status()["leader"]
-        leader = next((m for m in members if m.id == leader_id), None)
-        return leader.as_dict() if leader else None
+    def _leader_and_revision(self, members: list, revision: int) -> tuple[dict | None, int]:
+        """The leader the answering member sees, and its store revision: revision (the member list's header), else the
+        status's (an etcd that leaves it out of the member list's header)."""
+        status = self.client.status()
+        leader = next((m for m in members if m.id == status["leader"]), None)
+        return (leader.as_dict() if leader else None), revision or status["revision"]
 
     def run(self, check_mode: bool = False) -> dict:
         p = self.params
         state = p.get("state")  # None: only read
-        members, cluster_id = self.client.member_list()
+        members, cluster_id, revision = self.client.member_list_with_revision()
         before = describe(members)
         peer_urls = list(p.get("peer_urls") or [])
         name = p.get("name")
@@ -206,7 +208,7 @@ class EtcdMemberBackend:
         if not changed:
             after = before
         elif not check_mode:
-            members, cluster_id = self.client.member_list()
+            members, cluster_id, revision = self.client.member_list_with_revision()
             after = describe(members)
         else:  # what the change would give
             others = [m for m in members if target is None or m.id != target.id]
@@ -215,11 +217,13 @@ class EtcdMemberBackend:
         if target is not None:
             member = next((m for m in after if m["id"] == format(target.id, "x")), None) if state == "present" else None
             member = member or target.as_dict()
+        leader, revision = self._leader_and_revision(members, revision)
         return {
             "changed": changed,
             "members": after,
             "member": member,
-            "leader": self._leader(members),
+            "leader": leader,
             "cluster_id": format(cluster_id, "x"),
+            "revision": revision,
             "diff": {"before": {"members": before}, "after": {"members": after}},
         }

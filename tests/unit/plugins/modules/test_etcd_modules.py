@@ -22,7 +22,9 @@ import yaml
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _lock
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.client import EtcdClient
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import run_module
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.member import EtcdMemberBackend
 from ansible_collections.kubeforge.cluster.plugins.modules import etcd_member, etcd_mirror, etcd_snapshot
 
 MODULES = {"etcd_member": etcd_member, "etcd_mirror": etcd_mirror, "etcd_snapshot": etcd_snapshot}
@@ -168,6 +170,36 @@ def lock_holder():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def etcd_fakes():
+    """tests/unit/plugins/module_utils/_etcd/fakes.py: the transport fake of the _etcd tests."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils", "_etcd", "fakes.py")
+    spec = importlib.util.spec_from_file_location("etcd_fakes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RETURN_TYPES = {"list": list, "dict": dict, "str": str, "int": int}
+
+
+def test_etcd_member_read_returns_what_return_documents():
+    """A read through the client over a fake transport: the keys RETURN documents as always returned, of their types,
+    and nothing undocumented; the revision is the member list header's (the status answers another)."""
+    header = {"cluster_id": "171", "member_id": "1", "revision": "42"}
+    transport = etcd_fakes().FakeTransport({
+        "/v3/cluster/member/list": {"header": header, "members": [
+            {"ID": "1", "name": "m0", "peerURLs": ["https://a:2380"], "clientURLs": ["https://a:2379"]}]},
+        "/v3/maintenance/status": {"header": {**header, "revision": "41"}, "leader": "1"},
+    })
+    result = EtcdMemberBackend(EtcdClient(transport), {}).run()
+    documented = yaml.safe_load(etcd_member.RETURN)
+    always = {key for key, entry in documented.items() if entry["returned"] == "always"}
+    assert always <= set(result) and set(result) - {"changed", "diff"} <= set(documented), set(result) ^ set(documented)
+    for key in always:
+        assert isinstance(result[key], RETURN_TYPES[documented[key]["type"]]), key
+    assert result["revision"] == 42 and result["leader"]["name"] == "m0" and result["cluster_id"] == "ab"
 
 
 RESTORE = {"state": "restored", "path": "/tmp/kubeforge-never-read.db", "data_dir": "/tmp/kubeforge-never-restored", "name": "m0",

@@ -99,6 +99,14 @@ def test_member_list_decodes_omitted_fields():
     assert members[0].as_dict()["id"] == format(10276657743932975437, "x")
 
 
+@pytest.mark.parametrize("header, revision", [(HEADER, 12), ({"cluster_id": "1", "member_id": "2"}, 0), (None, 0)])
+def test_member_list_with_revision_reads_the_headers_revision(header, revision):
+    answer = {"members": MEMBERS["members"]} if header is None else {**MEMBERS, "header": header}
+    t = FakeTransport({"/v3/cluster/member/list": answer})
+    members, _cluster_id, got = EtcdClient(t).member_list_with_revision()
+    assert got == revision and len(members) == 2 and t.calls == [("/v3/cluster/member/list", {"linearizable": True})]
+
+
 @pytest.mark.parametrize("learner, body", [
     (True, {"peerURLs": ["https://x:2380"], "isLearner": True}),
     (False, {"peerURLs": ["https://x:2380"]}),

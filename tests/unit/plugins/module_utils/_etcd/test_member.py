@@ -85,18 +85,21 @@ def test_find_member_conflicts(kwargs, fragment):
 class FakeCluster:
     """A member list that member add/remove/promote change; promote fails while not in sync."""
 
-    def __init__(self, members, leader=1, in_sync_after=0):
+    def __init__(self, members, leader=1, in_sync_after=0, revisions=(7,), status_revision=5):
         self.members = list(members)
         self.leader = leader
+        self.revisions = list(revisions)  # the member list headers' revisions, one per call (the last one stays)
+        self.status_revision = status_revision
         self.in_sync_after = in_sync_after  # promote attempts refused before success
         self.calls = []
         self.next_id = 100
 
-    def member_list(self, linearizable=True):
-        return list(self.members), 0xabc
+    def member_list_with_revision(self, linearizable=True):
+        revision = self.revisions.pop(0) if len(self.revisions) > 1 else self.revisions[0]
+        return list(self.members), 0xabc, revision
 
     def status(self):
-        return {"leader": self.leader}
+        return {"leader": self.leader, "revision": self.status_revision}
 
     def member_add(self, peer_urls, is_learner):
         self.calls.append(("add", tuple(peer_urls), is_learner))
@@ -253,3 +256,25 @@ def test_remove_gives_up_when_etcd_stays_unhealthy():
     with pytest.raises(EtcdError, match=r"etcd refused to remove 'm2' for 10s: etcdserver: unhealthy cluster"):
         backend(cluster, {"state": "absent", "name": "m2"}, clock=clock).run()
     assert clock.now == 10
+
+
+@pytest.mark.parametrize("revisions, status_revision, expected", [
+    ((7,), 5, 7),    # the member list's header
+    ((0,), 9, 9),    # an etcd that leaves it out there: the status's
+    ((0,), 0, 0),
+])
+def test_read_returns_the_revision(revisions, status_revision, expected):
+    cluster = FakeCluster([M0, M1], revisions=revisions, status_revision=status_revision)
+    assert backend(cluster, {}).run()["revision"] == expected
+
+
+def test_revision_is_read_after_the_change():
+    cluster = FakeCluster([M0, M1], revisions=(7, 8))
+    result = backend(cluster, {"state": "present", "name": "m2", "peer_urls": ["https://c:2380"]}).run()
+    assert result["changed"] and result["revision"] == 8
+
+
+def test_revision_in_check_mode_is_the_one_read():
+    cluster = FakeCluster([M0, M1], revisions=(7, 8))
+    result = backend(cluster, {"state": "present", "name": "m2", "peer_urls": ["https://c:2380"]}).run(check_mode=True)
+    assert result["changed"] and result["revision"] == 7 and cluster.calls == []
