@@ -49,6 +49,14 @@ def ready_nodes(nodes) -> list[str]:
                    for condition in (node.get("status") or {}).get("conditions") or [])]
 
 
+def nodes_with_taint(nodes, key, effect) -> list[str]:
+    """The names of the Node objects that carry the taint ``key`` with ``effect`` (documented in nodes_with_taint.yml)."""
+    if isinstance(nodes, (str, dict)) or not hasattr(nodes, "__iter__"):
+        raise AnsibleFilterError(f"nodes_with_taint: expected a list of Node objects, got {nodes!r}")
+    return [node["metadata"]["name"] for node in nodes
+            if any(taint.get("key") == key and taint.get("effect") == effect for taint in (node.get("spec") or {}).get("taints") or [])]
+
+
 class FilterModule:
     def filters(self):
-        return {"ready_nodes": ready_nodes}
+        return {"ready_nodes": ready_nodes, "nodes_with_taint": nodes_with_taint}

@@ -14,8 +14,9 @@ archive is imported only when one of its tags is missing or points at another im
 from __future__ import annotations
 
 import json
-import time
+import os
 import tarfile
+import time
 
 OCI_REF_NAME = "io.containerd.image.name"
 OCI_REF_NAME_SHORT = "org.opencontainers.image.ref.name"
@@ -73,6 +74,13 @@ def missing(archives: dict, present: dict) -> dict:
         if tags:
             wanted[path] = tags
     return wanted
+
+
+def split_present(wanted: dict, exists=os.path.isfile) -> tuple[dict, list]:
+    """(the wanted archives on the host {path: tags}, the wanted archives not on it, sorted): an
+    archive named by the controller is copied only when the runtime needs it."""
+    absent = sorted(path for path in wanted if not exists(path))
+    return {path: tags for path, tags in wanted.items() if path not in absent}, absent
 
 
 def runtime_images_when_ready(run_command, crictl: str, timeout: float, sleep=time.sleep, clock=time.monotonic) -> dict:

@@ -22,7 +22,9 @@ import binascii
 import dataclasses
 import os
 import re
+import shlex
 import stat
+import tempfile
 from collections.abc import Mapping
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _fs
@@ -59,6 +61,16 @@ class FileSpec:
     gid: int = UNCHANGED
     services: tuple[str, ...] = ()
     diff: bool = False
+    validate: str | None = None
+
+
+def validate_command(value: object) -> str | None:
+    """A checker command with ``%s`` where the new file's path goes, or None."""
+    if value in (None, ""):
+        return None
+    if "%s" not in str(value):
+        raise FilesError(f"validate {value!r} must contain %s, where the path of the file to check goes")
+    return str(value)
 
 
 def parse_mode(value: object) -> int:
@@ -104,7 +116,7 @@ def specs_from_params(params: Mapping) -> list[FileSpec]:
             group = entry.get("group") if entry.get("group") is not None else params.get("group")
             specs.append(FileSpec(dest=dest, content=entry_content(entry), mode=parse_mode(mode), uid=resolve_owner(owner),
                                   gid=resolve_group(group), services=tuple(entry.get("services") or ()),
-                                  diff=bool(entry.get("diff"))))
+                                  diff=bool(entry.get("diff")), validate=validate_command(entry.get("validate"))))
         except FilesError as exc:
             problems.extend(f"{label}: {problem}" for problem in exc.errors)
     if problems:
@@ -190,10 +202,12 @@ def ordered_services(services) -> list[str]:
 class FileBundleBackend:
     """Plans every file of the bundle, then (unless in check mode) writes the differences."""
 
-    def __init__(self, params: Mapping, check_mode: bool = False, diff: bool = False) -> None:
+    def __init__(self, params: Mapping, check_mode: bool = False, diff: bool = False, run_command=None) -> None:
         self.params = params
         self.check_mode = check_mode
         self.diff = diff
+        # run_command(argv) -> (rc, stdout, stderr), for the files' validate commands.
+        self.run_command = run_command
 
     def run(self) -> dict:
         specs = specs_from_params(self.params)
@@ -221,6 +235,10 @@ class FileBundleBackend:
                     raise FilesError(f"absent: {path} is a directory; only files are removed")
                 removals.append(path)
         if not self.check_mode:
+            # Every checked file passes before anything is written.
+            for spec, changes in plans:
+                if spec.validate and ({"created", "content"} & set(changes)):
+                    self._validate(spec)
             self._ensure_directories(directories, directory_mode, uid, gid)
             self._write(plans, directory_mode)
             for path in removals:
@@ -244,6 +262,24 @@ class FileBundleBackend:
             summary = self._diff(plans, [(path, changes) for path, changes in directories if changes], directory_mode, removals)
             result["diff"] = [summary] + [content_diff(spec, old) for spec, changes, old in shown]
         return result
+
+    def _validate(self, spec: FileSpec) -> None:
+        """Run the file's checker on its new content, in a temporary file (in its directory when that exists)."""
+        if self.run_command is None:
+            raise FilesError(f"{spec.dest}: validate needs a command runner")
+        directory = os.path.dirname(spec.dest)
+        fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(spec.dest)}.", suffix=".check", dir=directory if os.path.isdir(directory) else None)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), spec.mode)
+                handle.write(spec.content)
+            command = spec.validate.replace("%s", temp)
+            rc, out, err = self.run_command(shlex.split(command))
+        finally:
+            os.unlink(temp)
+        if rc != 0:
+            raise FilesError(f"{spec.dest}: the check `{spec.validate}` refused the new content, nothing written: "
+                             f"{(err or out).strip() or f'exit code {rc}'}")
 
     @staticmethod
     def _ensure_directories(directories, mode: int, uid: int, gid: int) -> None:

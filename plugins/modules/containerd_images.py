@@ -15,14 +15,20 @@ description:
   - Reads the images (tags and image IDs) each archive on the host holds, C(docker save) or OCI layout, and the
     images the container runtime has (C(crictl images)); imports an archive with C(ctr -n k8s.io images import)
     only when one of its tags is missing or names another image ID. A second run imports nothing.
+  - With O(images), the images of each archive are given (read on the controller with the
+    R(kubeforge.cluster.image_archive_ids,ansible_collections.kubeforge.cluster.image_archive_ids_filter) filter), so an archive
+    needs to be on the host only when it is imported: an archive needed but absent is reported in RV(absent_archives),
+    to be copied and imported by a second call. A cluster that has its images then copies nothing.
 author:
   - kubeforge developers (@kubeforge)
 options:
   archives:
-    description: Paths of the image archives on the host.
+    description: Paths of the image archives on the host, read there. Exactly one of O(archives) and O(images) is required.
     type: list
     elements: path
-    required: true
+  images:
+    description: The images of each archive, V({host path of the archive: {tag: image ID}}).
+    type: dict
   ctr:
     description: The ctr binary.
     type: path
@@ -53,6 +59,23 @@ EXAMPLES = r"""
 - name: Import the offline images
   kubeforge.cluster.containerd_images:
     archives: [/var/cache/kubeforge/images/pause-3.10.2.tar, /var/cache/kubeforge/images/coredns-v1.15.0.tar]
+
+- name: Import what containerd lacks, the archives read on the controller
+  kubeforge.cluster.containerd_images:
+    images: "{{ query('ansible.builtin.fileglob', 'images/*.tar') | kubeforge.cluster.image_archive_ids('/var/cache/kubeforge/images') }}"
+  register: images
+
+- name: Copy the archives it still needs
+  ansible.builtin.copy:
+    src: images/{{ item | basename }}
+    dest: "{{ item }}"
+    mode: "0644"
+  loop: "{{ images.absent_archives }}"
+
+- name: Import them
+  kubeforge.cluster.containerd_images:
+    images: "{{ query('ansible.builtin.fileglob', 'images/*.tar') | kubeforge.cluster.image_archive_ids('/var/cache/kubeforge/images') }}"
+  when: images.absent_archives | length > 0
 """
 
 RETURN = r"""
@@ -61,6 +84,12 @@ imported:
   returned: always
   type: dict
   sample: {/var/cache/kubeforge/images/pause-3.10.2.tar: ["registry.k8s.io/pause:3.10.2"]}
+absent_archives:
+  description: With O(images), the archives the runtime needs that are not on the host (not imported), sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/cache/kubeforge/images/coredns-v1.15.0.tar]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -70,15 +99,18 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils import _containe
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "archives": {"type": "list", "elements": "path", "required": True},
+            "archives": {"type": "list", "elements": "path"},
+            "images": {"type": "dict"},
             "ctr": {"type": "path", "default": "/usr/local/bin/ctr"},
             "crictl": {"type": "path", "default": "/usr/local/bin/crictl"},
             "runtime_timeout": {"type": "int", "default": 60},
         },
+        required_one_of=[("archives", "images")],
+        mutually_exclusive=[("archives", "images")],
         supports_check_mode=True,
     )
     try:
-        archives = {path: _containerd_images.archive_images(path) for path in module.params["archives"]}
+        archives = module.params["images"] or {path: _containerd_images.archive_images(path) for path in module.params["archives"]}
     except (OSError, ValueError, KeyError) as error:
         module.fail_json(msg=f"cannot read an image archive: {error}")
     try:
@@ -86,12 +118,15 @@ def main() -> None:
     except RuntimeError as error:
         module.fail_json(msg=str(error))
     wanted = _containerd_images.missing(archives, present)
+    importable, absent = _containerd_images.split_present(wanted)
     if not module.check_mode:
-        for path in wanted:
+        for path in importable:
             rc, out, err = module.run_command([module.params["ctr"], "-n", "k8s.io", "images", "import", "--local", path])
             if rc != 0:
-                module.fail_json(msg=f"ctr images import {path} failed: {err.strip() or out.strip()}", imported={})
-    module.exit_json(changed=bool(wanted), imported=wanted)
+                module.fail_json(msg=f"ctr images import {path} failed: {err.strip() or out.strip()}", imported={}, absent_archives=absent)
+    # In check mode an absent archive would be copied and imported: a change too.
+    changed = bool(wanted) if module.check_mode else bool(importable)
+    module.exit_json(changed=changed, imported=importable, absent_archives=absent)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,12 @@ options:
             unit or a configuration file; other files show only what changed about them.
         type: bool
         default: false
+      validate:
+        description:
+          - A command that checks the new content before the file is written, with C(%s) where the path goes, for example
+            V(nginx -t -q -c %s). It runs on a temporary copy (in the file's directory when that exists), only when the
+            content changes, not in check mode. When any file's check fails, no file of the bundle is written.
+        type: str
   mode:
     description: Mode of the files that do not set their own.
     type: raw
@@ -222,6 +228,7 @@ def argument_spec() -> dict:
         "group": {"type": "str"},
         "services": {"type": "list", "elements": "str", "default": []},
         "diff": {"type": "bool", "default": False},
+        "validate": {"type": "str"},
     }
     return {
         "files": {"type": "list", "elements": "dict", "default": [], "options": entry,
@@ -237,7 +244,9 @@ def argument_spec() -> dict:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    exit_with_backend(module, FileBundleBackend(module.params, check_mode=module.check_mode, diff=module._diff))
+    backend = FileBundleBackend(module.params, check_mode=module.check_mode, diff=module._diff,
+                                run_command=module.run_command)
+    exit_with_backend(module, backend)
 
 
 if __name__ == "__main__":

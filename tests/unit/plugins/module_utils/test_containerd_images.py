@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_images import runtime_images_when_ready
+from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_images import runtime_images_when_ready, split_present
 
 NOT_UP = 'level=error msg="validate service connection: rpc error: code = Unimplemented desc = unknown service runtime.v1.ImageService"'
 IMAGES = json.dumps({"images": [{"id": "sha256:aa", "repoTags": ["registry.k8s.io/pause:3.10.2"]}]})
@@ -46,3 +46,10 @@ def test_fails_with_crictls_message_once_the_time_is_up():
     with pytest.raises(RuntimeError, match=r"crictl images failed for 5 s: .*unknown service runtime.v1.ImageService"):
         runtime_images_when_ready(run, "crictl", 5, sleep=clock.sleep, clock=clock)
     assert len(calls) == 6
+
+
+def test_only_the_wanted_archives_missing_on_the_host_are_to_be_copied():
+    wanted = {"/c/pause.tar": ["registry.k8s.io/pause:3.10.2"], "/c/coredns.tar": ["registry.k8s.io/coredns/coredns:v1.15.0"]}
+    importable, absent = split_present(wanted, exists=lambda path: path == "/c/pause.tar")
+    assert importable == {"/c/pause.tar": ["registry.k8s.io/pause:3.10.2"]} and absent == ["/c/coredns.tar"]
+    assert split_present({}, exists=lambda path: False) == ({}, [])

@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -207,4 +209,46 @@ def test_absent_files_are_removed(tmp_path):
 def test_bad_absent(tmp_path, absent, fragment):
     params = {"files": [{"dest": str(tmp_path / "f"), "content": "x"}], "absent": [absent.format(dir=tmp_path)]}
     with pytest.raises(FilesError, match=fragment):
+        run(params)
+
+
+def real_run(argv):
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+CHECKER = f"{sys.executable} -c \"import sys; text = open(sys.argv[1]).read(); sys.exit('bad: ' + text.strip() if 'bad' in text else 0)\" %s"
+
+
+def test_a_checked_file_is_written_only_when_its_checker_accepts_it_and_then_nothing_of_the_bundle(tmp_path):
+    params = bundle(tmp_path)
+    conf = tmp_path / "pki" / "nginx.conf"
+    params["files"].append({"dest": str(conf), "content_base64": b64("good\n"), "validate": CHECKER})
+    assert run(params, run_command=real_run)["changed"] and conf.read_text() == "good\n"
+    params["files"][-1]["content_base64"] = b64("bad\n")
+    params["files"][0]["content_base64"] = b64("CERT 2\n")
+    with pytest.raises(FilesError, match="refused the new content, nothing written: bad: bad"):
+        run(params, run_command=real_run)
+    assert conf.read_text() == "good\n" and (tmp_path / "pki" / "a.crt").read_text() == "CERT\n"
+    assert [name for name in os.listdir(tmp_path / "pki") if name.endswith(".check")] == []
+
+
+def test_the_checker_runs_only_on_new_content_and_never_in_check_mode(tmp_path):
+    calls = []
+
+    def recording(argv):
+        calls.append(argv)
+        return 0, "", ""
+    params = bundle(tmp_path, files=[{"dest": str(tmp_path / "etc" / "x.conf"), "content_base64": b64("x\n"), "validate": "checker -f %s"}])
+    run(params, check_mode=True, run_command=recording)
+    assert calls == []
+    run(params, run_command=recording)
+    assert len(calls) == 1 and calls[0][:2] == ["checker", "-f"] and calls[0][2].endswith(".check")
+    run(params, run_command=recording)
+    assert len(calls) == 1
+
+
+def test_a_validate_command_without_the_path_placeholder_is_refused(tmp_path):
+    params = bundle(tmp_path, files=[{"dest": str(tmp_path / "x.conf"), "content_base64": b64("x\n"), "validate": "nginx -t"}])
+    with pytest.raises(FilesError, match="must contain %s"):
         run(params)
