@@ -35,7 +35,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: V({host path: {tag: image ID}}), one entry per archive.
+  description: One entry per archive, its path on the host, the value a dict of its tags to their image IDs.
   type: dict
 """
 

@@ -17,7 +17,7 @@ description:
     only when one of its tags is missing or names another image ID. A second run imports nothing.
   - With O(images), the images of each archive are given (read on the controller with the
     R(kubeforge.cluster.image_archive_ids,ansible_collections.kubeforge.cluster.image_archive_ids_filter) filter), so an archive
-    needs to be on the host only when it is imported: an archive needed but absent is reported in RV(absent_archives),
+    needs to be on the host only when it is imported. An archive needed but absent is reported in RV(absent_archives),
     to be copied and imported by a second call. A cluster that has its images then copies nothing.
 author:
   - kubeforge developers (@kubeforge)
@@ -27,7 +27,7 @@ options:
     type: list
     elements: path
   images:
-    description: The images of each archive, V({host path of the archive: {tag: image ID}}).
+    description: The images of each archive, a dict of C(host path of the archive) to a dict of C(tag) to C(image ID).
     type: dict
   ctr:
     description: The ctr binary.
