@@ -13,6 +13,9 @@ readers never see a partial file. Missing parent directories are created with ``
 Contents are secrets (private keys, kubeconfigs) by default: they never appear in results or diffs,
 which name the files and what changes about them. A file marked ``diff`` (a unit, a configuration
 without secrets) also shows its old and new content in the diff.
+
+Then the units that read the files are kept running (plugins/module_utils/_units.py): a role writes
+its files and starts its services in one module run.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ from collections.abc import Mapping
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _fs
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._units import UnitsBackend, UnitsError, units_diff
 
 UNCHANGED = _fs.UNCHANGED
 DEFAULT_MODE = "0644"
 DEFAULT_DIRECTORY_MODE = "0755"
 CHANGE_KINDS = ("created", "content", "mode", "owner", "group")
 _OCTAL_MODE = re.compile(r"^0?[0-7]{3,4}$")
+# Where systemd reads unit files: a change there needs a daemon-reload before the units are started.
+UNIT_DIRECTORIES = ("/etc/systemd/system/", "/run/systemd/system/", "/usr/lib/systemd/system/", "/lib/systemd/system/")
 
 
 class FilesError(KubeforgeError):
@@ -62,6 +68,7 @@ class FileSpec:
     services: tuple[str, ...] = ()
     diff: bool = False
     validate: str | None = None
+    force: bool = True
 
 
 def validate_command(value: object) -> str | None:
@@ -116,7 +123,8 @@ def specs_from_params(params: Mapping) -> list[FileSpec]:
             group = entry.get("group") if entry.get("group") is not None else params.get("group")
             specs.append(FileSpec(dest=dest, content=entry_content(entry), mode=parse_mode(mode), uid=resolve_owner(owner),
                                   gid=resolve_group(group), services=tuple(entry.get("services") or ()),
-                                  diff=bool(entry.get("diff")), validate=validate_command(entry.get("validate"))))
+                                  diff=bool(entry.get("diff")), validate=validate_command(entry.get("validate")),
+                                  force=entry.get("force") is not False))
         except FilesError as exc:
             problems.extend(f"{label}: {problem}" for problem in exc.errors)
     if problems:
@@ -127,7 +135,8 @@ def specs_from_params(params: Mapping) -> list[FileSpec]:
 def file_changes(spec: FileSpec) -> dict[str, tuple[str, str]]:
     """What differs between ``spec`` and the file on disk: {kind: (before, after)} for a diff.
 
-    ``created`` when there is no file; otherwise any of ``content``, ``mode``, ``owner``, ``group``.
+    ``created`` when there is no file; otherwise any of ``content``, ``mode``, ``owner``, ``group``, and
+    nothing for an existing file the spec does not ``force``.
     """
     try:
         st = os.lstat(spec.dest)
@@ -135,6 +144,8 @@ def file_changes(spec: FileSpec) -> dict[str, tuple[str, str]]:
         return {"created": ("absent", "present")}
     except OSError as exc:
         raise FilesError(f"cannot read {spec.dest}: {exc.strerror}") from exc
+    if not spec.force:
+        return {}
     if not stat.S_ISREG(st.st_mode):
         return {"content": ("not a regular file", "file")}
     changes = {}
@@ -195,6 +206,28 @@ def content_diff(spec: FileSpec, old: str) -> dict:
             "before_header": spec.dest, "after_header": spec.dest}
 
 
+def directory_entries(entries, default_mode: int) -> list[tuple[str, int]]:
+    """(path, mode) of each entry of ``directories``: a path (``default_mode``) or a dict with ``path`` and ``mode``."""
+    found = []
+    for entry in entries:
+        path, mode = (entry.get("path"), entry.get("mode")) if isinstance(entry, Mapping) else (entry, None)
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise FilesError(f"directories: {path!r} must be an absolute path")
+        found.append((os.path.normpath(path), default_mode if mode is None else parse_mode(mode)))
+    return found
+
+
+def unit_names(paths) -> list[str]:
+    """The units that unit files at ``paths`` define, as a unit is named without and with its ``.service``."""
+    names = []
+    for path in paths:
+        name = os.path.basename(path)
+        names.append(name)
+        if name.endswith(".service"):
+            names.append(name[:-len(".service")])
+    return names
+
+
 def ordered_services(services) -> list[str]:
     return sorted(set(services))
 
@@ -213,11 +246,10 @@ class FileBundleBackend:
         specs = specs_from_params(self.params)
         directory_mode = parse_mode(self.params.get("directory_mode") or DEFAULT_DIRECTORY_MODE)
         uid, gid = resolve_owner(self.params.get("owner")), resolve_group(self.params.get("group"))
-        directories = []
-        for path in self.params.get("directories") or []:
-            if not os.path.isabs(path):
-                raise FilesError(f"directories: {path!r} must be an absolute path")
-            directories.append((os.path.normpath(path), directory_changes(os.path.normpath(path), directory_mode, uid, gid)))
+        directories = [(path, mode, directory_changes(path, mode, uid, gid))
+                       for path, mode in directory_entries(self.params.get("directories") or [], directory_mode)]
+        units = UnitsBackend(self.params.get("running_units") or [], self.params.get("stopped_units") or [],
+                             self.params.get("reload_units") or [], run_command=self.run_command, check_mode=self.check_mode)
         plans = [(spec, file_changes(spec)) for spec in specs]
         # The old text of the changed files marked diff, read before anything is written.
         shown = [(spec, changes, old_text(spec.dest)) for spec, changes in plans
@@ -239,7 +271,7 @@ class FileBundleBackend:
             for spec, changes in plans:
                 if spec.validate and ({"created", "content"} & set(changes)):
                     self._validate(spec)
-            self._ensure_directories(directories, directory_mode, uid, gid)
+            self._ensure_directories(directories, uid, gid)
             self._write(plans, directory_mode)
             for path in removals:
                 try:
@@ -249,17 +281,28 @@ class FileBundleBackend:
         files = [{"dest": spec.dest, "changed": bool(changes), "changes": [kind for kind in CHANGE_KINDS if kind in changes]}
                  for spec, changes in plans]
         changed = [spec for spec, changes in plans if changes]
-        changed_directories = [path for path, changes in directories if changes]
+        changed_directories = [path for path, _mode, changes in directories if changes]
+        unit_files_changed = [spec.dest for spec in changed if spec.dest.startswith(UNIT_DIRECTORIES)]
+        try:
+            unit_changes = units.run(files_changed=bool(changed or removals), daemon_reload=bool(unit_files_changed),
+                                     pending_units=unit_names(unit_files_changed))
+        except UnitsError as exc:
+            raise FilesError(f"{exc} (files written: {', '.join(spec.dest for spec in changed) or 'none'})") from exc
         result = {
-            "changed": bool(changed or changed_directories or removals),
+            "changed": bool(changed or changed_directories or removals or unit_changes),
             "files": files,
             "changed_files": [spec.dest for spec in changed],
             "changed_directories": changed_directories,
             "removed_files": removals,
             "services_changed": ordered_services(service for spec in changed for service in spec.services),
+            "unit_changes": unit_changes,
+            "started_units": [name for name, kinds in unit_changes.items() if "started" in kinds],
         }
-        if self.diff and (changed or changed_directories or removals):
-            summary = self._diff(plans, [(path, changes) for path, changes in directories if changes], directory_mode, removals)
+        if self.diff and result["changed"]:
+            summary = self._diff(plans, [(path, mode, changes) for path, mode, changes in directories if changes], removals)
+            before, after = units_diff(unit_changes)
+            summary["before"] += "".join(line + "\n" for line in before)
+            summary["after"] += "".join(line + "\n" for line in after)
             result["diff"] = [summary] + [content_diff(spec, old) for spec, changes, old in shown]
         return result
 
@@ -282,8 +325,8 @@ class FileBundleBackend:
                              f"{(err or out).strip() or f'exit code {rc}'}")
 
     @staticmethod
-    def _ensure_directories(directories, mode: int, uid: int, gid: int) -> None:
-        for path, changes in directories:
+    def _ensure_directories(directories, uid: int, gid: int) -> None:
+        for path, mode, changes in directories:
             if "created" in changes:
                 make_directories(path, mode, uid, gid)
             elif changes:
@@ -305,12 +348,12 @@ class FileBundleBackend:
             _fs.sync_directory(directory)
 
     @staticmethod
-    def _diff(plans, directories, directory_mode: int, removals=()) -> dict:
+    def _diff(plans, directories, removals=()) -> dict:
         """One line per changed directory and file, before and after; contents are never shown."""
         before, after = [], []
-        for path, changes in directories:
+        for path, mode, changes in directories:
             before.append(f"{path}/: " + ("absent" if "created" in changes else "different " + ", ".join(changes)))
-            after.append(f"{path}/: mode {directory_mode:04o}")
+            after.append(f"{path}/: mode {mode:04o}")
         for path in removals:
             before.append(f"{path}: present")
             after.append(f"{path}: absent")

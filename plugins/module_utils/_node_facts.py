@@ -97,9 +97,16 @@ class NodeFactsBackend:
             return "loadable"
         return "missing"
 
+    def hostname(self) -> dict:
+        """The kernel's (transient) hostname and the one set for boot (/etc/hostname); empty when unreadable."""
+        transient = (_read(self._path("/proc/sys/kernel/hostname")) or "").strip()
+        static = (_read(self._path("/etc/hostname")) or "").strip()
+        return {"transient": transient, "static": static}
+
     def facts(self) -> dict:
         release = self.kernel_release()
-        return {"cgroup_version": self.cgroup_version(), "ip_vs": self.ip_vs(release), "kernel_release": release}
+        return {"cgroup_version": self.cgroup_version(), "ip_vs": self.ip_vs(release), "kernel_release": release,
+                "hostname": self.hostname()}
 
     def run(self) -> dict:
         return {"changed": False, "ansible_facts": {"kubeforge_node": self.facts()}}

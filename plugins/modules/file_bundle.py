@@ -22,6 +22,9 @@ description:
     O(files[].diff); the result and the diff name the files and what changed about them.
   - Each file can name the O(files[].services) that read it; RV(services_changed) lists those of the files that changed,
     so that a play restarts only what is affected.
+  - After the files, the systemd units of O(running_units) are enabled and started where they are not, and those of
+    O(stopped_units) stopped and disabled where they are installed, with one systemctl call per kind of change. A role
+    writes its files and starts its services in one task; restarts for changed files stay with the role's handlers.
 author:
   - kubeforge developers (@kubeforge)
 options:
@@ -73,6 +76,11 @@ options:
             V(nginx -t -q -c %s). It runs on a temporary copy (in the file's directory when that exists), only when the
             content changes, not in check mode. When any file's check fails, no file of the bundle is written.
         type: str
+      force:
+        description:
+          - When V(false), a file that exists is left as it is (content, mode and owner); only a missing one is written.
+        type: bool
+        default: true
   mode:
     description: Mode of the files that do not set their own.
     type: raw
@@ -94,28 +102,50 @@ options:
     description:
       - Directories to ensure (created with their missing parents), also when no file is written in them. Their mode is
         set to O(directory_mode), and their owner and group to O(owner) and O(group) when those are set.
+      - An entry is a path, or a dict with C(path) and its own C(mode).
     type: list
-    elements: path
+    elements: raw
     default: []
   directory_mode:
     description:
-      - Mode of the directories in O(directories), and of the parent directories of files that the module creates.
-        Other existing directories are left as they are.
+      - Mode of the directories in O(directories) that do not set their own, and of the parent directories of files
+        that the module creates. Other existing directories are left as they are.
     type: raw
     default: '0755'
+  running_units:
+    description:
+      - systemd units (V(kube-proxy), V(etcd-backup.timer)) to enable and start, after the files are written. When a
+        written file is a unit file, or systemd reports a unit file changed on disk, systemd reads them again first
+        (daemon-reload). A unit that does not exist is an error (in check mode, unless the bundle would create it).
+    type: list
+    elements: str
+    default: []
+  reload_units:
+    description:
+      - Units of O(running_units) that are reloaded when a file of the bundle changed and they were running already,
+        such as a firewall whose reload loads new rules in one step.
+    type: list
+    elements: str
+    default: []
+  stopped_units:
+    description:
+      - systemd units to stop and disable where they are installed (one that does not exist is left alone).
+    type: list
+    elements: str
+    default: []
 attributes:
   action:
     support: full
     description: An action plugin reads O(files[].src) on the controller.
   check_mode:
     support: full
-    description: Writes nothing; reports which files would change and how. A O(files[].src) that does not exist yet is
+    description: Writes nothing and starts or stops nothing; reports which files and units would change and how. A O(files[].src) that does not exist yet is
       reported as a change in check mode (an earlier task of the same check run would have created it) and is an error
       otherwise.
   diff_mode:
     support: full
     description: Shows, per changed file, whether it is created, removed or what changes (content, mode, owner, group); the
-      content only of the files marked O(files[].diff).
+      content only of the files marked O(files[].diff); and what changes about each unit.
   idempotent:
     support: full
     description: A second run with the same files changes nothing.
@@ -147,6 +177,14 @@ EXAMPLES = r"""
     state: restarted
   when: "'kube-apiserver' in pki_files.services_changed"
 
+- name: Write the kube-proxy configuration and unit, and keep kube-proxy running
+  kubeforge.cluster.file_bundle:
+    files:
+      - {dest: /etc/kubernetes/kube-proxy-config.yaml, content: "{{ proxy_config }}", diff: true}
+      - {dest: /etc/systemd/system/kube-proxy.service, content: "{{ proxy_unit }}", diff: true}
+    running_units: [kube-proxy]
+  register: proxy_written
+
 - name: Create a private directory and write a file from inline content on the controller
   kubeforge.cluster.file_bundle:
     directories: [/srv/credentials/kubeconfig]
@@ -161,7 +199,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed:
-  description: Whether any file was (or in check mode would be) written or had its mode, owner or group fixed.
+  description: Whether any file was (or in check mode would be) written or had its mode, owner or group fixed, or a unit changed.
   returned: always
   type: bool
   sample: true
@@ -209,6 +247,19 @@ services_changed:
   type: list
   elements: str
   sample: [kube-apiserver]
+unit_changes:
+  description:
+    - What changed (or would in check mode) about each unit of O(running_units) and O(stopped_units) - any of
+      V(enabled), V(started), V(reloaded), V(stopped), V(disabled); units without a change are left out.
+  returned: always
+  type: dict
+  sample: {kube-proxy: [enabled, started]}
+started_units:
+  description: The units of O(running_units) this task started, for a play that should not restart them again.
+  returned: always
+  type: list
+  elements: str
+  sample: [kube-proxy]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -229,16 +280,20 @@ def argument_spec() -> dict:
         "services": {"type": "list", "elements": "str", "default": []},
         "diff": {"type": "bool", "default": False},
         "validate": {"type": "str"},
+        "force": {"type": "bool", "default": True},
     }
     return {
         "files": {"type": "list", "elements": "dict", "default": [], "options": entry,
                   "mutually_exclusive": [("src", "content", "content_base64")]},
-        "directories": {"type": "list", "elements": "path", "default": []},
+        "directories": {"type": "list", "elements": "raw", "default": []},
         "absent": {"type": "list", "elements": "path", "default": []},
         "mode": {"type": "raw", "default": "0644"},
         "owner": {"type": "str"},
         "group": {"type": "str"},
         "directory_mode": {"type": "raw", "default": "0755"},
+        "running_units": {"type": "list", "elements": "str", "default": []},
+        "reload_units": {"type": "list", "elements": "str", "default": []},
+        "stopped_units": {"type": "list", "elements": "str", "default": []},
     }
 
 

@@ -22,6 +22,8 @@ description:
     (listed in C(/proc/modules), or C(/sys/module/ip_vs) with an C(initstate)), V(builtin)
     (C(ip_vs.ko) in C(/lib/modules/<release>/modules.builtin)), V(loadable) (in C(modules.dep),
     compressed or not) or V(missing).
+  - C(hostname) is the kernel's hostname and the one set for boot (C(/etc/hostname)); the prepare role
+    sets the hostname only where one of them differs from the inventory name.
   - The preflight play (C(playbooks/preflight.yml)) runs it on every host of C(k8s_cluster);
     M(kubeforge.cluster.cluster_preflight) reads the facts from the host variables.
 author:
@@ -82,6 +84,11 @@ ansible_facts:
           returned: always
           type: str
           sample: 6.8.0-60-generic
+        hostname:
+          description: The kernel's hostname (C(transient)) and the one set for boot (C(static), C(/etc/hostname)); empty when unreadable.
+          returned: always
+          type: dict
+          sample: {transient: kf-cp1, static: kf-cp1}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -71,7 +71,7 @@ def test_a_changed_binary_restarts_its_control_plane_service_and_nothing_else():
     assert restart_list(**changed) == ["kube-scheduler"]
     assert restart_list() == []
     # A service started for the first time in this run is not restarted again.
-    started = {"control_plane_started": {"results": [{"item": "kube-scheduler", "changed": True}]}}
+    started = {"control_plane_written": {"started_units": ["kube-scheduler"]}}
     assert restart_list(**changed, **started) == []
     both = {"artifacts_installed": {"changed_binaries": ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]}}
     assert restart_list(**both) == ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]

@@ -94,7 +94,7 @@ def role_vars(version: str, host: str = "cp1", **override) -> LazyVars:
                 "kubeforge_credentials_dir": "/controller/credentials"})
     raw.update(override)
     variables = LazyVars(raw, env)
-    if "control_plane_encryption_keys_content" not in raw:  # what tasks/encryption.yml sets: the controller's key file
+    if "control_plane_encryption_keys_content" not in raw:  # what tasks/encryption_keys.yml sets: the controller's key file
         dict.__setitem__(variables, "control_plane_encryption_keys_content", {"keys": KEYS})
     return variables
 
@@ -110,7 +110,7 @@ def render(variables: LazyVars, src: str, item: dict) -> str:
 
 
 def role_files(variables: LazyVars) -> dict:
-    """{dest: (item, text)} of every file the role templates (tasks/configure.yml and tasks/encryption.yml)."""
+    """{dest: (item, text)} of every file the role templates (tasks/configure.yml, tasks/encryption_compare.yml)."""
     items = list(variables["control_plane_files"])
     items.append({"src": "config.yaml.j2", "dest": f"{variables['control_plane_config_dir']}/encryption-config.yaml",
                   "service": "kube-apiserver", "kind": "EncryptionConfiguration"})
@@ -283,14 +283,14 @@ def cis_problems(result: dict) -> list:
 def written_modes() -> dict:
     """{template src, or the file bundle's task name: mode} of the role's tasks that write files."""
     modes = {}
-    for name in ("configure.yml", "encryption.yml", "restart_host.yml"):
+    for name in ("configure.yml", "encryption_compare.yml", "restart_host.yml"):
         for task in _load(ROLE, "tasks", name):
             module = task.get("ansible.builtin.template")
             if module:
                 modes[module["src"]] = module["mode"]
             bundle = task.get("kubeforge.cluster.file_bundle")
             if bundle:
-                modes[task["name"]] = bundle["mode"]
+                modes[task["name"]] = bundle.get("mode") or bundle["files"][0]["mode"]
     return modes
 
 
@@ -323,7 +323,8 @@ def test_every_cis_control_plane_item_holds(version):
 
 def test_files_are_private_as_cis_asks():
     # CIS 1.1.1-1.1.4 (the components' specifications: here unit files) and the configs: 0600.
-    assert written_modes() == {"Write the unit files and configuration of the control-plane services": "0600", "config.yaml.j2": "0600"}
+    assert written_modes() == {"Write the unit files and configuration of the control-plane services, and start them": "0600",
+                               "Compare the encryption configuration of the apiserver with the keys": "0600", "config.yaml.j2": "0600"}
 
 
 def test_old_guides_flags_are_absent():

@@ -252,3 +252,21 @@ def test_a_validate_command_without_the_path_placeholder_is_refused(tmp_path):
     params = bundle(tmp_path, files=[{"dest": str(tmp_path / "x.conf"), "content_base64": b64("x\n"), "validate": "nginx -t"}])
     with pytest.raises(FilesError, match="must contain %s"):
         run(params)
+
+
+def test_a_directory_can_set_its_own_mode(tmp_path):
+    params = {"files": [], "directories": [str(tmp_path / "config"), {"path": str(tmp_path / "audit"), "mode": "0700"}]}
+    assert run(params)["changed_directories"] == [str(tmp_path / "config"), str(tmp_path / "audit")]
+    assert mode_of(tmp_path / "config") == 0o755 and mode_of(tmp_path / "audit") == 0o700
+    with pytest.raises(FilesError, match="must be an absolute path"):
+        run({"files": [], "directories": [{"path": "relative", "mode": "0700"}]})
+
+
+def test_a_file_not_forced_is_written_only_where_there_is_none(tmp_path):
+    dest = tmp_path / "encryption.yaml"
+    params = {"files": [{"dest": str(dest), "content_base64": b64(SECRET), "mode": "0600", "force": False}]}
+    assert run(params)["changed_files"] == [str(dest)] and dest.read_text() == SECRET
+    dest.write_text("the keys the apiserver runs with\n")
+    os.chmod(dest, 0o644)
+    assert not run(params)["changed"]
+    assert dest.read_text() == "the keys the apiserver runs with\n" and mode_of(dest) == 0o644

@@ -106,7 +106,8 @@ def test_run_returns_the_facts_and_changes_nothing(tmp_path):
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     result = _node_facts.NodeFactsBackend(root).run()
     assert result == {"changed": False,
-                      "ansible_facts": {"kubeforge_node": {"cgroup_version": 1, "ip_vs": "loadable", "kernel_release": RELEASE}}}
+                      "ansible_facts": {"kubeforge_node": {"cgroup_version": 1, "ip_vs": "loadable", "kernel_release": RELEASE,
+                                                           "hostname": {"transient": "", "static": ""}}}}
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
@@ -118,3 +119,8 @@ def test_kernel_release_falls_back_to_uname(tmp_path):
 
 def test_the_states_are_the_ones_preflight_knows():
     assert _node_facts.IP_VS_STATES == ("loaded", "builtin", "loadable", "missing")
+
+
+def test_hostnames_of_the_kernel_and_of_boot(tmp_path):
+    root = tree(tmp_path, {"proc/self/mounts": MOUNTS_V2, "proc/sys/kernel/hostname": "kf-cp1\n", "etc/hostname": "localhost\n"})
+    assert facts(root)["hostname"] == {"transient": "kf-cp1", "static": "localhost"}
