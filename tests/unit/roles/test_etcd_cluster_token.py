@@ -79,7 +79,7 @@ def template(value, variables: dict):
 
 def decide(credentials: str, **kwargs) -> dict:
     """The facts "Decide between bootstrapping and joining" sets, and the token file as its copy task then leaves it."""
-    decided = task("cluster.yml", "Decide between bootstrapping and joining")
+    decided = task("configure.yml", "Decide between bootstrapping and joining")
     variables = scope(credentials, **kwargs, **decided["vars"])
     facts = {name: template(value, variables) for name, value in decided["ansible.builtin.set_fact"].items()}
     keep = task("cluster.yml", "Keep the new cluster's token")
