@@ -22,6 +22,9 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.errors imp
 
 NOT_IN_SYNC = "in sync with leader"
 UNHEALTHY = "unhealthy cluster"
+# A leader election while a change was proposed: the new leader may or may not have applied it.
+LEADER_CHANGED = "leader changed"
+NO_LEADER = "no leader"
 # etcd counts a member as healthy once its peer connection is 5 s old (HealthInterval); wait a bit longer.
 RECONFIG_RETRY_SECONDS = 10.0
 
@@ -131,8 +134,8 @@ class EtcdMemberBackend:
                       "remove": " Start the stopped members first, or replace the member instead of removing it."}[change]
             raise EtcdError(f"refusing to {change} {label}: {problem}.{advice}", code=INVALID_ARGUMENT)
 
-    def _retry(self, action: Callable[[], None], retry_on: str, timeout: float, failure: str) -> None:
-        """Run action, retrying with backoff (0.5 s doubling to 5 s) while etcd's error contains retry_on."""
+    def _retry(self, action: Callable[[], None], retry_on: tuple, timeout: float, failure: str) -> None:
+        """Run action, retrying with backoff (0.5 s doubling to 5 s) while etcd's error contains one of retry_on."""
         deadline = self.clock() + timeout
         delay = 0.5
         while True:
@@ -140,7 +143,7 @@ class EtcdMemberBackend:
                 action()
                 return
             except EtcdError as exc:
-                if not exc.has(retry_on):
+                if not any(exc.has(text) for text in retry_on):
                     raise
                 remaining = deadline - self.clock()
                 if remaining <= 0:
@@ -149,14 +152,33 @@ class EtcdMemberBackend:
             delay = min(delay * 2, 5.0)
 
     def _promote(self, member: Member, label: str) -> None:
-        self._retry(lambda: self.client.member_promote(member.id), NOT_IN_SYNC, float(self.params.get("promote_timeout") or 0),
+        self._retry(lambda: self.client.member_promote(member.id), (NOT_IN_SYNC,), float(self.params.get("promote_timeout") or 0),
                     f"learner {label} was not promoted within {{timeout:g}}s: {{error}}. etcd promotes a learner only once its log is "
                     "in sync with the leader: start it (with --initial-cluster-state=existing) and let it catch up")
 
-    def _reconfigure(self, action: Callable[[], None], what: str) -> None:
+    def _reconfigure(self, action: Callable[[], None], what: str, retry_on: tuple = (UNHEALTHY,)) -> None:
         """etcd refuses a change while a member's peer connection is younger than 5 s ("unhealthy cluster"): wait that out."""
-        self._retry(action, UNHEALTHY, RECONFIG_RETRY_SECONDS,
+        self._retry(action, retry_on, RECONFIG_RETRY_SECONDS,
                     f"etcd refused to {what} for {{timeout:g}}s: {{error}} (a member is down or has just (re)started)")
+
+    def _remove(self, member: Member, label: str) -> None:
+        """Remove member; after a leader change the removal is done once the member list lacks it, else tried again.
+        (Removing the leader itself hands leadership over, which its client can see as a leader change.)"""
+        def remove() -> None:
+            try:
+                self.client.member_remove(member.id)
+            except EtcdError as exc:
+                if exc.has(LEADER_CHANGED) and all(m.id != member.id for m in self.client.member_list_with_revision()[0]):
+                    return
+                raise
+        self._reconfigure(remove, f"remove {label}", retry_on=(UNHEALTHY, LEADER_CHANGED))
+
+    def _read_after_change(self) -> tuple:
+        """The member list once the change is applied; a leader election it started is waited out."""
+        read = []
+        self._retry(lambda: read.append(self.client.member_list_with_revision()), (LEADER_CHANGED, NO_LEADER),
+                    RECONFIG_RETRY_SECONDS, "etcd did not list its members for {timeout:g}s after the change: {error}")
+        return read[-1]
 
     def _leader_and_revision(self, members: list, revision: int) -> tuple[dict | None, int]:
         """The leader the answering member sees, and its store revision: revision (the member list's header), else the
@@ -204,11 +226,11 @@ class EtcdMemberBackend:
                 self._refuse_without_quorum("remove", members, target, label)
             changed = True
             if not check_mode:
-                self._reconfigure(lambda: self.client.member_remove(target.id), f"remove {label}")
+                self._remove(target, label)
         if not changed:
             after = before
         elif not check_mode:
-            members, cluster_id, revision = self.client.member_list_with_revision()
+            members, cluster_id, revision = self._read_after_change()
             after = describe(members)
         else:  # what the change would give
             others = [m for m in members if target is None or m.id != target.id]

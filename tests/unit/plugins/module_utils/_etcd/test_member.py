@@ -278,3 +278,42 @@ def test_revision_in_check_mode_is_the_one_read():
     cluster = FakeCluster([M0, M1], revisions=(7, 8))
     result = backend(cluster, {"state": "present", "name": "m2", "peer_urls": ["https://c:2380"]}).run(check_mode=True)
     assert result["changed"] and result["revision"] == 7 and cluster.calls == []
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["applied-by-the-new-leader", "dropped"])
+def test_remove_through_a_leader_change_checks_the_member_list(applied):
+    """Removing the leader hands leadership over: its client can get "leader changed" whether or not the
+    removal was applied. Applied: done, without a second removal; dropped: removed on the next try."""
+    m2 = Member(3, "m2", ["https://c:2380"], ["https://c:2379"], False)
+    cluster = FakeCluster([M0, M1, m2], leader=3)
+    remove = cluster.member_remove
+    tries = []
+
+    def remove_during_an_election(member_id):
+        tries.append(member_id)
+        if len(tries) == 1:
+            if applied:
+                remove(member_id)
+            raise EtcdError("etcdserver: leader changed", code=14, status=503)
+        remove(member_id)
+    cluster.member_remove = remove_during_an_election
+    clock = Clock()
+    result = backend(cluster, {"state": "absent", "name": "m2"}, clock=clock).run()
+    assert result["changed"] and [m.name for m in cluster.members] == ["m0", "m1"]
+    assert tries == ([3] if applied else [3, 3]) and clock.sleeps == ([] if applied else [0.5])
+
+
+def test_the_member_list_after_a_removal_waits_out_the_election_it_started():
+    m2 = Member(3, "m2", ["https://c:2380"], ["https://c:2379"], False)
+    cluster = FakeCluster([M0, M1, m2], leader=3)
+    read = cluster.member_list_with_revision
+    answers = [EtcdError("etcdserver: no leader", code=14, status=503)]
+
+    def list_during_an_election(linearizable=True):
+        if cluster.calls and answers:  # the first read after the removal
+            raise answers.pop()
+        return read(linearizable)
+    cluster.member_list_with_revision = list_during_an_election
+    clock = Clock()
+    result = backend(cluster, {"state": "absent", "name": "m2"}, clock=clock).run()
+    assert result["changed"] and [m["name"] for m in result["members"]] == ["m0", "m1"] and clock.sleeps == [0.5]
