@@ -30,6 +30,7 @@ import stat
 from collections.abc import Callable, Iterable, Mapping
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._units import parse_unit_state
 from ansible_collections.kubeforge.cluster.plugins.module_utils._fs import sync_directory
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -90,16 +91,6 @@ def mounts_below(mount_points: Iterable[str], path: str) -> list[str]:
     found = [(index, point) for index, point in enumerate(mount_points) if is_at_or_below(point, path)]
     found.sort(key=lambda item: (item[1].rstrip("/").count("/"), item[0]), reverse=True)
     return [point for _index, point in found]
-
-
-def parse_unit_state(text: str) -> dict[str, str]:
-    """``systemctl show -p LoadState -p ActiveState -p UnitFileState UNIT`` output (``Key=value`` lines) as a dict."""
-    state = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip():
-            state[key.strip()] = value.strip()
-    return state
 
 
 def moved_aside_name(path: str, stamp: str) -> str:

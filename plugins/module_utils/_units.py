@@ -49,19 +49,20 @@ class UnitState:
         return self.active in RUNNING_STATES
 
 
+def parse_unit_state(text: str) -> dict[str, str]:
+    """One unit's ``systemctl show -p ...`` output (``Key=value`` lines) as a dict."""
+    state = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            state[key.strip()] = value.strip()
+    return state
+
+
 def parse_show(text: str, count: int) -> list[UnitState]:
     """``systemctl show -p ... UNIT...`` output: one block of ``Key=value`` lines per unit, in the order asked,
     separated by blank lines."""
-    blocks: list[dict[str, str]] = [{}]
-    for line in text.splitlines():
-        if not line.strip():
-            if blocks[-1]:
-                blocks.append({})
-            continue
-        key, sep, value = line.partition("=")
-        if sep:
-            blocks[-1][key.strip()] = value.strip()
-    blocks = [block for block in blocks if block]
+    blocks = [state for state in (parse_unit_state(block) for block in text.split("\n\n")) if state]
     if len(blocks) != count:
         raise UnitsError(f"systemctl show gave {len(blocks)} unit(s) for {count} asked: {text.strip()[:500]!r}")
     return [UnitState(load=block.get("LoadState", ""), active=block.get("ActiveState", ""),
@@ -70,11 +71,7 @@ def parse_show(text: str, count: int) -> list[UnitState]:
 
 
 def unique(names: Iterable[str]) -> list[str]:
-    seen: list[str] = []
-    for name in names:
-        if name not in seen:
-            seen.append(name)
-    return seen
+    return list(dict.fromkeys(names))
 
 
 class UnitsBackend:
