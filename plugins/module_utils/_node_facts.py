@@ -54,6 +54,16 @@ def module_listed(listing: str, filenames: tuple) -> bool:
     return False
 
 
+def fstab_swap_entries(fstab: str) -> list[str]:
+    """The /etc/fstab lines that mount swap at boot (type 'swap', not commented out)."""
+    entries = []
+    for line in fstab.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and not fields[0].startswith("#") and fields[2] == "swap":
+            entries.append(line.strip())
+    return entries
+
+
 def _read(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
@@ -103,10 +113,13 @@ class NodeFactsBackend:
         static = (_read(self._path("/etc/hostname")) or "").strip()
         return {"transient": transient, "static": static}
 
+    def fstab_swap(self) -> list[str]:
+        return fstab_swap_entries(_read(self._path("/etc/fstab")) or "")
+
     def facts(self) -> dict:
         release = self.kernel_release()
         return {"cgroup_version": self.cgroup_version(), "ip_vs": self.ip_vs(release), "kernel_release": release,
-                "hostname": self.hostname()}
+                "hostname": self.hostname(), "fstab_swap": self.fstab_swap()}
 
     def run(self) -> dict:
         return {"changed": False, "ansible_facts": {"kubeforge_node": self.facts()}}

@@ -24,6 +24,8 @@ description:
     compressed or not) or V(missing).
   - C(hostname) is the kernel's hostname and the one set for boot (C(/etc/hostname)); the prepare role
     sets the hostname only where one of them differs from the inventory name.
+  - C(fstab_swap) lists the C(/etc/fstab) lines that mount swap at boot; the prepare role comments them
+    out only where there are some.
   - The preflight play (C(playbooks/preflight.yml)) runs it on every host of C(k8s_cluster);
     M(kubeforge.cluster.cluster_preflight) reads the facts from the host variables.
 author:
@@ -89,6 +91,12 @@ ansible_facts:
           returned: always
           type: dict
           sample: {transient: kf-cp1, static: kf-cp1}
+        fstab_swap:
+          description: The C(/etc/fstab) lines that mount swap at boot (type C(swap), not commented out); empty when none.
+          returned: always
+          type: list
+          elements: str
+          sample: ["/swapfile none swap sw 0 0"]
 """
 
 from ansible.module_utils.basic import AnsibleModule

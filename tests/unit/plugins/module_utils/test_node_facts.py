@@ -107,7 +107,7 @@ def test_run_returns_the_facts_and_changes_nothing(tmp_path):
     result = _node_facts.NodeFactsBackend(root).run()
     assert result == {"changed": False,
                       "ansible_facts": {"kubeforge_node": {"cgroup_version": 1, "ip_vs": "loadable", "kernel_release": RELEASE,
-                                                           "hostname": {"transient": "", "static": ""}}}}
+                                                           "hostname": {"transient": "", "static": ""}, "fstab_swap": []}}}
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
@@ -124,3 +124,18 @@ def test_the_states_are_the_ones_preflight_knows():
 def test_hostnames_of_the_kernel_and_of_boot(tmp_path):
     root = tree(tmp_path, {"proc/self/mounts": MOUNTS_V2, "proc/sys/kernel/hostname": "kf-cp1\n", "etc/hostname": "localhost\n"})
     assert facts(root)["hostname"] == {"transient": "kf-cp1", "static": "localhost"}
+
+
+def test_fstab_swap_lists_only_the_swap_mounts_left_on(tmp_path):
+    fstab = ("# /swapfile none swap sw 0 0\n"
+             "UUID=1234 / ext4 errors=remount-ro 0 1\n"
+             "/swapfile none swap sw 0 0\n"
+             "  /dev/sdb2\tnone\tswap\tsw,pri=5\t0\t0\n"
+             "# /dev/sdb2 none swap sw 0 0  # disabled by kubeforge: the kubelet needs swap off\n"
+             "tmpfs /swap tmpfs defaults 0 0\n")
+    root = tree(tmp_path, {"proc/self/mounts": MOUNTS_V2, "etc/fstab": fstab})
+    assert facts(root)["fstab_swap"] == ["/swapfile none swap sw 0 0", "/dev/sdb2\tnone\tswap\tsw,pri=5\t0\t0"]
+
+
+def test_fstab_swap_is_empty_without_an_fstab(tmp_path):
+    assert facts(tree(tmp_path, {"proc/self/mounts": MOUNTS_V2}))["fstab_swap"] == []
