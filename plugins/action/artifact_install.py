@@ -7,7 +7,8 @@
 
 1. Resolve each artifact's source and reference checksum (plugins/module_utils/_artifacts.py):
    the lock's once it holds the version, else the published one or the .sha256 beside the file.
-2. Run the module on the host: it verifies what is installed and installs what differs.
+2. Run the module on the host: it verifies what is installed and installs what differs (with
+   verify_recorded, it also checks the artifacts earlier installs recorded there against the lock).
 3. When the host lacks an offline file, the module installs nothing: the file is checked here
    (a wrong one is not sent), copied to the host's temporary directory, and the batch runs again.
 4. Record every verified checksum in the lock (first use of a version, or an update), under a
@@ -62,6 +63,10 @@ class ActionModule(ActionBase):
                                     result={"errors": problems})
 
         host_entries = [dict(entry, **self._host_fields(source)) for entry, source in zip(entries, sources)]
+        # The recorded artifacts are checked against the lock as it is; a lock update checks each install itself.
+        args["verify_recorded"] = boolean(args.get("verify_recorded") or False, strict=False) and not update
+        if args["verify_recorded"]:
+            args["lock"] = lock
         try:
             outcome = self._run_module(dict(args, artifacts=host_entries), task_vars)
             pending = [index for index, item in enumerate(outcome.get("artifacts") or []) if item.get("needs_source")]

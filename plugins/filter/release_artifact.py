@@ -97,6 +97,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts
+from ansible_collections.kubeforge.cluster.plugins.module_utils._artifact_install import artifact_key
 
 
 def release_artifact(name, version, arch="amd64", artifacts_dir="", mirror="", checksum_source="published", lock_file="", lock_update=False):
@@ -110,6 +111,16 @@ def release_artifact(name, version, arch="amd64", artifacts_dir="", mirror="", c
             "origin": source.origin, "locked": source.locked, "files": dict(source.files)}
 
 
+def artifacts_verified(artifacts, verified, bin_dir, arch="amd64") -> bool:
+    """Whether every artifact of a role's list is among the keys verify_recorded returned (documented in artifacts_verified.yml)."""
+    if isinstance(artifacts, (str, dict)) or not hasattr(artifacts, "__iter__"):
+        raise AnsibleFilterError(f"artifacts_verified: expected a list of artifacts, got {artifacts!r}")
+    keys = set(verified or [])
+    return all(artifact_key(entry["name"], entry["version"], arch, entry.get("bin_dir") or bin_dir,
+                            entry.get("binaries") or [entry["name"]], entry.get("daemons") or []) in keys
+               for entry in artifacts)
+
+
 class FilterModule:
     def filters(self):
-        return {"release_artifact": release_artifact}
+        return {"release_artifact": release_artifact, "artifacts_verified": artifacts_verified}

@@ -18,12 +18,19 @@ artifact of the batch is verified before the first one is installed.
 
 The result names the binaries whose content changed, plus the daemons still running a replaced
 copy (an earlier run that was stopped before its restart): the roles restart their services from it.
+
+Each install also records the artifact in ``<install_dir>/installed.json`` (its links, their
+locked sha256 and its daemons). With ``verify_recorded``, the module checks every recorded artifact
+against the lock as well and returns the keys (``artifact_key``) of those that are installed as
+locked: the first install of a run on a host checks there the later phases' binaries, and a phase
+whose every artifact is among them does not call the module again in that run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -39,6 +46,7 @@ _PLAIN = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._+-]+$")  # a name or version used a
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 _CHUNK = 1 << 20
 _DELETED = " (deleted)"
+RECORD = "installed.json"  # in install_dir: what each install left, for verify_recorded
 
 
 class InstallError(KubeforgeError):
@@ -152,6 +160,63 @@ def runs_replaced_copy(executables, binary: str, current: str, link: str, instal
     return False
 
 
+def artifact_key(name: str, version: str, arch: str, bin_dir: str, links, daemons) -> str:
+    """One artifact as a role asks for it: what verify_recorded returns and the artifacts_verified filter compares."""
+    return json.dumps([name, str(version), arch, bin_dir, sorted(links), sorted(daemons)], separators=(",", ":"))
+
+
+def read_record(install_dir: str) -> dict:
+    """The artifacts earlier installs recorded, by name; {} when there is no readable record."""
+    try:
+        with open(os.path.join(install_dir, RECORD), encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def write_record(install_dir: str, record: dict) -> None:
+    """Replace the record (a temporary file renamed over it) when its content changes."""
+    if read_record(install_dir) == record:
+        return
+    path = os.path.join(_makedirs(install_dir), RECORD)
+    temp = f"{path}.kubeforge-new"
+    with open(temp, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def locked_digests(lock: Mapping, name: str, version: str, arch: str, archive: bool, links) -> dict:
+    """{binary: sha256} the lock holds for an artifact's links; {} when it holds none for some."""
+    entry = (((lock.get(name) or {}).get(str(version)) or {}).get(f"linux/{arch}")) or {}
+    digests = dict(entry.get("files") or {}) if archive else ({name: entry["sha256"]} if entry.get("sha256") else {})
+    return {binary: digests[binary] for binary in links} if all(binary in digests for binary in links) else {}
+
+
+def recorded_as_locked(record: dict, lock: Mapping, executables, install_dir: str) -> list[str]:
+    """The keys of the recorded artifacts installed exactly as the lock says: every link points at its
+    version's file, each file has the locked sha256, and no daemon runs a replaced copy."""
+    keys = []
+    for name, entry in sorted(record.items()):
+        try:
+            links, version, arch = dict(entry["links"]), str(entry["version"]), str(entry["arch"])
+            locked = locked_digests(lock, name, version, arch, bool(entry["archive"]), links)
+            version_dir = os.path.join(install_dir, name, f"v{version}")
+            if not locked or any(not _points_to(link, os.path.join(version_dir, binary))
+                                 or digest_or_none(os.path.join(version_dir, binary)) != locked[binary]
+                                 for binary, link in links.items()):
+                continue
+            if any(runs_replaced_copy(executables, binary, os.path.join(version_dir, binary), links[binary], os.path.dirname(version_dir))
+                   for binary in entry["daemons"]):
+                continue
+            keys.append(entry["key"])
+        except (KeyError, TypeError, ValueError):
+            continue  # a record this version of the module did not write: verified by the phase itself
+    return keys
+
+
 @dataclasses.dataclass(frozen=True)
 class Artifact:
     name: str
@@ -184,6 +249,10 @@ class Artifact:
     def links(self) -> tuple:
         """The binaries linked into bin_dir: those named in an archive, or the single file itself."""
         return self.binaries if self.archive else (self.name,)
+
+    @property
+    def key(self) -> str:
+        return artifact_key(self.name, self.version, self.arch, self.bin_dir, self.links, self.daemons)
 
 
 def artifacts_from_params(params: Mapping) -> list[Artifact]:
@@ -274,13 +343,28 @@ class ArtifactInstaller:
         finally:
             for path in self._temporaries:
                 _remove(path)
+        install_dir = self.params["install_dir"]
+        record = read_record(install_dir)
+        if not waiting and not self.check_mode:
+            for plan in plans:
+                record[plan.artifact.name] = self._record_entry(plan)
+            write_record(install_dir, record)
         changed_binaries = sorted({binary for result in results for binary in result["changed_binaries"]})
-        return {
+        outcome = {
             "changed": any(result["changed"] for result in results),
             "artifacts": results,
             "changed_binaries": changed_binaries,
             "needs_source": [result["name"] for result in results if result["needs_source"]],
         }
+        if self.params.get("verify_recorded") and not waiting:
+            outcome["verified"] = recorded_as_locked(record, self.params.get("lock") or {}, executables, install_dir)
+        return outcome
+
+    @staticmethod
+    def _record_entry(plan: _Plan) -> dict:
+        artifact = plan.artifact
+        return {"key": artifact.key, "version": artifact.version, "arch": artifact.arch, "archive": artifact.archive,
+                "links": {binary: os.path.join(artifact.bin_dir, binary) for binary in artifact.links}, "daemons": list(artifact.daemons)}
 
     # -- verify: nothing installed yet ---------------------------------------------------------
 

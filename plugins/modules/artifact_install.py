@@ -147,6 +147,18 @@ options:
     description: Verify the download site's TLS certificate.
     type: bool
     default: true
+  verify_recorded:
+    description:
+      - Also check every artifact an earlier install recorded on the host (C(<install_dir>/installed.json)) against the lock,
+        and return in RV(verified) those installed exactly as locked. The artifacts role asks for it on a host's first install
+        of a run; a later phase whose every artifact is verified there does not call the module again in that run.
+      - Ignored with O(lock_update) (every install then checks its own artifacts).
+    type: bool
+    default: false
+  lock:
+    description: Filled by the action plugin with O(verify_recorded) - the lock's entries, to check the recorded artifacts against.
+    type: dict
+    default: {}
 attributes:
   action:
     support: full
@@ -239,6 +251,14 @@ needs_source:
   type: list
   elements: str
   sample: []
+verified:
+  description:
+    - With O(verify_recorded), the recorded artifacts installed exactly as locked, each as the key the
+      C(kubeforge.cluster.artifacts_verified) filter compares (name, version, platform, link directory, links, daemons).
+  returned: when O(verify_recorded) is true
+  type: list
+  elements: str
+  sample: ['["kubelet","1.36.4","amd64","/usr/local/bin",["kubelet"],["kubelet"]]']
 lock_changes:
   description: What was (or in check mode would be) recorded in the lock file - first use of a version, or an update.
   returned: always
@@ -292,6 +312,8 @@ def argument_spec() -> dict:
         "cache_dir": {"type": "path", "default": "/var/cache/kubeforge"},
         "timeout": {"type": "int", "default": 60},
         "validate_certs": {"type": "bool", "default": True},
+        "verify_recorded": {"type": "bool", "default": False},
+        "lock": {"type": "dict", "default": {}},
     }
 
 

@@ -13,6 +13,8 @@ import pytest
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 
+# Ansible's plugin and collection loaders (the artifacts role's condition calls the collection's filter).
+pytestmark = pytest.mark.usefixtures("ansible_plugin_loader")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLES = os.path.join(REPO, "roles")
 # Each role that installs binaries, and the services they run (the daemons it must name).
@@ -53,9 +55,29 @@ def test_each_service_binary_is_a_daemon_and_notifies_a_handler_of_its_role(role
 
 
 def test_the_artifacts_role_registers_the_result_and_notifies_the_topics():
-    (task,) = load("artifacts", "tasks", "main.yml")
+    task, keep = load("artifacts", "tasks", "main.yml")
     assert task["register"] == "artifacts_installed" and task["notify"] == "{{ artifacts_notify }}"
     assert "kubeforge.cluster.artifact_install" in task
+    # The host's first install of a run verifies what earlier installs recorded; the later phases read it.
+    assert task["kubeforge.cluster.artifact_install"]["verify_recorded"] == "{{ artifacts_verified_in_run is not defined }}"
+    assert keep["ansible.builtin.set_fact"] == {"artifacts_verified_in_run": "{{ artifacts_installed.verified }}"}
+
+
+def test_a_phase_skips_its_install_only_when_the_first_install_verified_all_of_it():
+    task, _keep = load("artifacts", "tasks", "main.yml")
+    kubelet = [{"name": "kubelet", "version": "1.36.4", "daemons": ["kubelet"]}]
+    variables = {"artifacts_list": kubelet, "artifacts_bin_dir": "/usr/local/bin", "kubeforge_arch": "amd64"}
+    templar = Templar(loader=DataLoader(), variables=variables)
+
+    def runs(**more) -> bool:
+        templar.available_variables = {**variables, **more}
+        return templar.evaluate_conditional(task["when"])
+
+    assert runs()  # the host's first install of the run
+    assert runs(artifacts_verified_in_run=[])
+    verified = '["kubelet","1.36.4","amd64","/usr/local/bin",["kubelet"],["kubelet"]]'
+    assert not runs(artifacts_verified_in_run=[verified])
+    assert runs(artifacts_verified_in_run=[verified.replace("1.36.4", "1.37.2")])
 
 
 def restart_list(**hostvars) -> list:

@@ -11,8 +11,9 @@ import os
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kubeforge.cluster.plugins.filter.release_artifact import FilterModule, release_artifact
+from ansible_collections.kubeforge.cluster.plugins.filter.release_artifact import FilterModule, artifacts_verified, release_artifact
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts
+from ansible_collections.kubeforge.cluster.plugins.module_utils._artifact_install import artifact_key
 
 ETCD = "https://github.com/etcd-io/etcd/releases/download/v3.5.33/etcd-v3.5.33-linux-amd64.tar.gz"
 APISERVER = "https://dl.k8s.io/release/v1.36.4/bin/linux/amd64/kube-apiserver"
@@ -66,3 +67,18 @@ def test_offline_file_with_sidecar_then_the_lock(tmp_path):
 def test_errors(name, kwargs, message):
     with pytest.raises(AnsibleFilterError, match=message):
         release_artifact(name, "1.36.4", **kwargs)
+
+
+def test_artifacts_verified_compares_the_role_list_with_the_module_keys():
+    cni = {"name": "cni_plugins", "version": "1.10.0", "binaries": ["bridge", "loopback"], "bin_dir": "/opt/cni/bin"}
+    kubelet = {"name": "kubelet", "version": "1.36.4", "daemons": ["kubelet"]}
+    keys = [artifact_key("cni_plugins", "1.10.0", "amd64", "/opt/cni/bin", ["loopback", "bridge"], []),
+            artifact_key("kubelet", "1.36.4", "amd64", "/usr/local/bin", ["kubelet"], ["kubelet"])]
+    assert artifacts_verified([cni, kubelet], keys, "/usr/local/bin", "amd64")
+    assert not artifacts_verified([dict(kubelet, version="1.37.2")], keys, "/usr/local/bin", "amd64")  # an upgrade
+    assert not artifacts_verified([kubelet], keys, "/opt/bin", "amd64")  # another link directory
+    assert not artifacts_verified([dict(cni, binaries=["bridge", "loopback", "portmap"])], keys, "/usr/local/bin")  # a new binary
+    assert not artifacts_verified([kubelet], keys, "/usr/local/bin", "arm64")
+    assert not artifacts_verified([kubelet], [], "/usr/local/bin")
+    with pytest.raises(AnsibleFilterError, match="expected a list of artifacts"):
+        artifacts_verified(kubelet, keys, "/usr/local/bin")

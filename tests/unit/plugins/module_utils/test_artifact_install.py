@@ -61,8 +61,9 @@ class Host:
             raise ai.InstallError(f"cannot download {url}: HTTP Error 404: Not Found")
         return io.BytesIO(self.urls[url])
 
-    def run(self, *artifacts, check_mode=False) -> dict:
-        params = {"install_dir": self.path("opt"), "bin_dir": self.path("bin"), "cache_dir": self.path("cache"), "artifacts": list(artifacts)}
+    def run(self, *artifacts, check_mode=False, **extra) -> dict:
+        params = {"install_dir": self.path("opt"), "bin_dir": self.path("bin"), "cache_dir": self.path("cache"), "artifacts": list(artifacts),
+                  **extra}
         return ai.ArtifactInstaller(params, self.fetch, check_mode=check_mode, proc=self.proc).run()
 
     def process(self, pid: int, exe: str) -> None:
@@ -107,10 +108,10 @@ def test_first_install_unpacks_links_and_reports_every_binary(host):
     assert os.stat(host.path("opt", "etcd", "v3.5.33", "etcd")).st_mode & 0o777 == 0o755
     assert os.stat(host.path("opt", "etcd", "v3.5.33", "README.md")).st_mode & 0o777 == 0o644
     assert os.stat(host.path("opt", "kube-apiserver", "v1.36.4", "kube-apiserver")).st_mode & 0o777 == 0o755
-    # The archive stays in the cache; no temporary file is left anywhere.
+    # The archive stays in the cache; no temporary file is left anywhere; the install is recorded.
     assert host.files() == ["bin/etcd", "bin/etcdctl", "bin/etcdutl", "bin/kube-apiserver", "cache/etcd-v3.5.33-linux-amd64.tar.gz",
                             "opt/etcd/v3.5.33/README.md", "opt/etcd/v3.5.33/etcd", "opt/etcd/v3.5.33/etcdctl", "opt/etcd/v3.5.33/etcdutl",
-                            "opt/kube-apiserver/v1.36.4/kube-apiserver"]
+                            "opt/installed.json", "opt/kube-apiserver/v1.36.4/kube-apiserver"]
 
 
 def test_a_locked_install_verifies_the_binaries_without_fetching_anything(host):
@@ -217,6 +218,61 @@ def test_an_offline_file_the_host_lacks_is_asked_for_then_installed_from_src(hos
     second = host.run(etcd(), apiserver(sha256=sha(APISERVER), checksum_url="", src=str(copied), **offline))
     assert second["needs_source"] == [] and second["changed_binaries"] == ["etcd", "etcdctl", "etcdutl", "kube-apiserver"]
     assert host.run(apiserver(sha256=sha(APISERVER), checksum_url="", **offline))["needs_source"] == []  # installed: not asked again
+
+
+def lock_of(result: dict) -> dict:
+    """The lock the action plugin would hold after ``result`` (first use recorded)."""
+    return {item["name"]: {item["version"]: {item["platform"]: {"sha256": item["sha256"], **({"files": item["files"]} if "files" in item else {})}}}
+            for item in result["artifacts"]}
+
+
+def key(entry: dict, host: Host) -> str:
+    links = entry.get("binaries") or [entry["name"]]
+    return ai.artifact_key(entry["name"], entry["version"], entry["arch"], host.path("bin"), links, entry["daemons"])
+
+
+def test_verify_recorded_returns_the_recorded_artifacts_installed_as_locked(host):
+    lock = lock_of(host.run(etcd(), apiserver()))
+    # A later install of another batch (kube-apiserver alone) checks etcd too.
+    result = host.run(apiserver(sha256=sha(APISERVER), checksum_url=""), verify_recorded=True, lock=lock)
+    assert not result["changed"] and result["verified"] == [key(etcd(), host), key(apiserver(), host)]
+    assert "verified" not in host.run(apiserver(sha256=sha(APISERVER), checksum_url=""))  # only when asked
+
+
+@pytest.mark.parametrize("spoil", ["tampered", "relinked", "unlocked", "lock differs", "stale daemon"])
+def test_verify_recorded_leaves_out_an_artifact_not_installed_as_locked(host, spoil):
+    lock = lock_of(host.run(etcd(), apiserver()))
+    etcd_bin = host.path("opt", "etcd", "v3.5.33", "etcd")
+    if spoil == "tampered":
+        with open(etcd_bin, "ab") as handle:
+            handle.write(b"!")
+    elif spoil == "relinked":
+        os.unlink(host.path("bin", "etcdctl"))
+        os.symlink(host.path("opt", "etcd", "v3.5.32", "etcdctl"), host.path("bin", "etcdctl"))
+    elif spoil == "unlocked":
+        del lock["etcd"]
+    elif spoil == "lock differs":
+        lock["etcd"]["3.5.33"]["linux/amd64"]["files"]["etcdutl"] = sha(b"another etcdutl")
+    else:
+        host.process(100, etcd_bin + " (deleted)")
+    result = host.run(apiserver(sha256=sha(APISERVER), checksum_url=""), verify_recorded=True, lock=lock)
+    assert result["verified"] == [key(apiserver(), host)]
+
+
+def test_the_record_follows_an_upgrade_and_check_mode_writes_none(host):
+    host.run(etcd(), check_mode=True)
+    assert not os.path.exists(host.path("opt", ai.RECORD))
+    host.run(apiserver())
+    newer = b"kube-apiserver 1.37.2"
+    url = APISERVER_URL.replace("1.36.4", "1.37.2")
+    host.urls[url] = newer
+    host.run(apiserver(version="1.37.2", url=url, sha256=sha(newer), checksum_url=""))
+    record = ai.read_record(host.path("opt"))
+    assert list(record) == ["kube-apiserver"] and record["kube-apiserver"]["version"] == "1.37.2"
+    # An unreadable record is no record: every phase then checks its own artifacts.
+    with open(host.path("opt", ai.RECORD), "w", encoding="utf-8") as handle:
+        handle.write("{not json")
+    assert ai.read_record(host.path("opt")) == {}
 
 
 def test_a_regular_file_in_the_way_of_a_link_is_replaced(host):
