@@ -12,7 +12,8 @@ module: etcd_member
 short_description: List, add (as a learner), promote and remove etcd cluster members without losing quorum
 version_added: 0.1.0
 description:
-  - Without O(state), returns the members, the leader and the store revision; changes nothing.
+  - Without O(state), returns the members, the leader and the store revision; changes nothing, except that the learners
+    named in O(promote_learners) are promoted.
   - With O(state=present), adds a member with O(peer_urls) when none has them (or O(name)); by default as a learner, which
     does not vote and so cannot cost quorum. With O(promote=true), promotes the learner to a voting member, retrying with
     backoff for up to O(promote_timeout) seconds while etcd answers that the learner is not in sync with the leader yet.
@@ -25,6 +26,8 @@ description:
   - etcd itself refuses a membership change while a member's peer connection is younger than 5 seconds ("unhealthy
     cluster"); the module retries for 10 seconds before failing.
   - The member list is read linearizably. An added member has no name until it starts; it is found by its peer URLs.
+  - A learner answers no membership call. When the endpoint that answers first is one, the first voting member among
+    O(endpoints) answers instead.
 author:
   - kubeforge developers (@kubeforge)
 extends_documentation_fragment:
@@ -78,6 +81,14 @@ options:
       - Seconds to keep retrying the promotion (backoff from 0.5 s to 5 s) while the learner is not in sync.
     type: float
     default: 60.0
+  promote_learners:
+    description:
+      - Without O(state), the names of the members to promote if they are learners (started members that a run which
+        stopped before their promotion left learners); the other members are left as they are. Each promotion retries
+        as O(promote) does.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -110,6 +121,14 @@ EXAMPLES = r"""
     peer_urls: ["https://10.0.0.12:2380"]
     promote: true
     promote_timeout: 120
+
+- name: Promote etcd-1, etcd-2 or etcd-3 where a run that stopped half way left it a learner
+  kubeforge.cluster.etcd_member:
+    endpoints: ["https://10.0.0.11:2379", "https://10.0.0.12:2379", "https://10.0.0.13:2379"]
+    ca_cert: /etc/kubernetes/pki/etcd/ca.crt
+    client_cert: /etc/kubernetes/pki/etcd/healthcheck-client.crt
+    client_key: /etc/kubernetes/pki/etcd/healthcheck-client.key
+    promote_learners: [etcd-1, etcd-2, etcd-3]
 
 - name: Remove the member that lost its disk
   kubeforge.cluster.etcd_member:
@@ -197,6 +216,7 @@ def argument_spec() -> dict:
         learner={"type": "bool", "default": True},
         promote={"type": "bool", "default": False},
         promote_timeout={"type": "float", "default": 60.0},
+        promote_learners={"type": "list", "elements": "str", "default": []},
     )
     return spec
 
@@ -205,11 +225,14 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=argument_spec(),
         required_if=[("state", "absent", ("name", "peer_urls", "id"), True), ("state", "present", ("name", "peer_urls"), True)],
+        mutually_exclusive=[("state", "promote_learners")],
         supports_check_mode=True,
     )
     p = module.params
     target = p["name"] or ",".join(p["peer_urls"] or []) or p["id"]
     operation = f"etcd_member {p['state']} {target} in {','.join(p['endpoints'])}" if p["state"] and not module.check_mode else ""
+    if p["promote_learners"] and not module.check_mode:
+        operation = f"etcd_member promote the learners among {','.join(p['promote_learners'])} in {','.join(p['endpoints'])}"
     run_module(module, lambda client: EtcdMemberBackend(client, p).run(check_mode=module.check_mode), p, operation=operation)
 
 

@@ -94,3 +94,24 @@ def test_membership_calls_on_a_learner_endpoint_fail_clearly(clusters, connect):
     learner_client = connect(cluster, endpoints=[new.client_url])
     with pytest.raises(EtcdError, match="not supported for learner"):
         run(learner_client, state="present", name="m2", peer_urls=["https://127.0.0.1:1"])
+
+
+def test_promote_learners_answered_by_a_voter_when_a_learner_is_listed_first(clusters, connect):
+    cluster = clusters(size=1)
+    voter = cluster.members[0]
+    client = connect(cluster)
+    new = cluster.new_member("m1")
+    run(client, state="present", name="m1", peer_urls=[new.peer_url])
+    cluster.members.append(new)
+    cluster.start_member(new, initial_cluster=cluster.initial_cluster(), state="existing")
+    deadline = time.monotonic() + 30
+    while ("m1", True) not in names(run(client)) and time.monotonic() < deadline:  # its name, once it published it
+        time.sleep(0.2)
+    # The role lists every member; here the learner comes first, as a run that stopped may leave it.
+    endpoints = [new.client_url, voter.client_url]
+    both = connect(cluster, endpoints=endpoints)
+    checked = run(both, check_mode=True, endpoints=endpoints, promote_learners=["m0", "m1"])
+    assert checked["changed"] and ("m1", True) in names(run(client))
+    promoted = run(both, endpoints=endpoints, promote_learners=["m0", "m1"], promote_timeout=30)
+    assert promoted["changed"] and names(promoted) == [("m0", False), ("m1", False)]
+    assert not run(connect(cluster, endpoints=endpoints), endpoints=endpoints, promote_learners=["m0", "m1"])["changed"]

@@ -25,6 +25,8 @@ UNHEALTHY = "unhealthy cluster"
 # A leader election while a change was proposed: the new leader may or may not have applied it.
 LEADER_CHANGED = "leader changed"
 NO_LEADER = "no leader"
+# A learner serves only Status and serializable reads (a run that stopped before promoting one).
+LEARNER_ENDPOINT = "not supported for learner"
 # etcd counts a member as healthy once its peer connection is 5 s old (HealthInterval); wait a bit longer.
 RECONFIG_RETRY_SECONDS = 10.0
 
@@ -187,10 +189,39 @@ class EtcdMemberBackend:
         leader = next((m for m in members if m.id == status["leader"]), None)
         return (leader.as_dict() if leader else None), revision or status["revision"]
 
+    def _list_from_a_voter(self) -> tuple:
+        """The member list; when the endpoint that answered is a learner, from the first voting member among the
+        endpoints, which then answers every later call of this run."""
+        try:
+            return self.client.member_list_with_revision()
+        except EtcdError as exc:
+            if not exc.has(LEARNER_ENDPOINT):
+                raise
+            refused = exc
+        for endpoint in self.params.get("endpoints") or []:
+            other = self.client.for_endpoints([endpoint], connect_retry=0)
+            try:
+                if not other.status()["is_learner"]:
+                    listed = other.member_list_with_revision()
+                    self._voter, self.client = other, other
+                    return listed
+            except EtcdError:
+                pass
+            other.close()
+        raise refused
+
     def run(self, check_mode: bool = False) -> dict:
+        self._voter = None
+        try:
+            return self._run(check_mode)
+        finally:
+            if self._voter is not None:
+                self._voter.close()
+
+    def _run(self, check_mode: bool) -> dict:
         p = self.params
-        state = p.get("state")  # None: only read
-        members, cluster_id, revision = self.client.member_list_with_revision()
+        state = p.get("state")  # None: only read (and with promote_learners, promote those learners)
+        members, cluster_id, revision = self._list_from_a_voter()
         before = describe(members)
         peer_urls = list(p.get("peer_urls") or [])
         name = p.get("name")
@@ -227,11 +258,18 @@ class EtcdMemberBackend:
             changed = True
             if not check_mode:
                 self._remove(target, label)
+        promoted = [m for m in members if state is None and m.is_learner and m.name and m.name in (p.get("promote_learners") or [])]
+        for learner in promoted:
+            changed = True
+            if not check_mode:
+                self._promote(learner, repr(learner.name))
         if not changed:
             after = before
         elif not check_mode:
             members, cluster_id, revision = self._read_after_change()
             after = describe(members)
+        elif promoted:
+            after = describe([Member(m.id, m.name, m.peer_urls, m.client_urls, is_learner=False) if m in promoted else m for m in members])
         else:  # what the change would give
             others = [m for m in members if target is None or m.id != target.id]
             after = describe(others + ([target] if state == "present" else []))

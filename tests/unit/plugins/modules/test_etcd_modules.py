@@ -135,6 +135,7 @@ def closed_port():
     ("etcd_member", {"state": "absent"}, "state is absent but any of the following are missing: name, peer_urls, id"),
     ("etcd_member", {"state": "present"}, "state is present but any of the following are missing: name, peer_urls"),
     ("etcd_member", {"state": "joined"}, "value of state must be one of"),
+    ("etcd_member", {"state": "present", "name": "m1", "promote_learners": ["m1"]}, "mutually exclusive: state|promote_learners"),
     ("etcd_mirror", {"prefix": "/a/"}, "missing required arguments: destination"),
     ("etcd_mirror", {"destination": {"endpoints": ["https://b:2379"]}, "dest_prefix": "/x/", "strip_prefix": True}, "mutually exclusive"),
     ("etcd_snapshot", {"path": "/tmp/s.db", "endpoints": None}, "state is saved but all of the following are missing: endpoints"),
@@ -210,6 +211,7 @@ RESTORE = {"state": "restored", "path": "/tmp/kubeforge-never-read.db", "data_di
     ("etcd_mirror", {"destination": {"endpoints": ["https://127.0.0.1:1"]}}),
     ("etcd_member", {"state": "present", "name": "m1", "peer_urls": ["https://127.0.0.1:2380"]}),
     ("etcd_member", {"state": "absent", "name": "m1"}),
+    ("etcd_member", {"promote_learners": ["m1"]}),
     ("etcd_snapshot", RESTORE),
 ])
 def test_a_change_refuses_while_a_left_over_run_holds_the_host_lock(name, extra, lock_dir, closed_port):

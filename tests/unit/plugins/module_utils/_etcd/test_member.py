@@ -317,3 +317,63 @@ def test_the_member_list_after_a_removal_waits_out_the_election_it_started():
     clock = Clock()
     result = backend(cluster, {"state": "absent", "name": "m2"}, clock=clock).run()
     assert result["changed"] and [m["name"] for m in result["members"]] == ["m0", "m1"] and clock.sleeps == [0.5]
+
+
+def test_promote_learners_promotes_only_the_learners_named():
+    left = Member(5, "m1", ["https://b:2380"], ["https://b:2379"], True)
+    added = Member(6, "m2", ["https://c:2380"], ["https://c:2379"], True)  # not named: a host still joining
+    cluster = FakeCluster([M0, left, added], in_sync_after=1)
+    clock = Clock()
+    params = {"promote_learners": ["m0", "m1"], "promote_timeout": 60}
+    checked = backend(cluster, params, running={1, 5, 6}, clock=clock).run(check_mode=True)
+    assert checked["changed"] and cluster.calls == [] and ("m1", False) in [(m["name"], m["is_learner"]) for m in checked["members"]]
+    result = backend(cluster, params, running={1, 5, 6}, clock=clock).run()
+    assert result["changed"] and cluster.calls == [("promote", 5), ("promote", 5)] and clock.sleeps == [0.5]
+    assert [(m["name"], m["is_learner"]) for m in result["members"]] == [("m0", False), ("m1", False), ("m2", True)]
+    again = backend(cluster, params, running={1, 5, 6}).run()
+    assert not again["changed"] and len(cluster.calls) == 2
+
+
+class LearnerEndpoint(FakeCluster):
+    """The endpoint answering first is a learner: membership calls are refused there; for_endpoints reaches the others."""
+
+    def __init__(self, members, learner_urls):
+        super().__init__(members)
+        self.learner_urls = set(learner_urls)
+        self.opened, self.closed = [], []
+
+    def member_list_with_revision(self, linearizable=True):
+        raise EtcdError("etcdserver: rpc not supported for learner", code=9)
+
+    def for_endpoints(self, endpoints, connect_retry=None):
+        (endpoint,) = endpoints
+        self.opened.append(endpoint)
+        outer = self
+
+        class One(FakeCluster):
+            def status(self):
+                return {"leader": 1, "revision": 5, "is_learner": endpoint in outer.learner_urls}
+
+            def close(self):
+                outer.closed.append(endpoint)
+
+        one = One([])
+        one.members = outer.members  # the same cluster, seen from another member
+        one.calls = outer.calls
+        return one
+
+
+def test_a_learner_endpoint_hands_over_to_the_first_voting_member():
+    learner = Member(5, "m1", ["https://b:2380"], ["https://b:2379"], True)
+    cluster = LearnerEndpoint([M0, learner], learner_urls=["https://b:2379"])
+    params = {"endpoints": ["https://b:2379", "https://a:2379"], "promote_learners": ["m1"]}
+    result = backend(cluster, params, running={1, 5}).run()
+    assert result["changed"] and cluster.calls == [("promote", 5)]
+    assert cluster.opened == ["https://b:2379", "https://a:2379"] and cluster.closed == ["https://b:2379", "https://a:2379"]
+
+
+def test_only_learner_endpoints_keep_etcds_refusal():
+    learner = Member(5, "m1", ["https://b:2380"], ["https://b:2379"], True)
+    cluster = LearnerEndpoint([M0, learner], learner_urls=["https://b:2379"])
+    with pytest.raises(EtcdError, match="not supported for learner"):
+        backend(cluster, {"endpoints": ["https://b:2379"]}).run()
