@@ -9,6 +9,8 @@ is healthy again, so the verify step after it checks the cluster as converged:
   gets the new upstream list by a reload, and the old list back the same way;
 - a kube-scheduler flag changed: only kube-scheduler restarts, one host at a time; then the
   scenario's settings are converged again (the control_plane phase);
+- kubectl changed by hand on one host (the etcd and control_plane phases): the run's one check of the
+  host's binaries finds it, the control_plane phase installs it again, and no service restarts;
 - a containerd setting changed (the container_runtime phase with an extra var): containerd restarts
   on every node, one node at a time, and a running pod keeps its container; then the scenario's
   settings are converged again;
@@ -185,6 +187,24 @@ def test_changing_a_scheduler_flag_restarts_only_the_scheduler_one_host_at_a_tim
     for name in CONTROL_PLANE:
         assert f"--v={level}" not in docker_exec(name, "cat", SCHEDULER_UNIT), name
     all_healthy()
+
+
+def test_a_binary_changed_by_hand_is_installed_again_though_a_run_checks_the_binaries_once():
+    """kubectl (no daemon) changed by hand on one control-plane host. The host's first install of the run, the etcd
+    phase's, checks every binary recorded there against the lock and finds kubectl differs, so the control_plane phase
+    does not skip its own install: kubectl gets its locked bits back, and no control-plane service restarts."""
+    host = "site-cp2"
+    recorded = json.loads(docker_exec(host, "cat", "/opt/kubeforge/installed.json"))["kubectl"]
+    target = f"/opt/kubeforge/kubectl/v{recorded['version']}/kubectl"
+    assert docker_exec(host, "readlink", recorded["links"]["kubectl"]).strip() == target
+    locked = docker_exec(host, "sha256sum", target).split()[0]
+    before = service_states()
+    docker_exec(host, "sh", "-c", f"cp {target} {target}.hand && printf 'changed by hand' >> {target}.hand && mv {target}.hand {target}")
+    output = playbook(inventory_file(), SITE, "--tags", "etcd,control_plane")
+    assert docker_exec(host, "sha256sum", target).split()[0] == locked
+    counts = recap(output)
+    assert counts[host]["changed"] >= 1 and all(counts[name]["changed"] == 0 for name in CONTROL_PLANE if name != host), counts
+    assert service_states() == before
 
 
 # --------------------------------------------------------------------------- the nodes' runtime and network
