@@ -19,10 +19,9 @@ artifact of the batch is verified before the first one is installed.
 The result names the binaries whose content changed, plus the daemons still running a replaced
 copy (an earlier run that was stopped before its restart): the roles restart their services from it.
 
-Each install also records the artifact in ``<install_dir>/installed.json`` (its links, their
-locked sha256 and its daemons). With ``verify_recorded``, the module checks every recorded artifact
-against the lock as well and returns the keys (``artifact_key``) of those that are installed as
-locked: the first install of a run on a host checks there the later phases' binaries, and a phase
+Each install also records the artifact in ``<install_dir>/installed.json`` (its links and its
+daemons). With ``verify_recorded``, the module checks every recorded artifact against the lock
+as well and returns the keys (``artifact_key``) of those that are installed as locked: the first install of a run on a host checks there the later phases' binaries, and a phase
 whose every artifact is among them does not call the module again in that run.
 """
 
@@ -175,9 +174,9 @@ def read_record(install_dir: str) -> dict:
     return record if isinstance(record, dict) else {}
 
 
-def write_record(install_dir: str, record: dict) -> None:
-    """Replace the record (a temporary file renamed over it) when its content changes."""
-    if read_record(install_dir) == record:
+def write_record(install_dir: str, record: dict, previous: dict) -> None:
+    """Replace the record (a temporary file renamed over it) when it differs from ``previous``, the one read."""
+    if record == previous:
         return
     path = os.path.join(_makedirs(install_dir), RECORD)
     temp = f"{path}.kubeforge-new"
@@ -188,9 +187,18 @@ def write_record(install_dir: str, record: dict) -> None:
     os.replace(temp, path)
 
 
+def platform(arch: str) -> str:
+    return f"linux/{arch}"
+
+
+def lock_entry(lock: Mapping, name: str, version: str, arch: str) -> dict | None:
+    """The lock's entry {sha256, files?} of one artifact, or None."""
+    return (((lock.get(name) or {}).get(str(version)) or {}).get(platform(arch)))
+
+
 def locked_digests(lock: Mapping, name: str, version: str, arch: str, archive: bool, links) -> dict:
     """{binary: sha256} the lock holds for an artifact's links; {} when it holds none for some."""
-    entry = (((lock.get(name) or {}).get(str(version)) or {}).get(f"linux/{arch}")) or {}
+    entry = lock_entry(lock, name, version, arch) or {}
     digests = dict(entry.get("files") or {}) if archive else ({name: entry["sha256"]} if entry.get("sha256") else {})
     return {binary: digests[binary] for binary in links} if all(binary in digests for binary in links) else {}
 
@@ -344,11 +352,12 @@ class ArtifactInstaller:
             for path in self._temporaries:
                 _remove(path)
         install_dir = self.params["install_dir"]
-        record = read_record(install_dir)
+        previous = read_record(install_dir)
+        record = dict(previous)
         if not waiting and not self.check_mode:
             for plan in plans:
                 record[plan.artifact.name] = self._record_entry(plan)
-            write_record(install_dir, record)
+            write_record(install_dir, record, previous)
         changed_binaries = sorted({binary for result in results for binary in result["changed_binaries"]})
         outcome = {
             "changed": any(result["changed"] for result in results),

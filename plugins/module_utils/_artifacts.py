@@ -33,7 +33,7 @@ import re
 from ansible.module_utils.common.yaml import yaml_dump, yaml_load
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _fs
-from ansible_collections.kubeforge.cluster.plugins.module_utils._artifact_install import SHA256_RE, file_sha256, parse_sidecar
+from ansible_collections.kubeforge.cluster.plugins.module_utils._artifact_install import SHA256_RE, file_sha256, lock_entry, parse_sidecar, platform
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
 from ansible_collections.kubeforge.cluster.plugins.module_utils._versions import DATA_DIR
 
@@ -88,10 +88,6 @@ def url(name: str, version: str, arch: str, mirror: str = "") -> str:
     return base + relpath(name, version, arch)
 
 
-def platform(arch: str) -> str:
-    return f"linux/{arch}"
-
-
 def label(name: str, version: str, arch: str) -> str:
     """How messages name an artifact: 'kube-apiserver 1.36.4 linux/amd64'."""
     return f"{name} {version} {platform(arch)}"
@@ -113,11 +109,6 @@ def read_sidecar(path: str) -> str | None:
 
 
 # -- the lock ------------------------------------------------------------------------------------
-
-def lock_entry(lock: dict, name: str, version: str, arch: str) -> dict | None:
-    """The lock's entry {sha256, files?} of one artifact, or None."""
-    return (((lock.get(name) or {}).get(str(version)) or {}).get(platform(arch)))
-
 
 def parse_lock(data: object, path: str = "the lock") -> dict:
     """The artifacts of a lock file's YAML (``{name: {version: {platform: {sha256, files}}}}``),
