@@ -21,8 +21,9 @@ copy (an earlier run that was stopped before its restart): the roles restart the
 
 Each install also records the artifact in ``<install_dir>/installed.json`` (its links and its
 daemons). With ``verify_recorded``, the module checks every recorded artifact against the lock
-as well and returns the keys (``artifact_key``) of those that are installed as locked: the first install of a run on a host checks there the later phases' binaries, and a phase
-whose every artifact is among them does not call the module again in that run.
+as well and returns the keys (``artifact_key``) of those that are installed as locked: the first
+install of a run on a host checks there the later phases' binaries, and a phase whose every
+artifact is among them does not call the module again in that run.
 """
 
 from __future__ import annotations
