@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tarfile
+import tempfile
 import time
 
 OCI_REF_NAME = "io.containerd.image.name"
@@ -81,6 +83,26 @@ def split_present(wanted: dict, exists=os.path.isfile) -> tuple[dict, list]:
     archive named by the controller is copied only when the runtime needs it."""
     absent = sorted(path for path in wanted if not exists(path))
     return {path: tags for path, tags in wanted.items() if path not in absent}, absent
+
+
+def place_archive(source: str, dest: str, expected: dict) -> None:
+    """Put the archive copied to ``source`` at ``dest`` (0644, renamed into place), once it holds the
+    images ``expected`` ({tag: image id}, read on the controller): a copy cut short or swapped on the way
+    is refused, and the import checks every layer against its digest."""
+    found = archive_images(source)
+    if found != expected:
+        raise ValueError(f"{source} (copied for {dest}) holds {found}, the controller's archive {expected}")
+    directory = os.path.dirname(dest)
+    os.makedirs(directory, 0o755, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".part", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as handle:
+            shutil.copyfileobj(handle, out, 1 << 20)
+            os.fchmod(out.fileno(), 0o644)
+        os.replace(temp, dest)
+    except BaseException:
+        os.unlink(temp)
+        raise
 
 
 def runtime_images_when_ready(run_command, crictl: str, timeout: float, sleep=time.sleep, clock=time.monotonic) -> dict:

@@ -77,6 +77,9 @@ CONDITION_TYPES = {APPROVE: "Approved", DENY: "Denied"}
 
 CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 REQUEST_TIMEOUT = 10.0
+# Seconds between the passes of a wait: a kubelet asks for its serving certificate about a second after it
+# starts, and a pass is one list of the requests.
+WAIT_INTERVAL = 0.5
 LIST_PAGE_SIZE = 500
 # Times a decision is made again on a fresh copy when the API answers 409 Conflict (the request changed
 # between the list and the write: another approver, or this one running on another control-plane host).
@@ -603,7 +606,7 @@ def summary(decisions: list[dict]) -> dict:
     return {"changed": bool(approved or denied), "decisions": decisions, "approved": approved, "denied": denied}
 
 
-def wait(client, expected: dict, nodes: list[str], timeout: float, interval: float = 2.0,
+def wait(client, expected: dict, nodes: list[str], timeout: float, interval: float = WAIT_INTERVAL,
          clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> list[dict]:
     """Reconcile until each of ``nodes`` has an approved kubelet-serving request, and return the decisions of all
     the passes (per request, the approval or denial if one was made). After ``timeout`` seconds, raise a
@@ -644,7 +647,7 @@ class KubeletCSRApprover:
     that writes nothing and does not wait (the kubelets a check run would start are not running)."""
 
     def __init__(self, client, nodes: dict, wait_for: list[str] | None = None, timeout: float = 180,
-                 interval: float = 2.0, clock: Callable[[], float] = time.monotonic,
+                 interval: float = WAIT_INTERVAL, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.nodes = normalize_nodes(nodes)

@@ -17,8 +17,10 @@ description:
     only when one of its tags is missing or names another image ID. A second run imports nothing.
   - With O(images), the images of each archive are given (read on the controller with the
     R(kubeforge.cluster.image_archive_ids,ansible_collections.kubeforge.cluster.image_archive_ids_filter) filter), so an archive
-    needs to be on the host only when it is imported. An archive needed but absent is reported in RV(absent_archives),
-    to be copied and imported by a second call. A cluster that has its images then copies nothing.
+    needs to be on the host only when it is imported. An archive needed but absent is reported in RV(absent_archives).
+  - With O(src_dir) too, the action plugin copies those archives from the controller and imports them in the same task
+    (each copy checked to hold the images the controller read before it is put in place). A cluster that has its images
+    copies nothing.
 author:
   - kubeforge developers (@kubeforge)
 options:
@@ -28,6 +30,16 @@ options:
     elements: path
   images:
     description: The images of each archive, a dict of C(host path of the archive) to a dict of C(tag) to C(image ID).
+    type: dict
+  src_dir:
+    description:
+      - The directory on the controller that holds the archives of O(images) (by their file names). The archives the
+        runtime needs and the host lacks are copied from it, then imported. Only with O(images).
+    type: path
+  sources:
+    description:
+      - Set by the action plugin, not by a task. The copies it made in the host's temporary directory, a dict of
+        C(host path of the archive) to the copy.
     type: dict
   ctr:
     description: The ctr binary.
@@ -44,9 +56,12 @@ options:
     type: path
     default: /usr/local/bin/crictl
 attributes:
+  action:
+    support: full
+    description: The action plugin copies the archives from O(src_dir).
   check_mode:
     support: full
-    description: Reports what would be imported.
+    description: Reports what would be copied and imported, copying nothing.
   diff_mode:
     support: none
     description: The result lists the imported images.
@@ -60,22 +75,10 @@ EXAMPLES = r"""
   kubeforge.cluster.containerd_images:
     archives: [/var/cache/kubeforge/images/pause-3.10.2.tar, /var/cache/kubeforge/images/coredns-v1.15.0.tar]
 
-- name: Import what containerd lacks, the archives read on the controller
+- name: Import what containerd lacks, copying from the controller the archives the host does not have
   kubeforge.cluster.containerd_images:
     images: "{{ query('ansible.builtin.fileglob', 'images/*.tar') | kubeforge.cluster.image_archive_ids('/var/cache/kubeforge/images') }}"
-  register: images
-
-- name: Copy the archives it still needs
-  ansible.builtin.copy:
-    src: images/{{ item | basename }}
-    dest: "{{ item }}"
-    mode: "0644"
-  loop: "{{ images.absent_archives }}"
-
-- name: Import them
-  kubeforge.cluster.containerd_images:
-    images: "{{ query('ansible.builtin.fileglob', 'images/*.tar') | kubeforge.cluster.image_archive_ids('/var/cache/kubeforge/images') }}"
-  when: images.absent_archives | length > 0
+    src_dir: images
 """
 
 RETURN = r"""
@@ -85,7 +88,15 @@ imported:
   type: dict
   sample: {/var/cache/kubeforge/images/pause-3.10.2.tar: ["registry.k8s.io/pause:3.10.2"]}
 absent_archives:
-  description: With O(images), the archives the runtime needs that are not on the host (not imported), sorted.
+  description:
+    - With O(images), the archives the runtime needs that are not on the host (not imported), sorted. Empty once
+      O(src_dir) copied them, except in check mode.
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/cache/kubeforge/images/coredns-v1.15.0.tar]
+copied:
+  description: The archives copied from O(src_dir) to the host (host paths), sorted.
   returned: always
   type: list
   elements: str
@@ -101,14 +112,25 @@ def main() -> None:
         argument_spec={
             "archives": {"type": "list", "elements": "path"},
             "images": {"type": "dict"},
+            "src_dir": {"type": "path"},
+            "sources": {"type": "dict"},
             "ctr": {"type": "path", "default": "/usr/local/bin/ctr"},
             "crictl": {"type": "path", "default": "/usr/local/bin/crictl"},
             "runtime_timeout": {"type": "int", "default": 60},
         },
         required_one_of=[("archives", "images")],
         mutually_exclusive=[("archives", "images")],
+        required_by={"src_dir": "images", "sources": "images"},
         supports_check_mode=True,
     )
+    sources = module.params["sources"] or {}
+    copied = sorted(sources)
+    try:
+        if not module.check_mode:
+            for path in copied:
+                _containerd_images.place_archive(sources[path], path, module.params["images"].get(path))
+    except (OSError, ValueError, KeyError) as error:
+        module.fail_json(msg=f"cannot put a copied image archive in place: {error}", copied=[])
     try:
         archives = module.params["images"] or {path: _containerd_images.archive_images(path) for path in module.params["archives"]}
     except (OSError, ValueError, KeyError) as error:
@@ -123,10 +145,11 @@ def main() -> None:
         for path in importable:
             rc, out, err = module.run_command([module.params["ctr"], "-n", "k8s.io", "images", "import", "--local", path])
             if rc != 0:
-                module.fail_json(msg=f"ctr images import {path} failed: {err.strip() or out.strip()}", imported={}, absent_archives=absent)
+                module.fail_json(msg=f"ctr images import {path} failed: {err.strip() or out.strip()}", imported={}, absent_archives=absent,
+                                 copied=copied)
     # In check mode an absent archive would be copied and imported: a change too.
     changed = bool(wanted) if module.check_mode else bool(importable)
-    module.exit_json(changed=changed, imported=importable, absent_archives=absent)
+    module.exit_json(changed=changed, imported=importable, absent_archives=absent, copied=copied)
 
 
 if __name__ == "__main__":

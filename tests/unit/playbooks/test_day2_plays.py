@@ -19,6 +19,7 @@ PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 # no host of the sample inventory is contacted and only the playbook's own check runs.
 SKIP_PREFLIGHT = {"kubeforge_preflight_ran": True}
 NODE_PHASES = ["prepare", "pki", "ha_nginx", "container_runtime", "kubelet_bootstrap", "ipvs", "flannel"]
+CLUSTER_OBJECT_PHASES = ["phases/kubelet_bootstrap.yml", "phases/flannel.yml"]
 
 
 def load(path: str):
@@ -66,10 +67,26 @@ def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
     assert [play["ansible.builtin.import_playbook"] for play in imports] == [f"phases/{phase}.yml" for phase in NODE_PHASES]
     assert [f"playbooks/{play['ansible.builtin.import_playbook']}" for play in imports] == [p for p in site if p.split("/")[-1][:-4] in NODE_PHASES]
     for play in imports:
-        assert play["vars"] == {"kubeforge_preflight_ran": True, "kubeforge_phase_hosts": "kubeforge_adding"}
+        # The cluster-wide objects (TLS bootstrap RBAC, flannel's DaemonSet) are site.yml's: adding a node changes none.
+        settled = {"kubeforge_apply_cluster_objects": False} if play["ansible.builtin.import_playbook"] in CLUSTER_OBJECT_PHASES else {}
+        assert play["vars"] == {"kubeforge_preflight_ran": True, "kubeforge_phase_hosts": "kubeforge_adding", **settled}
     for phase in NODE_PHASES:
         hosts = load(f"playbooks/phases/{phase}.yml")[1]["hosts"]
         assert hosts.endswith(":&{{ kubeforge_phase_hosts | default('all') }}"), (phase, hosts)
+
+
+def test_the_cluster_wide_objects_are_applied_unless_a_playbook_that_adds_hosts_says_they_are_in_place():
+    applies = {"phases/kubelet_bootstrap.yml": ("roles/kubelet_bootstrap/tasks/main.yml", "Bind the TLS bootstrap roles"),
+               "phases/flannel.yml": ("roles/flannel/tasks/main.yml", "Apply the flannel objects")}
+    assert set(applies) == set(CLUSTER_OBJECT_PHASES)
+    for path, name in applies.values():
+        task = next(task for task in load(path) if task["name"].startswith(name))
+        assert task["when"] == "kubeforge_apply_cluster_objects | default(true) | bool", path
+    for playbook in ("add_nodes", "add_control_plane"):
+        for play in load(f"playbooks/{playbook}.yml"):
+            if play.get("ansible.builtin.import_playbook") in CLUSTER_OBJECT_PHASES:
+                assert play["vars"]["kubeforge_apply_cluster_objects"] is False, (playbook, play["name"])
+    assert not any("kubeforge_apply_cluster_objects" in (play.get("vars") or {}) for play in load("site.yml"))
 
 
 def test_the_hosts_that_stay_only_learn_addresses():

@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Controller side of containerd_images: with src_dir, the image archives a host needs and lacks are
+copied from the controller and imported in the same task.
+
+1. Run the module: it imports what it can and names the archives the runtime needs that the host lacks.
+2. Copy each of those from src_dir to the host's temporary directory, then run the module again with
+   the copies: it checks each one holds the images read on the controller, puts it in the image cache
+   and imports it. A host that has its images gets no copy; check mode copies nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+MODULE = "kubeforge.cluster.containerd_images"
+
+
+class ActionModule(ActionBase):
+    # A temporary directory is made only when an archive must be copied (not on every run).
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        src_dir = args.pop("src_dir", None)
+        if args.get("sources"):
+            raise AnsibleActionFail("sources is set by the action plugin: give src_dir")
+        try:
+            outcome = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+            absent = outcome.get("absent_archives") or []
+            if src_dir and absent and not outcome.get("failed") and not self._play_context.check_mode:
+                outcome = self._copy_and_import(args, str(src_dir), absent, task_vars)
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        result.update(outcome)
+        return result
+
+    def _copy_and_import(self, args: dict, src_dir: str, absent: list, task_vars: dict) -> dict:
+        local = {path: os.path.join(src_dir, os.path.basename(path)) for path in absent}
+        missing = sorted(source for source in local.values() if not os.path.isfile(source))
+        if missing:
+            raise AnsibleActionFail(f"the hosts need image archives that {src_dir} does not hold: {', '.join(missing)}")
+        tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
+        sources = {}
+        for index, (path, source) in enumerate(sorted(local.items())):
+            sources[path] = self._connection._shell.join_path(tmpdir, f"{index}-{os.path.basename(path)}")
+            self._transfer_file(source, sources[path])
+        self._fixup_perms2([tmpdir, *sources.values()], execute=False)
+        return self._execute_module(module_name=MODULE, module_args=dict(args, sources=sources), task_vars=task_vars)
