@@ -28,6 +28,7 @@ artifact is among them does not call the module again in that run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -99,38 +100,41 @@ def stripped(name: str, strip: int) -> str | None:
     return "/".join(parts) or None
 
 
-def archive_digests(path: str, strip: int, binaries) -> dict[str, str]:
-    """The sha256 of each of ``binaries`` in the archive at ``path``, read without unpacking it."""
+def read_archive(path: str, strip: int, binaries, dest: str = "") -> dict[str, str]:
+    """The sha256 of each of ``binaries`` in the archive at ``path``; with ``dest``, the archive's
+    directories and regular files are unpacked there in the same pass (links and devices are skipped:
+    release archives have none, and a link could point anywhere). One decompression either way."""
     found = {}
     with tarfile.open(path, "r:*") as tar:
         for member in tar:
-            if member.isfile() and stripped(member.name, strip) in binaries:
-                digest = hashlib.sha256()
-                with tar.extractfile(member) as handle:
-                    for block in iter(lambda: handle.read(_CHUNK), b""):
-                        digest.update(block)
-                found[stripped(member.name, strip)] = digest.hexdigest()
-    return found
-
-
-def extract(path: str, strip: int, dest: str) -> None:
-    """Unpack the archive's directories and regular files into ``dest`` (links and devices are
-    skipped: release archives have none, and a link could point anywhere)."""
-    with tarfile.open(path, "r:*") as tar:
-        for member in tar:
             relative = stripped(member.name, strip)
-            if not relative:
+            if not relative or not (member.isfile() or member.isdir()):
                 continue
-            target = os.path.join(dest, relative)
+            target = os.path.join(dest, relative) if dest else ""
             if member.isdir():
-                os.makedirs(target, 0o755, exist_ok=True)
-            elif member.isfile():
+                if target:
+                    os.makedirs(target, 0o755, exist_ok=True)
+                continue
+            hashed = relative in binaries
+            if not hashed and not target:
+                continue
+            digest = hashlib.sha256()
+            if target:
                 os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
-                with tar.extractfile(member) as source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, _CHUNK)
+            with tar.extractfile(member) as source, (open(target, "wb") if target else contextlib.nullcontext()) as out:
+                for block in iter(lambda: source.read(_CHUNK), b""):
+                    if hashed:
+                        digest.update(block)
+                    if out:
+                        out.write(block)
+                if out:
                     out.flush()
                     os.fsync(out.fileno())
+            if target:
                 os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
+            if hashed:
+                found[relative] = digest.hexdigest()
+    return found
 
 
 def process_executables(proc: str = "/proc") -> list[str]:
@@ -406,7 +410,13 @@ class ArtifactInstaller:
             if not archive:  # check mode, or the offline file is still on the controller
                 plan.install = True
                 return plan
-        digests = self._archive_digests(artifact, archive)
+        # One pass over the archive: the linked binaries hashed and, outside check mode, the tree unpacked
+        # in a temporary directory that is removed unless every check below passes and it is installed.
+        unpack_to = ""
+        if not self.check_mode:
+            unpack_to = tempfile.mkdtemp(prefix=f".v{artifact.version}.", dir=_makedirs(os.path.dirname(plan.version_dir)))
+            self._temporaries.append(unpack_to)
+        digests = self._read_archive(artifact, archive, unpack_to)
         locked_differs = [f"{artifact.label}: {artifact.filename} has the locked sha256, but its {binary} has sha256 {digests[binary]} "
                           f"where {artifact.origin} records {artifact.files[binary]}"
                           for binary in artifact.links if binary in artifact.files and artifact.files[binary] != digests[binary]]
@@ -414,10 +424,8 @@ class ArtifactInstaller:
             raise InstallError("; ".join(locked_differs), locked_differs)
         plan.files = digests
         plan.install = any(current[binary] != digests[binary] for binary in artifact.links)
-        if plan.install and not self.check_mode:
-            plan.fetched = tempfile.mkdtemp(prefix=f".v{artifact.version}.", dir=_makedirs(os.path.dirname(plan.version_dir)))
-            self._temporaries.append(plan.fetched)
-            self._unpack(artifact, archive, plan.fetched)
+        if plan.install:
+            plan.fetched = unpack_to
         return plan
 
     def _read_checksum_url(self, artifact: Artifact) -> str:
@@ -466,23 +474,16 @@ class ArtifactInstaller:
         return temp
 
     @staticmethod
-    def _archive_digests(artifact: Artifact, archive: str) -> dict:
+    def _read_archive(artifact: Artifact, archive: str, unpack_to: str) -> dict:
         try:
-            digests = archive_digests(archive, artifact.strip_components, artifact.links)
+            digests = read_archive(archive, artifact.strip_components, artifact.links, unpack_to)
         except (OSError, tarfile.TarError) as exc:
-            raise InstallError(f"{artifact.label}: cannot read {artifact.filename}: {exc}") from exc
+            raise InstallError(f"{artifact.label}: cannot {'unpack' if unpack_to else 'read'} {artifact.filename}: {exc}") from exc
         missing = [binary for binary in artifact.links if binary not in digests]
         if missing:
             raise InstallError(f"{artifact.label}: {artifact.filename} has no {', '.join(missing)} "
                                f"once {artifact.strip_components} leading path component(s) are dropped")
         return digests
-
-    @staticmethod
-    def _unpack(artifact: Artifact, archive: str, dest: str) -> None:
-        try:
-            extract(archive, artifact.strip_components, dest)
-        except (OSError, tarfile.TarError) as exc:
-            raise InstallError(f"{artifact.label}: cannot unpack {artifact.filename}: {exc}") from exc
 
     # -- install and link ----------------------------------------------------------------------
 

@@ -26,11 +26,20 @@ description:
     sets the hostname only where one of them differs from the inventory name.
   - C(fstab_swap) lists the C(/etc/fstab) lines that mount swap at boot; the prepare role comments them
     out only where there are some.
-  - The preflight play (C(playbooks/preflight.yml)) runs it on every host of C(k8s_cluster);
-    M(kubeforge.cluster.cluster_preflight) reads the facts from the host variables.
+  - With O(trust_anchors), it also reads what M(kubeforge.cluster.trust_anchor_info) reads (the trust anchors'
+    fingerprints and the encryption key names), in the same call.
+  - The preflight play (C(playbooks/preflight.yml)) runs it on every host of C(k8s_cluster), C(kube_control_plane)
+    and C(etcd), with O(trust_anchors) on the control-plane and etcd hosts; M(kubeforge.cluster.cluster_preflight)
+    reads the facts from the host variables and M(kubeforge.cluster.trust_anchor_check) the registered anchors.
 author:
   - kubeforge developers (@kubeforge)
-options: {}
+options:
+  trust_anchors:
+    description:
+      - Also return RV(anchors), RV(encryption_key_names) and RV(errors), as M(kubeforge.cluster.trust_anchor_info)
+        returns them (fingerprints and names only, no secret).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -97,17 +106,50 @@ ansible_facts:
           type: list
           elements: str
           sample: ["/swapfile none swap sw 0 0"]
+anchors:
+  description: The trust anchor files the host holds, each with its fingerprint (see M(kubeforge.cluster.trust_anchor_info)).
+  returned: with O(trust_anchors)
+  type: list
+  elements: dict
+  sample: [{anchor: cluster-ca, path: /etc/kubernetes/pki/ca.crt, fingerprint_sha256: "AB:CD:..."}]
+encryption_key_names:
+  description: Names of the keys in the encryption configuration, in order; empty without one.
+  returned: with O(trust_anchors)
+  type: list
+  elements: str
+  sample: [key-20260301T120000000000Z]
+errors:
+  description: Trust anchor files that exist but could not be read as what they should be.
+  returned: with O(trust_anchors)
+  type: list
+  elements: str
+  sample: []
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import exit_with_backend
 from ansible_collections.kubeforge.cluster.plugins.module_utils._node_facts import NodeFactsBackend
+from ansible_collections.kubeforge.cluster.plugins.module_utils._pki.trust import TrustAnchorInfoBackend
+
+
+class _WithTrustAnchors:
+    """The node's facts and, in the same result, what trust_anchor_info reads: one call for the preflight."""
+
+    def __init__(self, *backends) -> None:
+        self.backends = backends
+
+    def run(self) -> dict:
+        result = {}
+        for backend in self.backends:
+            result.update(backend.run())
+        return result
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
-    exit_with_backend(module, NodeFactsBackend("/"))
+    module = AnsibleModule(argument_spec={"trust_anchors": {"type": "bool", "default": False}}, supports_check_mode=True)
+    backend = NodeFactsBackend("/")
+    exit_with_backend(module, _WithTrustAnchors(backend, TrustAnchorInfoBackend()) if module.params["trust_anchors"] else backend)
 
 
 if __name__ == "__main__":

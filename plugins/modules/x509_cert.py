@@ -195,6 +195,27 @@ options:
       force:
         description: As O(force) (default O(force)).
         type: bool
+  private_keys:
+    description:
+      - Private keys kept without a certificate, such as the service-account signing key, with the batch form only.
+      - A key is generated only where the file does not exist. An existing key is never replaced, whatever its type
+        or size (what it signed would be rejected); a file that is not a private key is an error. Its mode is set to
+        C(0600), its owner and group to O(owner) and O(group) when those are set.
+    type: list
+    elements: dict
+    suboptions:
+      path:
+        description: Where the private key is kept or written.
+        type: path
+        required: true
+      key_type:
+        description: The type of a newly generated key.
+        type: str
+        choices: [ecdsa, rsa]
+        default: ecdsa
+      key_size:
+        description: As O(key_size), for a newly generated key.
+        type: int
 attributes:
   check_mode:
     support: full
@@ -392,6 +413,25 @@ results:
       attributes_changed: false
       backup_file: null
       privatekey_backup_file: null
+private_keys:
+  description: One entry per entry of O(private_keys), in the same order.
+  returned: when O(certificates) is used
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The key's path.
+      type: str
+    created:
+      description: Whether the key was (or in check mode would be) generated.
+      type: bool
+    attributes_changed:
+      description: Whether the existing key's mode, owner or group was (or would be) fixed.
+      type: bool
+    changed:
+      description: Whether anything was (or would be) written.
+      type: bool
+  sample: [{path: /srv/pki/sa.key, created: false, attributes_changed: false, changed: false}]
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -431,6 +471,12 @@ def argument_spec() -> dict:
     top["mode"]["default"] = spec.DEFAULT_MODE
     top["force"]["default"] = False
     top["certificates"] = {"type": "list", "elements": "dict", "options": entry}
+    # Paths and key parameters, no key material: not a secret.
+    top["private_keys"] = {"type": "list", "elements": "dict", "no_log": False, "options": {
+        "path": {"type": "path", "required": True},
+        "key_type": {"type": "str", "choices": list(spec.KEY_TYPES), "default": spec.DEFAULT_KEY_TYPE},
+        "key_size": {"type": "int"},
+    }}
     return top
 
 

@@ -30,7 +30,7 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._pki import issu
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki import profile as _profile
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki.decide import key_reasons, reissue_reasons
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki.errors import PkiError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._pki.spec import KEY_MODE, CertSpec, specs_from_params
+from ansible_collections.kubeforge.cluster.plugins.module_utils._pki.spec import KEY_MODE, CertSpec, KeySpec, key_specs_from_params, specs_from_params
 
 
 @dataclasses.dataclass
@@ -55,6 +55,21 @@ class Plan:
     @property
     def changed(self) -> bool:
         return bool(self.key_pem or self.cert_pem or self.cert_attribute_changes or self.key_attribute_changes)
+
+
+@dataclasses.dataclass
+class KeyPlan:
+    """A private key kept without a certificate: generated (``key_pem``) or its attributes fixed."""
+
+    spec: KeySpec
+    uid: int
+    gid: int
+    key_pem: bytes | None = None
+    key_attribute_changes: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.key_pem or self.key_attribute_changes)
 
 
 def signing_order(specs: list[CertSpec], labels: list[str]) -> list[int]:
@@ -105,20 +120,47 @@ class X509CertBackend:
             labels = [f"certificates[{index}] ({spec.path})" for index, spec in enumerate(specs)]
         else:
             labels = [specs[0].path]
+        keys = key_specs_from_params(self.params, specs)
         order = signing_order(specs, labels)
         plans = self._plan_all(specs, order, labels)
+        key_plans = [self._plan_key(key) for key in keys]
         if not self.check_mode:
             self._write_all([plans[index] for index in order])
+            self._write_keys(key_plans)
         results = [self._result(plan) for plan in plans]
         if not self.batch:
             result = results[0]
             if self.diff:
                 result["diff"] = self._diff(plans[0])
             return result
-        result = {"changed": any(plan.changed for plan in plans), "results": results}
+        key_results = [{"path": plan.spec.path, "created": plan.key_pem is not None, "attributes_changed": bool(plan.key_attribute_changes),
+                        "changed": plan.changed} for plan in key_plans]
+        result = {"changed": any(plan.changed for plan in plans + key_plans), "results": results, "private_keys": key_results}
         if self.diff:
             result["diff"] = [self._diff(plan) for plan in plans if plan.changed]
         return result
+
+    # -- private keys without a certificate --------------------------------------------------
+
+    def _plan_key(self, spec: KeySpec) -> KeyPlan:
+        """A missing key is generated; an existing one is kept whatever its type (never replaced), its attributes fixed."""
+        if not os.path.isdir(os.path.dirname(spec.path)):
+            raise PkiError(f"private_keys: directory {os.path.dirname(spec.path)} does not exist")
+        plan = KeyPlan(spec, _files.resolve_owner(self.params.get("owner")), _files.resolve_group(self.params.get("group")))
+        data = _inspect.read_file(spec.path, "private key")
+        if data is None:
+            plan.key_pem = _issue.private_key_pem(_issue.generate_private_key(spec.key_type, spec.key_size))
+        else:
+            _inspect.parse_private_key(data, spec.path)
+            plan.key_attribute_changes = _files.attribute_changes(spec.path, KEY_MODE, plan.uid, plan.gid)
+        return plan
+
+    def _write_keys(self, plans: list[KeyPlan]) -> None:
+        for plan in plans:
+            if plan.key_pem:
+                _files.write_atomic(plan.spec.path, plan.key_pem, KEY_MODE, plan.uid, plan.gid)
+            elif plan.key_attribute_changes:
+                _files.apply_attributes(plan.spec.path, KEY_MODE, plan.uid, plan.gid)
 
     # -- planning --------------------------------------------------------------------------
 

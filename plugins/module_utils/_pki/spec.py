@@ -295,3 +295,45 @@ def specs_from_params(params: Mapping) -> list[CertSpec]:
     if problems:
         raise PkiError(f"{len(problems)} problem(s) in certificates: " + "; ".join(problems), problems)
     return specs
+
+
+@dataclasses.dataclass(frozen=True)
+class KeySpec:
+    """A private key kept without a certificate (the service-account signing key)."""
+
+    path: str
+    key_type: str
+    key_size: int
+
+
+def key_specs_from_params(params: Mapping, specs: list[CertSpec]) -> list[KeySpec]:
+    """The ``private_keys`` entries, checked (every problem at once); none may be a file of ``specs``."""
+    entries = params.get("private_keys") or []
+    if entries and params.get("certificates") is None:
+        raise PkiError("private_keys is taken with the batch form (certificates) only")
+    taken = {path for spec in specs for path in (spec.path, spec.privatekey_path)}
+    keys: list[KeySpec] = []
+    problems: list[str] = []
+    for index, entry in enumerate(entries):
+        label = f"private_keys[{index}] ({entry.get('path') or 'no path'})"
+        found: list[str] = []
+        key_type = entry.get("key_type") or DEFAULT_KEY_TYPE
+        if key_type not in KEY_TYPES:
+            found.append(f"key_type must be one of {', '.join(KEY_TYPES)}, not {key_type!r}")
+            key_type = DEFAULT_KEY_TYPE
+        minimum = RSA_MIN_KEY_SIZE if key_type == "rsa" else min(ECDSA_KEY_SIZES)
+        key_size = _int_option(entry, "key_size", DEFAULT_KEY_SIZES[key_type], minimum, found)
+        if key_type == "ecdsa" and key_size not in ECDSA_KEY_SIZES:
+            found.append(f"key_size {key_size} is not an ECDSA curve size ({', '.join(map(str, ECDSA_KEY_SIZES))})")
+        path = _path(entry.get("path"))
+        if not path:
+            found.append("path is required")
+        elif path in taken:
+            found.append("it is also a file of certificates")
+        taken.add(path)
+        problems.extend(f"{label}: {problem}" for problem in found)
+        if not found:
+            keys.append(KeySpec(path, key_type, key_size))
+    if problems:
+        raise PkiError(f"{len(problems)} problem(s) in private_keys: " + "; ".join(problems), problems)
+    return keys

@@ -57,7 +57,7 @@ def test_fresh_pki_then_nothing_to_change(inventory):
     credentials = inventory.parent / "credentials"
     code, out = sign(inventory)
     assert code == 0, out
-    assert changed(out) == 4, out  # directories, certificates, service-account key, kubeconfigs
+    assert changed(out) == 3, out  # directories, certificates with the service-account key, kubeconfigs
     assert mode(credentials) == 0o700 and mode(credentials / "pki") == 0o700 and mode(credentials / "pki" / "etcd") == 0o700
     assert mode(credentials / "pki" / "ca.key") == 0o600 and mode(credentials / "pki" / "sa.key") == 0o600
     assert mode(credentials / "admin.kubeconfig") == 0o600 and mode(credentials / "pki" / "sa.pub") == 0o644

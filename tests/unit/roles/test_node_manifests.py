@@ -117,14 +117,14 @@ def applied_objects(role: str, template: str, host: str = "cp1", roles_dir: str 
 def written_file(role: str, src: str, host: str = "cp1", roles_dir: str = ROLES, **extra) -> str:
     """The text the role writes from the template `src`: an ansible.builtin.template task, rendered the
     way the template action renders it (ansible/plugins/action/template.py of ansible-core 2.19), or a
-    kubeforge.cluster.file_bundle entry whose content is that template's lookup."""
+    kubeforge.cluster.file_bundle task whose files (a list, or one expression) look that template up."""
     role_path = os.path.join(roles_dir, role)
-    bundled = [(entry, task_vars) for task, task_vars in role_tasks(role_path) if "kubeforge.cluster.file_bundle" in task
-               for entry in task["kubeforge.cluster.file_bundle"].get("files") or [] if f"'{src}'" in str(entry.get("content"))]
+    bundled = [task_vars for task, task_vars in role_tasks(role_path) if "kubeforge.cluster.file_bundle" in task
+               and f"lookup('ansible.builtin.template', '{src}')" in str(task["kubeforge.cluster.file_bundle"].get("files"))]
     if bundled:
-        [(entry, task_vars)] = bundled
+        [task_vars] = bundled
         scope = variables(role, host, task_vars, extra, roles_dir)
-        return Templar(loader=DataLoader(), variables=scope).template(entry["content"])
+        return Templar(loader=DataLoader(), variables=scope).template(trust_as_template(f"{{{{ lookup('ansible.builtin.template', '{src}') }}}}"))
     [(task, task_vars, item)] = [
         (task, task_vars, item) for task, task_vars in role_tasks(role_path) if "ansible.builtin.template" in task
         for item in (task.get("loop") or [task["ansible.builtin.template"]]) if isinstance(item, dict) and item.get("src") == src]

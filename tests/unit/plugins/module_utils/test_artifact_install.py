@@ -114,6 +114,18 @@ def test_first_install_unpacks_links_and_reports_every_binary(host):
                             "opt/installed.json", "opt/kube-apiserver/v1.36.4/kube-apiserver"]
 
 
+def test_a_new_archive_is_read_once_hashed_and_unpacked_together(host, monkeypatch):
+    opened = []
+    real_open = ai.tarfile.open
+
+    def counting_open(*args, **kwargs):
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+    monkeypatch.setattr(ai.tarfile, "open", counting_open)
+    host.run(etcd())
+    assert len(opened) == 1 and os.path.isfile(host.path("opt", "etcd", "v3.5.33", "etcdutl"))
+
+
 def test_a_locked_install_verifies_the_binaries_without_fetching_anything(host):
     files = host.run(etcd(), apiserver())["artifacts"][0]["files"]
     host.fetched.clear()
@@ -170,6 +182,8 @@ def test_an_archive_whose_binary_differs_from_the_lock_is_refused(host):
     lock = {"etcd": "0" * 64, "etcdctl": sha(ETCD_FILES["etcdctl"]), "etcdutl": sha(ETCD_FILES["etcdutl"])}
     with pytest.raises(ai.InstallError, match=f"its etcd has sha256 {sha(ETCD_FILES['etcd'])} where the lock records {'0' * 64}"):
         host.run(etcd(files=lock, locked=True, origin="the lock"))
+    # The archive was unpacked while it was hashed: neither the unpacked tree nor the download is left.
+    assert host.files() == []
 
 
 def test_an_upgrade_switches_the_links_and_keeps_the_old_version(host):
@@ -304,6 +318,7 @@ def test_an_archive_member_that_leaves_the_directory_is_refused(host):
     with pytest.raises(ai.InstallError, match="leaves the install directory"):
         host.run(etcd(sha256=sha(bad)))
     assert not os.path.exists(host.path("bin", "etcd"))
+    assert host.files() == []
 
 
 def test_an_archive_without_a_binary_is_refused(host):

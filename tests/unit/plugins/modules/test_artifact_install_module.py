@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
-import subprocess
-import sys
 import tarfile
 
 import pytest
@@ -19,9 +16,8 @@ import yaml
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts
 from ansible_collections.kubeforge.cluster.plugins.modules import artifact_install
+from one_task_play import PLAYBOOK, collections_dir, run_task  # pylint: disable=import-error  # beside this file
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
-PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 MODULE = "kubeforge.cluster.artifact_install"
 DOC = yaml.safe_load(artifact_install.DOCUMENTATION)
 SPEC = artifact_install.argument_spec()
@@ -85,11 +81,7 @@ def etcd_tarball(version: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def collections_path(tmp_path_factory):
-    root = tmp_path_factory.mktemp("collections")
-    os.makedirs(root / "ansible_collections" / "kubeforge")
-    os.symlink(REPO, root / "ansible_collections" / "kubeforge" / "cluster")
-    (root / "ansible.cfg").write_text("[defaults]\n")
-    return root
+    return collections_dir(tmp_path_factory.mktemp("collections"))
 
 
 @pytest.fixture
@@ -108,16 +100,7 @@ def play(collections_path, world, host: str = "host1", *flags: str, **args) -> d
                       {"name": "kube-apiserver", "version": "1.36.4", "daemons": ["kube-apiserver"]}],
         "artifacts_dir": str(world / "artifacts"), "checksum_source": "sidecar", "lock_file": str(world / "inventory" / "artifacts.lock.yml"),
         "install_dir": str(root / "opt"), "bin_dir": str(root / "bin"), "cache_dir": str(root / "cache"), **args}, "register": "out"}
-    playbook = world / "play.yml"
-    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="0",
-               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_CONFIG=str(collections_path / "ansible.cfg"))
-    done = subprocess.run([PLAYBOOK, str(playbook), *flags], env=env, capture_output=True, text=True, check=False, timeout=120)
-    output, _end = json.JSONDecoder().raw_decode(done.stdout[done.stdout.index("{"):])
-    result = output["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    result["_stdout"] = done.stdout + done.stderr
-    return result
+    return run_task(task, world, collections_path, *flags)
 
 
 def lock(world) -> dict:

@@ -15,16 +15,11 @@ import io
 import json
 import os
 import stat
-import subprocess
-import sys
 import tarfile
 
-import yaml
-
 from ansible_collections.kubeforge.cluster.plugins.filter.image_archive_ids import image_archive_ids
+from one_task_play import collections_dir, run_task  # pylint: disable=import-error  # beside this file
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
-PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 PAUSE = "registry.k8s.io/pause:3.10.2"
 PAUSE_ID = "sha256:" + "a" * 64
 BUSYBOX = "kubeforge.local/busybox:1"
@@ -67,21 +62,7 @@ def play(tmp_path, lab: dict, *flags: str, images: dict | None = None) -> dict:
         images = image_archive_ids(sorted(str(path) for path in lab["controller"].iterdir()), str(lab["cache"]))
     args = {"ctr": lab["ctr"], "crictl": lab["crictl"], "images": images, "src_dir": str(lab["controller"])}
     task = {"kubeforge.cluster.containerd_images": args}
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
-    collections = tmp_path / "collections"
-    if not collections.exists():
-        os.makedirs(collections / "ansible_collections" / "kubeforge")
-        os.symlink(REPO, collections / "ansible_collections" / "kubeforge" / "cluster")
-        (collections / "ansible.cfg").write_text("[defaults]\n")
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="0",
-               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_CONFIG=str(collections / "ansible.cfg"))
-    done = subprocess.run([PLAYBOOK, str(playbook), *flags], env=env, capture_output=True, text=True, check=False, timeout=120)
-    output, _end = json.JSONDecoder().raw_decode(done.stdout[done.stdout.index("{"):])
-    result = output["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    result["_stdout"] = done.stdout + done.stderr
-    return result
+    return run_task(task, tmp_path, collections_dir(tmp_path / "collections"), *flags)
 
 
 def imports(lab: dict) -> list[str]:

@@ -14,14 +14,15 @@ import yaml
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _node_facts
-from ansible_collections.kubeforge.cluster.plugins.modules import node_facts
+from ansible_collections.kubeforge.cluster.plugins.module_utils._pki import trust
+from ansible_collections.kubeforge.cluster.plugins.modules import node_facts, trust_anchor_info
 
 DOC = yaml.safe_load(node_facts.DOCUMENTATION)
 RETURNED = yaml.safe_load(node_facts.RETURN)
 
 
 def test_documentation():
-    assert DOC["module"] == "node_facts" and DOC["options"] == {}
+    assert DOC["module"] == "node_facts" and set(DOC["options"]) == {"trust_anchors"}
     assert DOC["author"] == ["kubeforge developers (@kubeforge)"]
     assert DOC["attributes"]["check_mode"]["support"] == "full"
     assert all(attribute["description"] for attribute in DOC["attributes"].values())
@@ -32,15 +33,28 @@ def test_documentation():
     assert fact["ip_vs"]["choices"] == list(_node_facts.IP_VS_STATES)
 
 
-@pytest.mark.parametrize("check_mode", [False, True])
-def test_main_reads_this_machine(check_mode):
+def run_main(**args) -> dict:
     out = io.StringIO()
-    with patch_module_args({"_ansible_check_mode": check_mode}), contextlib.redirect_stdout(out):
+    with patch_module_args(args), contextlib.redirect_stdout(out):
         with pytest.raises(SystemExit):
             node_facts.main()
-    result = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert result["changed"] is False
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_main_reads_this_machine(check_mode):
+    result = run_main(_ansible_check_mode=check_mode)
+    assert result["changed"] is False and set(result) == {"changed", "ansible_facts", "invocation"}
     facts = result["ansible_facts"]["kubeforge_node"]
     assert set(facts) == set(RETURNED["ansible_facts"]["contains"]["kubeforge_node"]["contains"])
     assert facts == _node_facts.NodeFactsBackend("/").facts()
     assert facts["cgroup_version"] in (1, 2) and facts["ip_vs"] in _node_facts.IP_VS_STATES
+
+
+def test_with_trust_anchors_the_same_call_returns_what_trust_anchor_info_returns_without_content():
+    result = run_main(_ansible_check_mode=True, trust_anchors=True)
+    assert result["ansible_facts"]["kubeforge_node"] == _node_facts.NodeFactsBackend("/").facts()
+    anchors = {name: result[name] for name in ("anchors", "encryption_key_names", "errors")}
+    assert anchors == {name: value for name, value in trust.TrustAnchorInfoBackend().run().items() if name != "changed"}
+    always = {name for name, value in yaml.safe_load(trust_anchor_info.RETURN).items() if value["returned"] == "always"}
+    assert set(anchors) == always == {name for name, value in RETURNED.items() if value["returned"] == "with O(trust_anchors)"}

@@ -15,6 +15,8 @@ import sys
 import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki import spec as spec_mod
 from ansible_collections.kubeforge.cluster.plugins.modules import x509_cert
@@ -73,7 +75,7 @@ def test_documented_attributes():
 
 
 def test_options_follow_the_spec_tables():
-    assert set(SPEC) - {"certificates"} == set(spec_mod.CERT_OPTIONS)
+    assert set(SPEC) - {"certificates", "private_keys"} == set(spec_mod.CERT_OPTIONS)
     assert {name for name, option in SPEC["certificates"]["options"].items() if option.get("required")} == set(spec_mod.REQUIRED_OPTIONS)
 
 
@@ -81,11 +83,68 @@ def test_return_documents_every_result_key(tmp_path):
     returned = yaml.safe_load(x509_cert.RETURN)
     result = run_main({"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca", "valid_days": 3650})
     # exit_json adds the stat of a returned "path" (state, mode, owner, ...), as for every module that returns one.
-    assert set(result) - {"invocation"} - PATH_INFO == set(returned) - {"results"}
+    assert set(result) - {"invocation"} - PATH_INFO == set(returned) - {"results", "private_keys"}
     batch = run_main({"certificates": [{"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"),
-                                        "common_name": "ca", "profile": "ca", "valid_days": 3650}]})
-    assert set(batch["results"][0]) == set(returned) - {"results"}
+                                        "common_name": "ca", "profile": "ca", "valid_days": 3650}],
+                      "private_keys": [{"path": str(tmp_path / "sa.key"), "key_type": "rsa"}]})
+    assert set(batch) - {"invocation"} == {"changed", "results", "private_keys"}
+    assert set(batch["results"][0]) == set(returned) - {"results", "private_keys"}
     assert set(returned["results"]["sample"][0]) == set(batch["results"][0])
+    assert set(batch["private_keys"][0]) == set(returned["private_keys"]["contains"]) == set(returned["private_keys"]["sample"][0])
+
+
+# -- private keys without a certificate -------------------------------------------------------------
+
+def test_a_private_key_is_created_once_and_never_replaced_only_its_mode_fixed(tmp_path):
+    ca = {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca",
+          "valid_days": 3650}
+    sa_key = tmp_path / "sa.key"
+    args = {"certificates": [ca], "private_keys": [{"path": str(sa_key), "key_type": "rsa", "key_size": 2048}]}
+    planned = run_main(args, check_mode=True)
+    assert planned["changed"] and planned["private_keys"] == [{"path": str(sa_key), "created": True, "attributes_changed": False,
+                                                               "changed": True}]
+    assert not sa_key.exists()
+    first = run_main(args)
+    assert first["private_keys"][0]["created"] and os.stat(sa_key).st_mode & 0o777 == 0o600
+    key = serialization.load_pem_private_key(sa_key.read_bytes(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+    again = run_main(args)
+    assert not again["changed"] and again["private_keys"][0] == {"path": str(sa_key), "created": False, "attributes_changed": False,
+                                                                 "changed": False}
+    # Asked for another type, and readable by others: kept as it is (tokens it signed stay valid), mode fixed.
+    original = sa_key.read_bytes()
+    sa_key.chmod(0o644)
+    other = run_main({**args, "private_keys": [{"path": str(sa_key), "key_type": "ecdsa"}]})
+    assert other["changed"] and other["private_keys"][0]["attributes_changed"] and not other["private_keys"][0]["created"]
+    assert sa_key.read_bytes() == original and os.stat(sa_key).st_mode & 0o777 == 0o600
+
+
+def test_a_private_key_file_that_is_no_key_fails_and_nothing_is_written(tmp_path):
+    sa_key = tmp_path / "sa.key"
+    sa_key.write_text("not a key\n")
+    result = run_main({"certificates": [{"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"),
+                                         "common_name": "ca", "profile": "ca", "valid_days": 3650}],
+                       "private_keys": [{"path": str(sa_key)}]})
+    assert result["failed"] and str(sa_key) in result["msg"]
+    assert sorted(os.listdir(tmp_path)) == ["sa.key"] and sa_key.read_text() == "not a key\n"
+
+
+@pytest.mark.parametrize("private_keys, fragment", [
+    ([{"path": "/srv/pki/sa.key", "key_type": "ecdsa", "key_size": 300}], "key_size 300 is not an ECDSA curve size"),
+    ([{"path": "/srv/pki/sa.key", "key_type": "rsa", "key_size": 1024}], "key_size must be at least 2048"),
+    ([{"path": "/srv/pki/ca.key"}], "it is also a file of certificates"),
+])
+def test_private_keys_are_checked_with_the_batch(private_keys, fragment):
+    result = run_main({"certificates": [{"path": "/srv/pki/ca.crt", "privatekey_path": "/srv/pki/ca.key", "common_name": "ca",
+                                         "profile": "ca", "valid_days": 3650}], "private_keys": private_keys})
+    assert result["failed"] and fragment in result["msg"], result["msg"]
+
+
+def test_private_keys_need_the_batch_form(tmp_path):
+    result = run_main({"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca",
+                       "profile": "ca", "valid_days": 3650, "private_keys": [{"path": str(tmp_path / "sa.key")}]})
+    assert result["failed"] and "private_keys is taken with the batch form (certificates) only" in result["msg"]
+    assert not os.listdir(tmp_path)
 
 
 # -- main() -----------------------------------------------------------------------------------------

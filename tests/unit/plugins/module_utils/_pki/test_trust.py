@@ -97,8 +97,12 @@ def test_the_preflight_play_declares_the_escape_hatch_false_and_passes_it():
     check = next(task for task in play["tasks"] if "kubeforge.cluster.trust_anchor_check" in task)
     assert trust.REINITIALISE_VAR in check["kubeforge.cluster.trust_anchor_check"]["reinitialise"]
     names = [next(key for key in task if key.startswith("kubeforge.cluster.")) for task in play["tasks"]]
-    # Read before the checks; the trust check last, once the inventory is known good.
-    assert names.index("kubeforge.cluster.trust_anchor_info") < names.index("kubeforge.cluster.trust_anchor_check") == len(names) - 1
+    # Read before the checks (node_facts with trust_anchors, registered where the check looks); the trust
+    # check last, once the inventory is known good.
+    read = play["tasks"][names.index("kubeforge.cluster.node_facts")]
+    assert read["register"] == check["kubeforge.cluster.trust_anchor_check"]["results_var"]
+    assert "trust_anchors" in read["kubeforge.cluster.node_facts"]
+    assert names.index("kubeforge.cluster.node_facts") < names.index("kubeforge.cluster.trust_anchor_check") == len(names) - 1
 
 
 @pytest.mark.parametrize("name", ["etcd_restore.yml", "rotate_encryption_key.yml"])
