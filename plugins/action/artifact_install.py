@@ -22,13 +22,14 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts
+from ansible_collections.kubeforge.cluster.plugins.plugin_utils._host_tmp import HostTmpCopies
 
 MODULE = "kubeforge.cluster.artifact_install"
 # Filled here; the module's other options pass through.
 CONTROLLER_OPTIONS = ("arch", "artifacts_dir", "mirror", "checksum_source", "lock_file", "lock_update")
 
 
-class ActionModule(ActionBase):
+class ActionModule(HostTmpCopies, ActionBase):
     # A temporary directory is made only when an offline file must be copied (not on every run).
     TRANSFERS_FILES = False
 
@@ -126,11 +127,8 @@ class ActionModule(ActionBase):
         """Copy the offline files the host lacks (verified here first), then run the whole batch again: the
         module installed nothing while one of them was missing."""
         self._check_offline_files([sources[index] for index in pending])
-        tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
+        copies = self._send_to_host_tmp([(sources[index].src, f"{index}-{sources[index].filename}") for index in pending])
         entries = list(host_entries)
-        for index in pending:
-            remote = self._connection._shell.join_path(tmpdir, f"{index}-{sources[index].filename}")
-            self._transfer_file(sources[index].src, remote)
+        for index, remote in zip(pending, copies):
             entries[index] = dict(entries[index], src=remote)
-        self._fixup_perms2([tmpdir] + [entries[index]["src"] for index in pending], execute=False)
         return self._run_module(dict(args, artifacts=entries), task_vars)

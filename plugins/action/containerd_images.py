@@ -19,10 +19,12 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.kubeforge.cluster.plugins.plugin_utils._host_tmp import HostTmpCopies
+
 MODULE = "kubeforge.cluster.containerd_images"
 
 
-class ActionModule(ActionBase):
+class ActionModule(HostTmpCopies, ActionBase):
     # A temporary directory is made only when an archive must be copied (not on every run).
     TRANSFERS_FILES = False
 
@@ -47,10 +49,7 @@ class ActionModule(ActionBase):
         missing = sorted(source for source in local.values() if not os.path.isfile(source))
         if missing:
             raise AnsibleActionFail(f"the hosts need image archives that {src_dir} does not hold: {', '.join(missing)}")
-        tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
-        sources = {}
-        for index, (path, source) in enumerate(sorted(local.items())):
-            sources[path] = self._connection._shell.join_path(tmpdir, f"{index}-{os.path.basename(path)}")
-            self._transfer_file(source, sources[path])
-        self._fixup_perms2([tmpdir, *sources.values()], execute=False)
+        paths = sorted(local)
+        copies = self._send_to_host_tmp([(local[path], f"{index}-{os.path.basename(path)}") for index, path in enumerate(paths)])
+        sources = dict(zip(paths, copies))
         return self._execute_module(module_name=MODULE, module_args=dict(args, sources=sources), task_vars=task_vars)

@@ -164,6 +164,22 @@ def _path(value: str | None) -> str | None:
     return os.path.abspath(os.path.expanduser(value)) if value else None
 
 
+def key_kind(options: Mapping, problems: list[str]) -> tuple[str, int]:
+    """The key_type and key_size of ``options`` (defaults where missing); problems are appended."""
+    key_type = options.get("key_type") or DEFAULT_KEY_TYPE
+    key_size = options.get("key_size")
+    if key_type not in KEY_TYPES:
+        problems.append(f"unknown key_type {key_type!r} (choose one of: {', '.join(KEY_TYPES)})")
+        key_type = DEFAULT_KEY_TYPE
+    if key_size is None:
+        key_size = DEFAULT_KEY_SIZES[key_type]
+    elif key_type == "ecdsa" and key_size not in ECDSA_KEY_SIZES:
+        problems.append(f"key_size {key_size} is not an ECDSA curve size (choose one of: {', '.join(map(str, ECDSA_KEY_SIZES))})")
+    elif key_type == "rsa" and (not isinstance(key_size, int) or key_size < RSA_MIN_KEY_SIZE):
+        problems.append(f"key_size {key_size} is too small for RSA (at least {RSA_MIN_KEY_SIZE})")
+    return key_type, key_size
+
+
 def spec_from_options(options: Mapping) -> CertSpec:
     """Validate the options of one certificate (missing keys take their defaults).
 
@@ -200,17 +216,7 @@ def spec_from_options(options: Mapping) -> CertSpec:
     if profile in ("server", "peer") and not dns_names and not ip_values:
         problems.append(f"a {profile} certificate needs dns_names or ip_addresses (TLS clients ignore the common name)")
 
-    key_type = options.get("key_type") or DEFAULT_KEY_TYPE
-    key_size = options.get("key_size")
-    if key_type not in KEY_TYPES:
-        problems.append(f"unknown key_type {key_type!r} (choose one of: {', '.join(KEY_TYPES)})")
-        key_type = DEFAULT_KEY_TYPE
-    if key_size is None:
-        key_size = DEFAULT_KEY_SIZES[key_type]
-    elif key_type == "ecdsa" and key_size not in ECDSA_KEY_SIZES:
-        problems.append(f"key_size {key_size} is not an ECDSA curve size (choose one of: {', '.join(map(str, ECDSA_KEY_SIZES))})")
-    elif key_type == "rsa" and (not isinstance(key_size, int) or key_size < RSA_MIN_KEY_SIZE):
-        problems.append(f"key_size {key_size} is too small for RSA (at least {RSA_MIN_KEY_SIZE})")
+    key_type, key_size = key_kind(options, problems)
 
     if options.get("valid_days") is None:
         problems.append("valid_days is required: how many days a new certificate is valid")
@@ -317,14 +323,7 @@ def key_specs_from_params(params: Mapping, specs: list[CertSpec]) -> list[KeySpe
     for index, entry in enumerate(entries):
         label = f"private_keys[{index}] ({entry.get('path') or 'no path'})"
         found: list[str] = []
-        key_type = entry.get("key_type") or DEFAULT_KEY_TYPE
-        if key_type not in KEY_TYPES:
-            found.append(f"key_type must be one of {', '.join(KEY_TYPES)}, not {key_type!r}")
-            key_type = DEFAULT_KEY_TYPE
-        minimum = RSA_MIN_KEY_SIZE if key_type == "rsa" else min(ECDSA_KEY_SIZES)
-        key_size = _int_option(entry, "key_size", DEFAULT_KEY_SIZES[key_type], minimum, found)
-        if key_type == "ecdsa" and key_size not in ECDSA_KEY_SIZES:
-            found.append(f"key_size {key_size} is not an ECDSA curve size ({', '.join(map(str, ECDSA_KEY_SIZES))})")
+        key_type, key_size = key_kind(entry, found)
         path = _path(entry.get("path"))
         if not path:
             found.append("path is required")

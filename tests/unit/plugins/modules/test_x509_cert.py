@@ -131,7 +131,7 @@ def test_a_private_key_file_that_is_no_key_fails_and_nothing_is_written(tmp_path
 
 @pytest.mark.parametrize("private_keys, fragment", [
     ([{"path": "/srv/pki/sa.key", "key_type": "ecdsa", "key_size": 300}], "key_size 300 is not an ECDSA curve size"),
-    ([{"path": "/srv/pki/sa.key", "key_type": "rsa", "key_size": 1024}], "key_size must be at least 2048"),
+    ([{"path": "/srv/pki/sa.key", "key_type": "rsa", "key_size": 1024}], "key_size 1024 is too small for RSA (at least 2048)"),
     ([{"path": "/srv/pki/ca.key"}], "it is also a file of certificates"),
 ])
 def test_private_keys_are_checked_with_the_batch(private_keys, fragment):
