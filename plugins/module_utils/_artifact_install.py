@@ -38,6 +38,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
 from ansible_collections.kubeforge.cluster.plugins.module_utils._fs import sync_directory
@@ -46,6 +47,9 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _PLAIN = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._+-]+$")  # a name or version used as a path component
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 _CHUNK = 1 << 20
+# Artifacts of a batch verified (fetched, hashed, unpacked) at once: decompressing and hashing release
+# Python's lock, so one host's install uses its cores instead of one.
+PLAN_WORKERS = 4
 _DELETED = " (deleted)"
 RECORD = "installed.json"  # in install_dir: what each install left, for verify_recorded
 
@@ -342,11 +346,10 @@ class ArtifactInstaller:
         artifacts = artifacts_from_params(self.params)
         plans, problems = [], []
         try:
-            for artifact in artifacts:
-                try:
-                    plans.append(self._plan(artifact))
-                except InstallError as exc:
-                    problems.extend(exc.errors)
+            with ThreadPoolExecutor(max_workers=PLAN_WORKERS) as pool:
+                for plan, errors in pool.map(self._plan_or_errors, artifacts):
+                    plans.append(plan)
+                    problems.extend(errors)
             if problems:
                 raise InstallError("; ".join(problems) + "; nothing was installed", problems)
             # An offline file still on the controller: nothing is installed until it is here and verified too.
@@ -381,6 +384,12 @@ class ArtifactInstaller:
                 "links": {binary: os.path.join(artifact.bin_dir, binary) for binary in artifact.links}, "daemons": list(artifact.daemons)}
 
     # -- verify: nothing installed yet ---------------------------------------------------------
+
+    def _plan_or_errors(self, artifact: Artifact) -> tuple[_Plan | None, list[str]]:
+        try:
+            return self._plan(artifact), []
+        except InstallError as exc:
+            return None, exc.errors
 
     def _plan(self, artifact: Artifact) -> _Plan:
         plan = _Plan(artifact, os.path.join(self.params["install_dir"], artifact.name, f"v{artifact.version}"), before={})
@@ -517,7 +526,10 @@ class ArtifactInstaller:
             after = {binary: (plan.files.get(binary) or (plan.sha256 if not artifact.archive else None) or "unknown")
                      if plan.install or binary in linked else plan.before[binary] for binary in artifact.links}
         elif written or linked:
-            after = {binary: digest_or_none(os.path.join(artifact.bin_dir, binary)) for binary in artifact.links}
+            # A link to this version runs the bits verified above (installed now, or found there by _plan).
+            verified = plan.files if artifact.archive else {artifact.name: plan.sha256}
+            after = {binary: verified[binary] if _points_to(link, plan.target(binary)) else digest_or_none(link)
+                     for binary, link in ((binary, os.path.join(artifact.bin_dir, binary)) for binary in artifact.links)}
         else:
             after = plan.before
         stale = [binary for binary in artifact.daemons

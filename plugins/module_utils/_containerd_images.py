@@ -19,8 +19,13 @@ import shutil
 import tarfile
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 OCI_REF_NAME = "io.containerd.image.name"
+# Seconds between two questions to a containerd whose CRI plugin is not up yet (it comes up within a second or so).
+READY_POLL_INTERVAL = 0.2
+# Archives imported at once: containerd unpacks each one's layers on its own, so a host's cores share the work.
+IMPORT_WORKERS = 4
 OCI_REF_NAME_SHORT = "org.opencontainers.image.ref.name"
 
 
@@ -106,7 +111,7 @@ def place_archive(source: str, dest: str, expected: dict) -> None:
 
 
 def runtime_images_when_ready(run_command, crictl: str, timeout: float, sleep=time.sleep, clock=time.monotonic) -> dict:
-    """{tag: image id} from `crictl images -o json`, asked again every second for up to ``timeout``
+    """{tag: image id} from `crictl images -o json`, asked again every READY_POLL_INTERVAL for up to ``timeout``
     seconds while it fails: a containerd just (re)started answers before its CRI plugin is up
     ("unknown service runtime.v1.ImageService"). RuntimeError with crictl's message after that."""
     deadline = clock() + timeout
@@ -116,4 +121,15 @@ def runtime_images_when_ready(run_command, crictl: str, timeout: float, sleep=ti
             return runtime_images(out)
         if clock() >= deadline:
             raise RuntimeError(f"crictl images failed for {timeout:g} s: {err.strip()}")
-        sleep(1)
+        sleep(READY_POLL_INTERVAL)
+
+
+def import_archives(run_command, ctr: str, paths) -> list[str]:
+    """Import each archive into containerd's k8s.io namespace, IMPORT_WORKERS at a time; the failures, one message
+    each (empty when every import succeeded). An archive is imported whole or not at all: a failed one can be
+    imported again."""
+    def one(path: str) -> str:
+        rc, out, err = run_command([ctr, "-n", "k8s.io", "images", "import", "--local", path])
+        return f"ctr images import {path} failed: {err.strip() or out.strip()}" if rc != 0 else ""
+    with ThreadPoolExecutor(max_workers=IMPORT_WORKERS) as pool:
+        return [message for message in pool.map(one, sorted(paths)) if message]

@@ -69,6 +69,7 @@ class FileSpec:
     diff: bool = False
     validate: str | None = None
     force: bool = True
+    unsafe_writes: bool = False
 
 
 def validate_command(value: object) -> str | None:
@@ -89,8 +90,44 @@ def parse_mode(value: object) -> int:
     raise FilesError(f"mode {value!r} is not an octal mode such as '0644'")
 
 
+def with_block(text: bytes, marker: str, block: str) -> bytes:
+    """``text`` with its marked block (from the marker's BEGIN line to its END line) replaced by ``block``, or
+    with the block appended when it has none. The layout ansible.builtin.blockinfile writes: a file it wrote
+    is not written again."""
+    if "{mark}" not in marker:
+        raise FilesError(f"marker {marker!r} must contain {{mark}}, where BEGIN and END go")
+    begin, end = (marker.replace("{mark}", word).encode("utf-8") + b"\n" for word in ("BEGIN", "END"))
+    body = block.encode("utf-8")
+    if body and not body.endswith(b"\n"):
+        body += b"\n"
+    lines = text.splitlines(True)
+    marked = [begin, *body.splitlines(True), end]
+    if begin in lines and end in lines[lines.index(begin):]:
+        first = lines.index(begin)
+        lines[first:first + lines[first:].index(end) + 1] = marked
+    else:
+        if lines and not lines[-1].endswith(b"\n"):
+            lines[-1] += b"\n"
+        lines.extend(marked)
+    return b"".join(lines)
+
+
+def read_bytes(path: str) -> bytes:
+    """A file's bytes, empty when there is none."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        raise FilesError(f"cannot read {path}: {exc.strerror}") from exc
+
+
 def entry_content(entry: Mapping) -> bytes:
-    """The bytes of an entry: ``content_base64``, else ``content`` as UTF-8."""
+    """The bytes of an entry: ``content_base64``, else ``content`` as UTF-8, else the file on disk with its marked
+    ``block`` in place."""
+    if entry.get("block") is not None:
+        return with_block(read_bytes(os.path.normpath(str(entry.get("dest")))), str(entry.get("marker") or ""), str(entry["block"]))
     if entry.get("content_base64") is not None:
         try:
             return base64.b64decode(str(entry["content_base64"]), validate=True)
@@ -100,7 +137,7 @@ def entry_content(entry: Mapping) -> bytes:
         return str(entry["content"]).encode("utf-8")
     if entry.get("src") is not None:
         raise FilesError("src is read on the controller by the file_bundle action plugin; this module got no content for it")
-    raise FilesError("content or src is required")
+    raise FilesError("content, src or block is required")
 
 
 def specs_from_params(params: Mapping) -> list[FileSpec]:
@@ -124,7 +161,7 @@ def specs_from_params(params: Mapping) -> list[FileSpec]:
             specs.append(FileSpec(dest=dest, content=entry_content(entry), mode=parse_mode(mode), uid=resolve_owner(owner),
                                   gid=resolve_group(group), services=tuple(entry.get("services") or ()),
                                   diff=bool(entry.get("diff")), validate=validate_command(entry.get("validate")),
-                                  force=entry.get("force") is not False))
+                                  force=entry.get("force") is not False, unsafe_writes=bool(entry.get("unsafe_writes"))))
         except FilesError as exc:
             problems.extend(f"{label}: {problem}" for problem in exc.errors)
     if problems:
@@ -340,7 +377,7 @@ class FileBundleBackend:
                 continue
             if "created" in changes or "content" in changes:
                 make_directories(os.path.dirname(spec.dest), directory_mode, spec.uid, spec.gid)
-                write_atomic(spec.dest, spec.content, spec.mode, spec.uid, spec.gid, sync_dir=False)
+                write_atomic(spec.dest, spec.content, spec.mode, spec.uid, spec.gid, sync_dir=False, in_place_fallback=spec.unsafe_writes)
                 directories.add(os.path.dirname(spec.dest))
             else:
                 apply_attributes(spec.dest, spec.mode, spec.uid, spec.gid)

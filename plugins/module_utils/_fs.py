@@ -15,6 +15,7 @@ Problems raise ``FsError``; a caller with an error type of its own wraps a primi
 
 from __future__ import annotations
 
+import errno
 import functools
 import grp
 import os
@@ -104,11 +105,14 @@ def apply_attributes(path: str, mode: int, uid: int = UNCHANGED, gid: int = UNCH
         raise FsError(f"cannot set owner/group/mode of {path}: {exc.strerror}") from exc
 
 
-def write_atomic(path: str, data: bytes, mode: int, uid: int = UNCHANGED, gid: int = UNCHANGED, sync_dir: bool = True) -> None:
+def write_atomic(path: str, data: bytes, mode: int, uid: int = UNCHANGED, gid: int = UNCHANGED, sync_dir: bool = True,
+                 in_place_fallback: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory.
 
     Mode and owner are set on the temporary file before it is renamed over ``path``. With
     ``sync_dir`` False the caller syncs the directory (``sync_directory``) after a series of writes.
+    With ``in_place_fallback``, a file that cannot be renamed over (a bind mount, such as a
+    container's /etc/hosts) is rewritten in place instead.
     """
     directory = os.path.dirname(path) or "."
     try:
@@ -129,9 +133,27 @@ def write_atomic(path: str, data: bytes, mode: int, uid: int = UNCHANGED, gid: i
             os.unlink(temp)
         except OSError:
             pass
-        raise FsError(f"cannot write {path}: {exc.strerror}") from exc
+        if not (in_place_fallback and exc.errno in _NOT_RENAMED_OVER and os.path.isfile(path)):
+            raise FsError(f"cannot write {path}: {exc.strerror}") from exc
+        _write_in_place(path, data, mode, uid, gid)
     if sync_dir:
         sync_directory(directory)
+
+
+# What rename() says of a target it cannot replace: a mount point (EBUSY), another file system, a denial.
+_NOT_RENAMED_OVER = (errno.EBUSY, errno.EXDEV, errno.EPERM, errno.EACCES)
+
+
+def _write_in_place(path: str, data: bytes, mode: int, uid: int, gid: int) -> None:
+    try:
+        with open(path, "r+b") as handle:
+            handle.write(data)
+            handle.truncate()
+            handle.flush()
+            os.fsync(handle.fileno())
+        apply_attributes(path, mode, uid, gid)
+    except OSError as exc:
+        raise FsError(f"cannot write {path} in place: {exc.strerror}") from exc
 
 
 def sync_directory(directory: str) -> None:

@@ -142,11 +142,9 @@ def main() -> None:
     wanted = _containerd_images.missing(archives, present)
     importable, absent = _containerd_images.split_present(wanted)
     if not module.check_mode:
-        for path in importable:
-            rc, out, err = module.run_command([module.params["ctr"], "-n", "k8s.io", "images", "import", "--local", path])
-            if rc != 0:
-                module.fail_json(msg=f"ctr images import {path} failed: {err.strip() or out.strip()}", imported={}, absent_archives=absent,
-                                 copied=copied)
+        failures = _containerd_images.import_archives(module.run_command, module.params["ctr"], importable)
+        if failures:
+            module.fail_json(msg="; ".join(failures), imported={}, absent_archives=absent, copied=copied)
     # In check mode an absent archive would be copied and imported: a change too.
     changed = bool(wanted) if module.check_mode else bool(importable)
     module.exit_json(changed=changed, imported=importable, absent_archives=absent, copied=copied)

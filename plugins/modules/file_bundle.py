@@ -30,7 +30,7 @@ author:
 options:
   files:
     description:
-      - The files to write. Each needs exactly one of O(files[].src) or O(files[].content).
+      - The files to write. Each needs exactly one of O(files[].src), O(files[].content) or O(files[].block).
     type: list
     elements: dict
     default: []
@@ -50,6 +50,23 @@ options:
       content_base64:
         description: The file's content, base64-encoded. The action plugin fills it from O(files[].src) or O(files[].content).
         type: str
+      block:
+        description:
+          - Text kept between two marker lines of the file, the rest of the file left as it is (the block is appended
+            when the file has no such markers; a missing file is created with it). The layout
+            M(ansible.builtin.blockinfile) writes, so a block it wrote is taken over without a change.
+        type: str
+      marker:
+        description:
+          - The marker lines of O(files[].block), with C({mark}) where V(BEGIN) and V(END) go, such as
+            V(# {mark} kubeforge cluster hosts). Required with O(files[].block).
+        type: str
+      unsafe_writes:
+        description:
+          - When the file cannot be renamed over (a bind mount such as a container's C(/etc/hosts)), rewrite it in place
+            instead of failing. Readers may then see a partial file while it is written.
+        type: bool
+        default: false
       mode:
         description: The file's mode, an octal string such as V('0600'). Defaults to O(mode).
         type: raw
@@ -281,10 +298,13 @@ def argument_spec() -> dict:
         "diff": {"type": "bool", "default": False},
         "validate": {"type": "str"},
         "force": {"type": "bool", "default": True},
+        "block": {"type": "str"},
+        "marker": {"type": "str"},
+        "unsafe_writes": {"type": "bool", "default": False},
     }
     return {
         "files": {"type": "list", "elements": "dict", "default": [], "options": entry,
-                  "mutually_exclusive": [("src", "content", "content_base64")]},
+                  "mutually_exclusive": [("src", "content", "content_base64", "block")], "required_together": [("block", "marker")]},
         "directories": {"type": "list", "elements": "raw", "default": []},
         "absent": {"type": "list", "elements": "path", "default": []},
         "mode": {"type": "raw", "default": "0644"},

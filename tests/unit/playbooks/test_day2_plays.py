@@ -69,10 +69,27 @@ def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
     for play in imports:
         # The cluster-wide objects (TLS bootstrap RBAC, flannel's DaemonSet) are site.yml's: adding a node changes none.
         settled = {"kubeforge_apply_cluster_objects": False} if play["ansible.builtin.import_playbook"] in CLUSTER_OBJECT_PHASES else {}
-        assert play["vars"] == {"kubeforge_preflight_ran": True, "kubeforge_phase_hosts": "kubeforge_adding", **settled}
+        deferred = {"kubelet_bootstrap_wait_for_approval": False} if play["ansible.builtin.import_playbook"] == "phases/kubelet_bootstrap.yml" else {}
+        assert play["vars"] == {"kubeforge_preflight_ran": True, "kubeforge_phase_hosts": "kubeforge_adding", **settled, **deferred}
     for phase in NODE_PHASES:
         hosts = load(f"playbooks/phases/{phase}.yml")[1]["hosts"]
         assert hosts.endswith(":&{{ kubeforge_phase_hosts | default('all') }}"), (phase, hosts)
+
+
+def test_add_nodes_waits_for_the_serving_certificates_after_kube_proxy_is_installed():
+    """The kubelet phase starts the new kubelets without waiting; the approval play comes between the
+    ipvs and flannel phases, on the new hosts, and runs the role's approval task alone."""
+    plays = load("playbooks/add_nodes.yml")
+    names = [play.get("ansible.builtin.import_playbook") or play["name"] for play in plays]
+    approval = names.index("Add nodes - approve the new kubelets' serving certificates")
+    assert names[approval - 1:approval + 2] == ["phases/ipvs.yml", names[approval], "phases/flannel.yml"]
+    assert plays[approval]["hosts"] == "k8s_cluster:&kubeforge_adding"
+    assert [task["ansible.builtin.include_role"] for task in plays[approval]["tasks"]] == [
+        {"name": "kubeforge.cluster.kubelet_bootstrap", "tasks_from": "approve"}]
+    main = load("roles/kubelet_bootstrap/tasks/main.yml")
+    assert next(task for task in main if task.get("ansible.builtin.import_tasks") == "approve.yml")["when"] == (
+        "kubelet_bootstrap_wait_for_approval | bool")
+    assert load("roles/kubelet_bootstrap/defaults/main.yml")["kubelet_bootstrap_wait_for_approval"] is True
 
 
 def test_the_cluster_wide_objects_are_applied_unless_a_playbook_that_adds_hosts_says_they_are_in_place():

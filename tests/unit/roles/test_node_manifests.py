@@ -117,10 +117,10 @@ def applied_objects(role: str, template: str, host: str = "cp1", roles_dir: str 
 def written_file(role: str, src: str, host: str = "cp1", roles_dir: str = ROLES, **extra) -> str:
     """The text the role writes from the template `src`: an ansible.builtin.template task, rendered the
     way the template action renders it (ansible/plugins/action/template.py of ansible-core 2.19), or a
-    kubeforge.cluster.file_bundle task whose files (a list, or one expression) look that template up."""
+    kubeforge.cluster.file_bundle task whose files (a list, one expression, or the task's vars) look that template up."""
     role_path = os.path.join(roles_dir, role)
     bundled = [task_vars for task, task_vars in role_tasks(role_path) if "kubeforge.cluster.file_bundle" in task
-               and f"lookup('ansible.builtin.template', '{src}')" in str(task["kubeforge.cluster.file_bundle"].get("files"))]
+               and f"lookup('ansible.builtin.template', '{src}')" in str([task["kubeforge.cluster.file_bundle"].get("files"), task.get("vars")])]
     if bundled:
         [task_vars] = bundled
         scope = variables(role, host, task_vars, extra, roles_dir)

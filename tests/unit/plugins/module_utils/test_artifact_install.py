@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import tarfile
 
 import pytest
@@ -124,6 +125,36 @@ def test_a_new_archive_is_read_once_hashed_and_unpacked_together(host, monkeypat
     monkeypatch.setattr(ai.tarfile, "open", counting_open)
     host.run(etcd())
     assert len(opened) == 1 and os.path.isfile(host.path("opt", "etcd", "v3.5.33", "etcdutl"))
+
+
+def test_the_artifacts_of_a_batch_are_fetched_and_verified_side_by_side(host):
+    """Both downloads must be under way at once for either to finish (a barrier that fails after 10 s)."""
+    both = threading.Barrier(2, timeout=10)
+    plain_fetch = host.fetch
+
+    def fetch(url):
+        if not url.endswith(".sha256"):
+            both.wait()
+        return plain_fetch(url)
+    host.fetch = fetch
+    result = host.run(etcd(), apiserver())
+    assert result["changed_binaries"] == ["etcd", "etcdctl", "etcdutl", "kube-apiserver"] and not both.broken
+
+
+def test_the_installed_binaries_are_not_read_again_after_their_verified_install(host, monkeypatch):
+    """The bits were hashed on their way in: the new links are reported from those digests, not a second read."""
+    hashed = []
+    real_digest = ai.digest_or_none
+
+    def counting_digest(path):
+        found = real_digest(path)
+        hashed.append((path, found))
+        return found
+    monkeypatch.setattr(ai, "digest_or_none", counting_digest)
+    result = host.run(etcd(), apiserver())
+    assert result["changed_binaries"] == ["etcd", "etcdctl", "etcdutl", "kube-apiserver"]
+    assert result["artifacts"][1]["sha256"] == sha(APISERVER)
+    assert hashed and not [path for path, found in hashed if found]  # only absent files were asked about, before the install
 
 
 def test_a_locked_install_verifies_the_binaries_without_fetching_anything(host):

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_images import runtime_images_when_ready, split_present
+from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_images import (
+    READY_POLL_INTERVAL, import_archives, runtime_images_when_ready, split_present)
 
 NOT_UP = 'level=error msg="validate service connection: rpc error: code = Unimplemented desc = unknown service runtime.v1.ImageService"'
 IMAGES = json.dumps({"images": [{"id": "sha256:aa", "repoTags": ["registry.k8s.io/pause:3.10.2"]}]})
@@ -37,7 +38,8 @@ def test_asks_again_until_the_image_service_answers():
     run, calls = answers((1, "", NOT_UP), (1, "", NOT_UP), (0, IMAGES, ""))
     assert runtime_images_when_ready(run, "/usr/local/bin/crictl", 60, sleep=clock.sleep, clock=clock) == {
         "registry.k8s.io/pause:3.10.2": "sha256:aa"}
-    assert calls == [["/usr/local/bin/crictl", "images", "-o", "json"]] * 3 and clock.now == 2
+    assert calls == [["/usr/local/bin/crictl", "images", "-o", "json"]] * 3
+    assert clock.now == pytest.approx(2 * READY_POLL_INTERVAL)
 
 
 def test_fails_with_crictls_message_once_the_time_is_up():
@@ -45,7 +47,8 @@ def test_fails_with_crictls_message_once_the_time_is_up():
     run, calls = answers((1, "", NOT_UP))
     with pytest.raises(RuntimeError, match=r"crictl images failed for 5 s: .*unknown service runtime.v1.ImageService"):
         runtime_images_when_ready(run, "crictl", 5, sleep=clock.sleep, clock=clock)
-    assert len(calls) == 6
+    # Asked every READY_POLL_INTERVAL until 5 s have passed, then once more.
+    assert clock.now >= 5 and abs(len(calls) - (5 / READY_POLL_INTERVAL + 1)) <= 1
 
 
 def test_only_the_wanted_archives_missing_on_the_host_are_to_be_copied():
@@ -53,3 +56,18 @@ def test_only_the_wanted_archives_missing_on_the_host_are_to_be_copied():
     importable, absent = split_present(wanted, exists=lambda path: path == "/c/pause.tar")
     assert importable == {"/c/pause.tar": ["registry.k8s.io/pause:3.10.2"]} and absent == ["/c/coredns.tar"]
     assert split_present({}, exists=lambda path: False) == ({}, [])
+
+
+def test_every_archive_is_imported_and_every_failure_is_reported():
+    """The imports run side by side: each archive is imported once, and each failure is named."""
+    calls = []
+
+    def run(argv):
+        calls.append(argv)
+        return (1, "", "ctr: content digest mismatch\n") if argv[-1].endswith("bad.tar") else (0, "", "")
+    paths = ["/c/a.tar", "/c/bad.tar", "/c/b.tar", "/c/zz-bad.tar", "/c/pause.tar"]
+    assert import_archives(run, "/usr/local/bin/ctr", paths) == [
+        "ctr images import /c/bad.tar failed: ctr: content digest mismatch",
+        "ctr images import /c/zz-bad.tar failed: ctr: content digest mismatch"]
+    assert sorted(calls) == sorted(["/usr/local/bin/ctr", "-n", "k8s.io", "images", "import", "--local", path] for path in paths)
+    assert import_archives(run, "ctr", ["/c/a.tar"]) == [] and import_archives(run, "ctr", []) == []

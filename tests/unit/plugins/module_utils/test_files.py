@@ -154,7 +154,7 @@ def test_directory_that_is_a_file_is_an_error(tmp_path):
     ({"dest": "/x", "content": "x", "mode": "u+rw"}, "is not an octal mode"),
     ({"dest": "/x", "content_base64": "!!!"}, "not valid base64"),
     ({"dest": "/x", "src": "/on/the/controller"}, "read on the controller by the file_bundle action plugin"),
-    ({"dest": "/x"}, "content or src is required"),
+    ({"dest": "/x"}, "content, src or block is required"),
     ({"dest": "/x", "content": "x", "owner": "no-such-user-kubeforge"}, "no such user"),
     ({"dest": "/x", "content": "x", "group": "no-such-group-kubeforge"}, "no such group"),
 ])
@@ -270,3 +270,47 @@ def test_a_file_not_forced_is_written_only_where_there_is_none(tmp_path):
     os.chmod(dest, 0o644)
     assert not run(params)["changed"]
     assert dest.read_text() == "the keys the apiserver runs with\n" and mode_of(dest) == 0o644
+
+
+MARKER = "# {mark} cluster hosts"
+
+
+def test_a_block_replaces_only_its_own_lines_and_is_appended_where_there_is_none(tmp_path):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n# BEGIN cluster hosts\n10.0.0.1 old\n# END cluster hosts\n10.9.9.9 mine\n")
+    params = {"files": [{"dest": str(hosts), "marker": MARKER, "block": "10.0.0.1 cp1\n10.0.0.2 cp2"}]}
+    assert run(params)["changed_files"] == [str(hosts)]
+    assert hosts.read_text() == "127.0.0.1 localhost\n# BEGIN cluster hosts\n10.0.0.1 cp1\n10.0.0.2 cp2\n# END cluster hosts\n10.9.9.9 mine\n"
+    assert not run(params)["changed"]
+    other = tmp_path / "other"
+    other.write_text("127.0.0.1 localhost")
+    run({"files": [{"dest": str(other), "marker": MARKER, "block": "10.0.0.1 cp1\n"},
+                   {"dest": str(tmp_path / "new"), "marker": MARKER, "block": "10.0.0.1 cp1\n"}]})
+    assert other.read_text() == "127.0.0.1 localhost\n# BEGIN cluster hosts\n10.0.0.1 cp1\n# END cluster hosts\n"
+    assert (tmp_path / "new").read_text() == "# BEGIN cluster hosts\n10.0.0.1 cp1\n# END cluster hosts\n"
+
+
+def test_a_marker_needs_its_mark(tmp_path):
+    with pytest.raises(FilesError, match=r"marker '# cluster hosts' must contain \{mark\}"):
+        run({"files": [{"dest": str(tmp_path / "hosts"), "marker": "# cluster hosts", "block": "x"}]})
+
+
+@pytest.mark.parametrize("unsafe_writes", [True, False])
+def test_a_file_that_cannot_be_renamed_over_is_written_in_place_only_with_unsafe_writes(tmp_path, monkeypatch, unsafe_writes):
+    """A bind mount (a container's /etc/hosts) refuses rename() with EBUSY: the same inode is rewritten instead."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n" + "# padding\n" * 50)
+    inode = os.stat(hosts).st_ino
+
+    def busy(*_args):
+        raise OSError(16, "Device or resource busy")
+    monkeypatch.setattr(os, "replace", busy)
+    params = {"files": [{"dest": str(hosts), "marker": MARKER, "block": "10.0.0.1 cp1\n", "unsafe_writes": unsafe_writes}]}
+    if not unsafe_writes:
+        with pytest.raises(FilesError, match="Device or resource busy"):
+            run(params)
+        assert hosts.read_text().count("# padding") == 50 and os.listdir(tmp_path) == ["hosts"]
+        return
+    assert run(params)["changed"]
+    assert hosts.read_text() == "127.0.0.1 localhost\n" + "# padding\n" * 50 + "# BEGIN cluster hosts\n10.0.0.1 cp1\n# END cluster hosts\n"
+    assert os.stat(hosts).st_ino == inode and os.listdir(tmp_path) == ["hosts"]

@@ -142,3 +142,21 @@ def test_action_missing_source(collections_path, tmp_path):
     failed = play(collections_path, tmp_path, task)
     assert failed["failed"] and f"src {tmp_path / 'not-yet.crt'} does not exist" in failed["msg"]
     assert not (tmp_path / "x.txt").exists()
+
+
+@pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="ansible-playbook is not installed beside this Python")
+def test_a_block_written_by_blockinfile_is_taken_over_without_a_change(collections_path, tmp_path):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n::1 localhost ip6-localhost")  # no newline at the end
+    marker = "# {mark} kubeforge cluster hosts"
+    block = "10.0.0.11 cp1\n10.0.0.21 w1\n"
+    written = play(collections_path, tmp_path, {"ansible.builtin.blockinfile": {"path": str(hosts), "marker": marker, "block": block}})
+    assert written["changed"], written
+    by_blockinfile = hosts.read_bytes()
+    task = {MODULE: {"files": [{"dest": str(hosts), "marker": marker, "block": block, "mode": "0644", "diff": True}]}}
+    kept = play(collections_path, tmp_path, task)
+    assert not kept["changed"] and hosts.read_bytes() == by_blockinfile, kept
+    task[MODULE]["files"][0]["block"] = "10.0.0.11 cp1\n10.0.0.22 w2\n"
+    changed = play(collections_path, tmp_path, task, "--diff")
+    assert changed["changed"] and changed["changed_files"] == [str(hosts)]
+    assert hosts.read_text() == by_blockinfile.decode().replace("10.0.0.21 w1", "10.0.0.22 w2")
