@@ -70,7 +70,9 @@ def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
         # The cluster-wide objects (TLS bootstrap RBAC, flannel's DaemonSet) are site.yml's: adding a node changes none.
         settled = {"kubeforge_apply_cluster_objects": False} if play["ansible.builtin.import_playbook"] in CLUSTER_OBJECT_PHASES else {}
         deferred = {"kubelet_bootstrap_wait_for_approval": False} if play["ansible.builtin.import_playbook"] == "phases/kubelet_bootstrap.yml" else {}
-        assert play["vars"] == {"kubeforge_preflight_ran": True, "kubeforge_phase_hosts": "kubeforge_adding", **settled, **deferred}
+        early = ({"container_runtime_also_install": play["vars"].get("container_runtime_also_install")}
+                 if play["ansible.builtin.import_playbook"] == "phases/container_runtime.yml" else {})
+        assert play["vars"] == {"kubeforge_preflight_ran": True, "kubeforge_phase_hosts": "kubeforge_adding", **settled, **deferred, **early}
     for phase in NODE_PHASES:
         hosts = load(f"playbooks/phases/{phase}.yml")[1]["hosts"]
         assert hosts.endswith(":&{{ kubeforge_phase_hosts | default('all') }}"), (phase, hosts)
@@ -90,6 +92,19 @@ def test_add_nodes_waits_for_the_serving_certificates_after_kube_proxy_is_instal
     assert next(task for task in main if task.get("ansible.builtin.import_tasks") == "approve.yml")["when"] == (
         "kubelet_bootstrap_wait_for_approval | bool")
     assert load("roles/kubelet_bootstrap/defaults/main.yml")["kubelet_bootstrap_wait_for_approval"] is True
+
+
+def test_add_nodes_installs_the_kubelet_and_kube_proxy_with_containerd_as_their_roles_define_them():
+    """One batch verifies the new node's binaries side by side; the entries are the kubelet_bootstrap and ipvs
+    roles' own, so that their phases find them verified (artifacts_verified_in_run) and install nothing."""
+    play = next(play for play in load("playbooks/add_nodes.yml") if play.get("ansible.builtin.import_playbook") == "phases/container_runtime.yml")
+    own = [next(task for task in load(f"roles/{role}/tasks/main.yml") if task.get("ansible.builtin.include_role", {}).get("name")
+                == "kubeforge.cluster.artifacts")["vars"]["artifacts_list"] for role in ("kubelet_bootstrap", "ipvs")]
+    assert play["vars"]["container_runtime_also_install"] == own[0] + own[1]
+    install = next(task for task in load("roles/container_runtime/tasks/main.yml") if task["name"].startswith("Install containerd"))
+    assert install["vars"]["artifacts_list"] == "{{ container_runtime_artifacts + container_runtime_also_install }}"
+    assert load("roles/container_runtime/defaults/main.yml")["container_runtime_also_install"] == []
+    assert not any("container_runtime_also_install" in (play.get("vars") or {}) for play in load("site.yml"))
 
 
 def test_the_cluster_wide_objects_are_applied_unless_a_playbook_that_adds_hosts_says_they_are_in_place():
