@@ -64,8 +64,15 @@ def run_playbook(playbook: str, inventory_path: str, *extra: str) -> tuple[float
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - started
     if done.returncode != 0:
-        sys.exit(f"{playbook} failed after {elapsed:.0f} s:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}")
+        sys.exit(f"{playbook} failed after {elapsed:.0f} s:\n{failures(done.stdout)}\n{done.stderr[-2000:]}")
     return elapsed, done.stdout
+
+
+def failures(output: str) -> str:
+    """What a failed run says: each failed task with its result (up to the next task), then the recap."""
+    found = re.findall(r"^TASK \[[^\n]*\n(?:(?!^TASK \[|^PLAY RECAP).*\n)*?^fatal: (?:(?!^TASK \[|^PLAY RECAP).*\n)*", output, re.M)
+    recap = output.rsplit("PLAY RECAP", 1)[-1].split("\n\n", 1)[0]
+    return "\n".join(found)[-8000:] + "\nPLAY RECAP" + recap
 
 
 def changed(output: str) -> dict[str, int]:

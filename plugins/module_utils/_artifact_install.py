@@ -541,8 +541,9 @@ class ArtifactInstaller:
 
 
 def _makedirs(path: str) -> str:
+    # exist_ok: the artifacts of a batch are verified side by side, and share the cache directory.
     if not os.path.isdir(path):
-        os.makedirs(path, 0o755)
+        os.makedirs(path, 0o755, exist_ok=True)
     return path
 
 

@@ -141,6 +141,25 @@ def test_the_artifacts_of_a_batch_are_fetched_and_verified_side_by_side(host):
     assert result["changed_binaries"] == ["etcd", "etcdctl", "etcdutl", "kube-apiserver"] and not both.broken
 
 
+def test_a_directory_another_artifact_of_the_batch_just_made_is_used(host, monkeypatch):
+    """Two archives of a batch, verified side by side, both make the cache directory: the second one finds it made
+    between its look and its mkdir (forced here: the first two looks at the cache directory say it is not there)."""
+    real_isdir, looks = os.path.isdir, []
+
+    def isdir(path):
+        if path == host.path("cache"):
+            looks.append(path)
+            if len(looks) <= 2:
+                return False
+        return real_isdir(path)
+    monkeypatch.setattr(ai.os.path, "isdir", isdir)
+    host.urls[ETCD_URL.replace("3.5.33", "3.5.34")] = ETCD
+    other = etcd(name="etcd-other", url=ETCD_URL.replace("3.5.33", "3.5.34"), bin_dir=host.path("other-bin"))
+    result = host.run(etcd(), other)
+    assert result["changed_binaries"] == ["etcd", "etcdctl", "etcdutl"] and not result.get("failed")
+    assert [item["changed"] for item in result["artifacts"]] == [True, True]
+
+
 def test_the_installed_binaries_are_not_read_again_after_their_verified_install(host, monkeypatch):
     """The bits were hashed on their way in: the new links are reported from those digests, not a second read."""
     hashed = []
