@@ -22,11 +22,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 OCI_REF_NAME = "io.containerd.image.name"
+OCI_REF_NAME_SHORT = "org.opencontainers.image.ref.name"
 # Seconds between two questions to a containerd whose CRI plugin is not up yet (it comes up within a second or so).
 READY_POLL_INTERVAL = 0.2
 # Archives imported at once: containerd unpacks each one's layers on its own, so a host's cores share the work.
 IMPORT_WORKERS = 4
-OCI_REF_NAME_SHORT = "org.opencontainers.image.ref.name"
 
 
 def _digest(text: str) -> str:

@@ -39,9 +39,11 @@ def install_task(role: str) -> dict:
 
 
 def artifacts_list(role: str) -> list:
+    """The batch as the role gives it: a list, or role variables added together (vars, then defaults)."""
     value = install_task(role)["vars"]["artifacts_list"]
-    if isinstance(value, str):  # a role variable
-        value = load(role, "vars", "main.yml")[value.strip("{} ")]
+    if isinstance(value, str):
+        known = {**load(role, "defaults", "main.yml"), **load(role, "vars", "main.yml")}
+        value = [entry for name in value.strip("{} ").split("+") for entry in known[name.strip()]]
     return value
 
 
