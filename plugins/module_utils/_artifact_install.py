@@ -19,6 +19,11 @@ artifact of the batch is verified before the first one is installed.
 The result names the binaries whose content changed, plus the daemons still running a replaced
 copy (an earlier run that was stopped before its restart): the roles restart their services from it.
 
+A file is hashed again only when its inode, size, mtime or ctime changed since it was last hashed
+(``<install_dir>/digests.json``, as git's index does): any write to a file moves its ctime, which only
+the kernel sets, so a re-run reads no binary it verified before. Removing that file makes the next run
+hash everything.
+
 Each install also records the artifact in ``<install_dir>/installed.json`` (its links and its
 daemons). With ``verify_recorded``, the module checks every recorded artifact against the lock
 as well and returns the keys (``artifact_key``) of those that are installed as locked: the first
@@ -35,8 +40,10 @@ import json
 import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -52,6 +59,7 @@ _CHUNK = 1 << 20
 PLAN_WORKERS = 4
 _DELETED = " (deleted)"
 RECORD = "installed.json"  # in install_dir: what each install left, for verify_recorded
+DIGESTS = "digests.json"  # in install_dir: each installed file's sha256 with the stat it had then
 
 
 class InstallError(KubeforgeError):
@@ -80,6 +88,58 @@ def digest_or_none(path: str) -> str | None:
         return file_sha256(path) if os.path.isfile(path) else None
     except OSError:
         return None
+
+
+def _stamp(found: os.stat_result) -> list:
+    return [found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns]
+
+
+class DigestCache:
+    """The sha256 of the files in ``install_dir`` (links followed), read again only when a file's stamp (inode,
+    size, mtime, ctime) is not the one it had when it was hashed. Threads of a batch share it."""
+
+    def __init__(self, install_dir: str) -> None:
+        self.path = os.path.join(install_dir, DIGESTS)
+        self.root = os.path.realpath(install_dir) + os.sep
+        self._lock = threading.Lock()
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                loaded = json.load(handle)
+        except (OSError, ValueError):
+            loaded = {}
+        self.loaded = loaded if isinstance(loaded, dict) else {}
+        self.entries = dict(self.loaded)
+
+    def digest(self, path: str) -> str | None:
+        """The sha256 of the regular file at ``path``, or None when there is none."""
+        real = os.path.realpath(path)
+        try:
+            before = os.stat(real)
+        except OSError:
+            return None
+        if not stat.S_ISREG(before.st_mode):
+            return None
+        entry = self.entries.get(real)
+        if isinstance(entry, dict) and entry.get("stamp") == _stamp(before):
+            return entry.get("sha256")
+        found = digest_or_none(real)
+        with contextlib.suppress(OSError):
+            if found and _stamp(os.stat(real)) == _stamp(before):  # not written to while it was read
+                self.note(real, found)
+        return found
+
+    def note(self, path: str, sha256: str) -> None:
+        """Remember the sha256 of a file in install_dir (one this run hashed, or wrote from verified bits)."""
+        real = os.path.realpath(path)
+        if real.startswith(self.root):
+            with self._lock:
+                self.entries[real] = {"stamp": _stamp(os.stat(real)), "sha256": sha256}
+
+    def save(self) -> None:
+        """Write the entries of the files still there when they differ from those read."""
+        entries = {path: entry for path, entry in self.entries.items() if os.path.isfile(path)}
+        if entries != self.loaded:
+            _write_json(self.path, entries)
 
 
 def parse_sidecar(text: str) -> str | None:
@@ -185,12 +245,16 @@ def read_record(install_dir: str) -> dict:
 
 def write_record(install_dir: str, record: dict, previous: dict) -> None:
     """Replace the record (a temporary file renamed over it) when it differs from ``previous``, the one read."""
-    if record == previous:
-        return
-    path = os.path.join(_makedirs(install_dir), RECORD)
+    if record != previous:
+        _write_json(os.path.join(_makedirs(install_dir), RECORD), record)
+
+
+def _write_json(path: str, data: dict) -> None:
+    """Replace the file at ``path`` by a temporary file renamed over it."""
+    _makedirs(os.path.dirname(path))
     temp = f"{path}.kubeforge-new"
     with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=1, sort_keys=True)
+        json.dump(data, handle, indent=1, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, path)
@@ -212,7 +276,7 @@ def locked_digests(lock: Mapping, name: str, version: str, arch: str, archive: b
     return {binary: digests[binary] for binary in links} if all(binary in digests for binary in links) else {}
 
 
-def recorded_as_locked(record: dict, lock: Mapping, executables, install_dir: str) -> list[str]:
+def recorded_as_locked(record: dict, lock: Mapping, executables, install_dir: str, digest: Callable = digest_or_none) -> list[str]:
     """The keys of the recorded artifacts installed exactly as the lock says: every link points at its
     version's file, each file has the locked sha256, and no daemon runs a replaced copy."""
     keys = []
@@ -222,7 +286,7 @@ def recorded_as_locked(record: dict, lock: Mapping, executables, install_dir: st
             locked = locked_digests(lock, name, version, arch, bool(entry["archive"]), links)
             version_dir = os.path.join(install_dir, name, f"v{version}")
             if not locked or any(not _points_to(link, os.path.join(version_dir, binary))
-                                 or digest_or_none(os.path.join(version_dir, binary)) != locked[binary]
+                                 or digest(os.path.join(version_dir, binary)) != locked[binary]
                                  for binary, link in links.items()):
                 continue
             if any(runs_replaced_copy(executables, binary, os.path.join(version_dir, binary), links[binary], os.path.dirname(version_dir))
@@ -341,6 +405,7 @@ class ArtifactInstaller:
         self.check_mode = check_mode
         self.proc = proc
         self._temporaries = []  # removed at the end, whatever happened (installed ones were renamed away)
+        self.digests = DigestCache(params["install_dir"])
 
     def run(self) -> dict:
         artifacts = artifacts_from_params(self.params)
@@ -374,7 +439,9 @@ class ArtifactInstaller:
             "needs_source": [result["name"] for result in results if result["needs_source"]],
         }
         if self.params.get("verify_recorded") and not waiting:
-            outcome["verified"] = recorded_as_locked(record, self.params.get("lock") or {}, executables, install_dir)
+            outcome["verified"] = recorded_as_locked(record, self.params.get("lock") or {}, executables, install_dir, self.digests.digest)
+        if not self.check_mode:
+            self.digests.save()
         return outcome
 
     @staticmethod
@@ -393,11 +460,11 @@ class ArtifactInstaller:
 
     def _plan(self, artifact: Artifact) -> _Plan:
         plan = _Plan(artifact, os.path.join(self.params["install_dir"], artifact.name, f"v{artifact.version}"), before={})
-        current = {binary: digest_or_none(plan.target(binary)) for binary in artifact.links}
+        current = {binary: self.digests.digest(plan.target(binary)) for binary in artifact.links}
         # What each link runs now (hashed once when it already points at this version).
         for binary in artifact.links:
             link = os.path.join(artifact.bin_dir, binary)
-            plan.before[binary] = current[binary] if _points_to(link, plan.target(binary)) else digest_or_none(link)
+            plan.before[binary] = current[binary] if _points_to(link, plan.target(binary)) else self.digests.digest(link)
         pin = artifact.sha256
         known = dict(artifact.files) if artifact.archive else ({artifact.name: pin} if pin else {})
         if known and all(current[binary] == known.get(binary) for binary in artifact.links):
@@ -413,7 +480,7 @@ class ArtifactInstaller:
                 self._fetch_verified(plan, pin, plan.version_dir)
             return plan
         cached = os.path.join(self.params["cache_dir"], artifact.filename)
-        archive = cached if digest_or_none(cached) == pin else ""
+        archive = cached if self.digests.digest(cached) == pin else ""
         if not archive:
             archive = self._fetch_verified(plan, pin, self.params["cache_dir"])
             if not archive:  # check mode, or the offline file is still on the controller
@@ -528,8 +595,11 @@ class ArtifactInstaller:
         elif written or linked:
             # A link to this version runs the bits verified above (installed now, or found there by _plan).
             verified = plan.files if artifact.archive else {artifact.name: plan.sha256}
-            after = {binary: verified[binary] if _points_to(link, plan.target(binary)) else digest_or_none(link)
+            after = {binary: verified[binary] if _points_to(link, plan.target(binary)) else self.digests.digest(link)
                      for binary, link in ((binary, os.path.join(artifact.bin_dir, binary)) for binary in artifact.links)}
+            if written:
+                for binary in artifact.links:
+                    self.digests.note(plan.target(binary), verified[binary])
         else:
             after = plan.before
         stale = [binary for binary in artifact.daemons

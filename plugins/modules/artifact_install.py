@@ -20,7 +20,8 @@ description:
     file O(lock_file) once it holds the version; at first use it is the checksum the collection carries, else the
     C(.sha256) published beside the file, and the verified checksum is then recorded in the lock. Later runs and nodes
     added later must match the lock; a mismatch fails showing the locked and the found checksum.
-  - On the host, every run checks the installed binaries against the reference. What is missing or different is
+  - On the host, every run checks the installed binaries against the reference. A binary whose stat (inode, size, mtime,
+    ctime) is the one it had when it was last hashed is not read again (C(<install_dir>/digests.json)). What is missing or different is
     downloaded, or copied from the controller's offline directory, hashed and verified before it replaces anything; every
     artifact of the batch is verified before the first one is installed.
   - RV(changed_binaries) names the binaries whose content changed, and the O(artifacts[].daemons) still running a replaced

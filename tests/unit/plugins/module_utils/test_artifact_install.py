@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import threading
 import tarfile
+import threading
+import time
 
 import pytest
 
@@ -111,8 +112,8 @@ def test_first_install_unpacks_links_and_reports_every_binary(host):
     assert os.stat(host.path("opt", "kube-apiserver", "v1.36.4", "kube-apiserver")).st_mode & 0o777 == 0o755
     # The archive stays in the cache; no temporary file is left anywhere; the install is recorded.
     assert host.files() == ["bin/etcd", "bin/etcdctl", "bin/etcdutl", "bin/kube-apiserver", "cache/etcd-v3.5.33-linux-amd64.tar.gz",
-                            "opt/etcd/v3.5.33/README.md", "opt/etcd/v3.5.33/etcd", "opt/etcd/v3.5.33/etcdctl", "opt/etcd/v3.5.33/etcdutl",
-                            "opt/installed.json", "opt/kube-apiserver/v1.36.4/kube-apiserver"]
+                            "opt/digests.json", "opt/etcd/v3.5.33/README.md", "opt/etcd/v3.5.33/etcd", "opt/etcd/v3.5.33/etcdctl",
+                            "opt/etcd/v3.5.33/etcdutl", "opt/installed.json", "opt/kube-apiserver/v1.36.4/kube-apiserver"]
 
 
 def test_a_new_archive_is_read_once_hashed_and_unpacked_together(host, monkeypatch):
@@ -162,18 +163,50 @@ def test_a_directory_another_artifact_of_the_batch_just_made_is_used(host, monke
 
 def test_the_installed_binaries_are_not_read_again_after_their_verified_install(host, monkeypatch):
     """The bits were hashed on their way in: the new links are reported from those digests, not a second read."""
-    hashed = []
-    real_digest = ai.digest_or_none
-
-    def counting_digest(path):
-        found = real_digest(path)
-        hashed.append((path, found))
-        return found
-    monkeypatch.setattr(ai, "digest_or_none", counting_digest)
+    read = reads(monkeypatch)
     result = host.run(etcd(), apiserver())
     assert result["changed_binaries"] == ["etcd", "etcdctl", "etcdutl", "kube-apiserver"]
     assert result["artifacts"][1]["sha256"] == sha(APISERVER)
-    assert hashed and not [path for path, found in hashed if found]  # only absent files were asked about, before the install
+    assert read == []
+
+
+def reads(monkeypatch) -> list:
+    """The files the installer reads to hash them, in a list that fills as it runs."""
+    read = []
+    real = ai.file_sha256
+
+    def counting(path):
+        read.append(path)
+        return real(path)
+    monkeypatch.setattr(ai, "file_sha256", counting)
+    return read
+
+
+def test_a_rerun_reads_no_binary_unchanged_since_it_was_hashed(host, monkeypatch):
+    files = host.run(etcd(), apiserver())["artifacts"][0]["files"]
+    read = reads(monkeypatch)
+    again = host.run(etcd(files=files, locked=True), apiserver(sha256=sha(APISERVER), checksum_url="", locked=True))
+    assert not again["changed"] and read == []
+    # Without the digests file, every binary is read again.
+    os.unlink(host.path("opt", ai.DIGESTS))
+    host.run(etcd(files=files, locked=True), apiserver(sha256=sha(APISERVER), checksum_url="", locked=True))
+    assert sorted(os.path.basename(path) for path in read) == ["etcd", "etcdctl", "etcdutl", "kube-apiserver"]
+
+
+def test_a_binary_rewritten_with_its_size_and_mtime_kept_is_hashed_again_and_replaced(host, monkeypatch):
+    files = host.run(etcd())["artifacts"][0]["files"]
+    target = host.path("opt", "etcd", "v3.5.33", "etcdctl")
+    kept = os.stat(target)
+    time.sleep(0.05)  # past the file system clock's tick: the write below moves the ctime
+    with open(target, "r+b") as handle:
+        handle.write(b"X")
+    os.utime(target, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    assert os.stat(target).st_size == kept.st_size and os.stat(target).st_mtime_ns == kept.st_mtime_ns
+    read = reads(monkeypatch)
+    result = host.run(etcd(files=files, locked=True))
+    assert result["changed_binaries"] == ["etcdctl"] and read.count(target) == 1
+    with open(host.path("bin", "etcdctl"), "rb") as handle:
+        assert handle.read() == ETCD_FILES["etcdctl"]
 
 
 def test_a_locked_install_verifies_the_binaries_without_fetching_anything(host):
