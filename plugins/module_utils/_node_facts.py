@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Read-only kernel facts of a node that the preflight rules need (the node_facts module).
+"""Read-only facts of a node that the preflight rules and the prepare role need (the node_facts module).
 
 Everything is read below a root directory ('/' on a host), so unit tests build fake /proc, /sys
 and /lib/modules trees. The readers are pure functions of file contents; ``NodeFactsBackend``
@@ -18,6 +18,7 @@ import os
 IP_VS_STATES = ("loaded", "builtin", "loadable", "missing")
 _IP_VS_FILES = ("ip_vs.ko", "ip_vs.ko.xz", "ip_vs.ko.zst", "ip_vs.ko.gz")
 CGROUP_ROOT = "/sys/fs/cgroup"
+DPKG_STATUS = "/var/lib/dpkg/status"
 
 
 def cgroup_version_from_mounts(mounts: str) -> int | None:
@@ -62,6 +63,17 @@ def fstab_swap_entries(fstab: str) -> list[str]:
         if len(fields) >= 3 and not fields[0].startswith("#") and fields[2] == "swap":
             entries.append(line.strip())
     return entries
+
+
+def dpkg_installed(status: str) -> list[str]:
+    """The packages dpkg's status file says are installed ('Status: install ok installed'), sorted: what
+    ``dpkg-query --show`` reports as installed, read without starting it."""
+    installed = set()
+    for stanza in status.split("\n\n"):
+        fields = dict(line.split(":", 1) for line in stanza.splitlines() if ":" in line and not line.startswith((" ", "\t")))
+        if fields.get("Status", "").split()[-1:] == ["installed"] and fields.get("Package", "").strip():
+            installed.add(fields["Package"].strip())
+    return sorted(installed)
 
 
 def _read(path: str) -> str | None:
@@ -116,10 +128,15 @@ class NodeFactsBackend:
     def fstab_swap(self) -> list[str]:
         return fstab_swap_entries(_read(self._path("/etc/fstab")) or "")
 
+    def installed_packages(self) -> list[str] | None:
+        """The installed packages of a dpkg host; None on others (the prepare role asks their package manager)."""
+        status = _read(self._path(DPKG_STATUS))
+        return dpkg_installed(status) if status is not None else None
+
     def facts(self) -> dict:
         release = self.kernel_release()
         return {"cgroup_version": self.cgroup_version(), "ip_vs": self.ip_vs(release), "kernel_release": release,
-                "hostname": self.hostname(), "fstab_swap": self.fstab_swap()}
+                "hostname": self.hostname(), "fstab_swap": self.fstab_swap(), "installed_packages": self.installed_packages()}
 
     def run(self) -> dict:
         return {"changed": False, "ansible_facts": {"kubeforge_node": self.facts()}}

@@ -26,6 +26,8 @@ description:
     sets the hostname only where one of them differs from the inventory name.
   - C(fstab_swap) lists the C(/etc/fstab) lines that mount swap at boot; the prepare role comments them
     out only where there are some.
+  - C(installed_packages) lists the packages C(/var/lib/dpkg/status) says are installed (V(null) on a host without dpkg);
+    the prepare role installs what is missing from it instead of running C(dpkg-query) again.
   - With O(trust_anchors), it also reads what M(kubeforge.cluster.trust_anchor_info) reads (the trust anchors'
     fingerprints and the encryption key names), in the same call.
   - The preflight play (C(playbooks/preflight.yml)) runs it on every host of C(k8s_cluster), C(kube_control_plane)
@@ -75,7 +77,7 @@ ansible_facts:
   type: dict
   contains:
     kubeforge_node:
-      description: The node's kernel facts.
+      description: The node's kernel facts, and its installed packages.
       returned: always
       type: dict
       contains:
@@ -106,6 +108,14 @@ ansible_facts:
           type: list
           elements: str
           sample: ["/swapfile none swap sw 0 0"]
+        installed_packages:
+          description:
+            - The packages installed on a dpkg host (Debian, Ubuntu), read from C(/var/lib/dpkg/status); V(null) on other hosts.
+            - The prepare role installs what it needs from it without asking the package database again.
+          returned: always
+          type: list
+          elements: str
+          sample: [ca-certificates, conntrack, curl]
 anchors:
   description: The trust anchor files the host holds, each with its fingerprint (see M(kubeforge.cluster.trust_anchor_info)).
   returned: with O(trust_anchors)

@@ -107,7 +107,8 @@ def test_run_returns_the_facts_and_changes_nothing(tmp_path):
     result = _node_facts.NodeFactsBackend(root).run()
     assert result == {"changed": False,
                       "ansible_facts": {"kubeforge_node": {"cgroup_version": 1, "ip_vs": "loadable", "kernel_release": RELEASE,
-                                                           "hostname": {"transient": "", "static": ""}, "fstab_swap": []}}}
+                                                           "hostname": {"transient": "", "static": ""}, "fstab_swap": [],
+                                                           "installed_packages": None}}}
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
@@ -139,3 +140,28 @@ def test_fstab_swap_lists_only_the_swap_mounts_left_on(tmp_path):
 
 def test_fstab_swap_is_empty_without_an_fstab(tmp_path):
     assert facts(tree(tmp_path, {"proc/self/mounts": MOUNTS_V2}))["fstab_swap"] == []
+
+
+DPKG_STATUS = """\
+Package: curl
+Status: install ok installed
+Priority: optional
+Description: command line tool
+ with a continuation line: Status: install ok installed
+
+Package: socat
+Status: deinstall ok config-files
+
+Package: chrony
+Status: install ok half-configured
+Architecture: amd64
+
+Package: ca-certificates
+Architecture: all
+Status: install ok installed
+"""
+
+
+def test_the_installed_packages_are_the_ones_dpkg_says_are_installed(tmp_path):
+    root = tree(tmp_path, {"proc/self/mounts": MOUNTS_V2, "var/lib/dpkg/status": DPKG_STATUS})
+    assert facts(root)["installed_packages"] == ["ca-certificates", "curl"]
