@@ -7,21 +7,29 @@
 
 1. Resolve each artifact's source and reference checksum (plugins/module_utils/_artifacts.py):
    the lock's once it holds the version, else the published one or the .sha256 beside the file.
-2. Run the module on the host: it verifies what is installed and installs what differs (with
+2. An offline artifact whose version has no directory on the host (one shell command asks) is
+   surely needed there: its file is copied to the host's temporary directory before the module runs,
+   so that a new host installs its batch in one module run.
+3. Run the module on the host: it verifies what is installed and installs what differs (with
    verify_recorded, it also checks the artifacts earlier installs recorded there against the lock).
-3. When the host lacks an offline file, the module installs nothing: the file is checked here
-   (a wrong one is not sent), copied to the host's temporary directory, and the batch runs again.
-4. Record every verified checksum in the lock (first use of a version, or an update), under a
+4. When the host still lacks an offline file, the module installs nothing: the file is copied and
+   the batch runs again.
+   Each copied file is checked here against the reference while it is copied: a wrong one fails the
+   task before the module installs anything, and leaves with the temporary directory.
+5. Record every verified checksum in the lock (first use of a version, or an update), under a
    file lock so that the hosts of a run record in turn; a mismatch fails showing both checksums.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts
+from ansible_collections.kubeforge.cluster.plugins.module_utils._artifact_install import version_dir
 from ansible_collections.kubeforge.cluster.plugins.plugin_utils._host_tmp import HostTmpCopies
 
 MODULE = "kubeforge.cluster.artifact_install"
@@ -69,7 +77,11 @@ class ActionModule(HostTmpCopies, ActionBase):
         if args["verify_recorded"]:
             args["lock"] = lock
         try:
-            outcome = self._run_module(dict(args, artifacts=host_entries), task_vars)
+            needed = [] if check_mode else self._versions_the_host_lacks(args.get("install_dir"), sources)
+            if needed:
+                outcome = self._copy_and_install(args, host_entries, sources, needed, task_vars)
+            else:
+                outcome = self._run_module(dict(args, artifacts=host_entries), task_vars)
             pending = [index for index, item in enumerate(outcome.get("artifacts") or []) if item.get("needs_source")]
             if pending and not outcome.get("failed"):
                 if check_mode:
@@ -109,9 +121,15 @@ class ActionModule(HostTmpCopies, ActionBase):
     def _run_module(self, module_args: dict, task_vars: dict) -> dict:
         return self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
 
+    def _versions_the_host_lacks(self, install_dir, sources: list) -> list:
+        """The indexes of the offline artifacts whose version directory the host does not have."""
+        offline = {version_dir(install_dir, source.name, source.version): index
+                   for index, source in enumerate(sources) if source.src} if install_dir else {}
+        return sorted(offline[path] for path in self._absent_on_host(list(offline)))
+
     @staticmethod
     def _check_offline_files(sources: list) -> None:
-        """Check mode: the offline files the hosts lack are checked here (they would be copied)."""
+        """The offline files the host lacks, checked here (while they are copied; in check mode, they would be)."""
         problems = []
         for source in sources:
             found = _artifacts.file_sha256(source.src)
@@ -121,14 +139,15 @@ class ActionModule(HostTmpCopies, ActionBase):
                                    else f"{source.src} has sha256 {found}, {source.origin} says {source.sha256}"))
         if problems:
             hint = f"; {_artifacts.LOCK_UPDATE_HINT}" if any(source.locked for source in sources) else ""
-            raise AnsibleActionFail("; ".join(problems) + "; nothing was copied" + hint, result={"errors": problems})
+            raise AnsibleActionFail("; ".join(problems) + "; nothing was installed" + hint, result={"errors": problems})
 
     def _copy_and_install(self, args: dict, host_entries: list, sources: list, pending: list, task_vars: dict) -> dict:
-        """Copy the offline files the host lacks (verified here first), then run the whole batch again: the
-        module installed nothing while one of them was missing."""
-        self._check_offline_files([sources[index] for index in pending])
-        copies = self._send_to_host_tmp([(sources[index].src, f"{index}-{sources[index].filename}") for index in pending])
-        entries = list(host_entries)
+        """Copy the offline files the host lacks, each hashed here meanwhile, then run the whole batch (again:
+        the module installs nothing while a file is missing). ``host_entries`` keep the copies' paths."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            checked = pool.submit(self._check_offline_files, [sources[index] for index in pending])
+            copies = self._send_to_host_tmp([(sources[index].src, f"{index}-{sources[index].filename}") for index in pending])
+            checked.result()
         for index, remote in zip(pending, copies):
-            entries[index] = dict(entries[index], src=remote)
-        return self._run_module(dict(args, artifacts=entries), task_vars)
+            host_entries[index] = dict(host_entries[index], src=remote)
+        return self._run_module(dict(args, artifacts=host_entries), task_vars)

@@ -6,10 +6,13 @@
 """Controller side of containerd_images: with src_dir, the image archives a host needs and lacks are
 copied from the controller and imported in the same task.
 
-1. Run the module: it imports what it can and names the archives the runtime needs that the host lacks.
-2. Copy each of those from src_dir to the host's temporary directory, then run the module again with
-   the copies: it checks each one holds the images read on the controller, puts it in the image cache
-   and imports it. A host that has its images gets no copy; check mode copies nothing.
+1. The archives missing from the host's image cache (one shell command asks) are copied from src_dir to
+   the host's temporary directory first: a new host needs them all.
+2. Run the module: with the copies, it checks each one holds the images read on the controller and puts
+   it in the image cache; it imports what the runtime lacks and names the archives it needs that the
+   host still lacks.
+3. Copy each of those, then run the module again with the copies. A host that has its images and its
+   cache gets no copy; check mode copies nothing.
 """
 
 from __future__ import annotations
@@ -34,10 +37,15 @@ class ActionModule(HostTmpCopies, ActionBase):
         src_dir = args.pop("src_dir", None)
         if args.get("sources"):
             raise AnsibleActionFail("sources is set by the action plugin: give src_dir")
+        copying = bool(src_dir) and not self._play_context.check_mode
         try:
-            outcome = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+            uncached = self._absent_on_host(sorted(args.get("images") or {})) if copying else []
+            if uncached:
+                outcome = self._copy_and_import(args, str(src_dir), uncached, task_vars)
+            else:
+                outcome = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
             absent = outcome.get("absent_archives") or []
-            if src_dir and absent and not outcome.get("failed") and not self._play_context.check_mode:
+            if copying and absent and not outcome.get("failed"):
                 outcome = self._copy_and_import(args, str(src_dir), absent, task_vars)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)

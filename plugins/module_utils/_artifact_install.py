@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -228,6 +229,11 @@ def runs_replaced_copy(executables, binary: str, current: str, link: str, instal
     return False
 
 
+def version_dir(install_dir: str, name: str, version: str) -> str:
+    """Where a version of an artifact is installed (its binaries, or its archive's tree)."""
+    return os.path.join(install_dir, name, f"v{version}")
+
+
 def artifact_key(name: str, version: str, arch: str, bin_dir: str, links, daemons) -> str:
     """One artifact as a role asks for it: what verify_recorded returns and the artifacts_verified filter compares."""
     return json.dumps([name, str(version), arch, bin_dir, sorted(links), sorted(daemons)], separators=(",", ":"))
@@ -284,12 +290,12 @@ def recorded_as_locked(record: dict, lock: Mapping, executables, install_dir: st
         try:
             links, version, arch = dict(entry["links"]), str(entry["version"]), str(entry["arch"])
             locked = locked_digests(lock, name, version, arch, bool(entry["archive"]), links)
-            version_dir = os.path.join(install_dir, name, f"v{version}")
-            if not locked or any(not _points_to(link, os.path.join(version_dir, binary))
-                                 or digest(os.path.join(version_dir, binary)) != locked[binary]
+            installed = version_dir(install_dir, name, version)
+            if not locked or any(not _points_to(link, os.path.join(installed, binary))
+                                 or digest(os.path.join(installed, binary)) != locked[binary]
                                  for binary, link in links.items()):
                 continue
-            if any(runs_replaced_copy(executables, binary, os.path.join(version_dir, binary), links[binary], os.path.dirname(version_dir))
+            if any(runs_replaced_copy(executables, binary, os.path.join(installed, binary), links[binary], os.path.dirname(installed))
                    for binary in entry["daemons"]):
                 continue
             keys.append(entry["key"])
@@ -405,10 +411,13 @@ class ArtifactInstaller:
         self.check_mode = check_mode
         self.proc = proc
         self._temporaries = []  # removed at the end, whatever happened (installed ones were renamed away)
+        self._move_copies = False
         self.digests = DigestCache(params["install_dir"])
 
     def run(self) -> dict:
         artifacts = artifacts_from_params(self.params)
+        # With every offline file here, this run cannot end waiting for one: the copies are the run's to move away.
+        self._move_copies = all(artifact.src for artifact in artifacts if artifact.offline)
         plans, problems = [], []
         try:
             with ThreadPoolExecutor(max_workers=PLAN_WORKERS) as pool:
@@ -459,7 +468,7 @@ class ArtifactInstaller:
             return None, exc.errors
 
     def _plan(self, artifact: Artifact) -> _Plan:
-        plan = _Plan(artifact, os.path.join(self.params["install_dir"], artifact.name, f"v{artifact.version}"), before={})
+        plan = _Plan(artifact, version_dir(self.params["install_dir"], artifact.name, artifact.version), before={})
         current = {binary: self.digests.digest(plan.target(binary)) for binary in artifact.links}
         # What each link runs now (hashed once when it already points at this version).
         for binary in artifact.links:
@@ -527,19 +536,21 @@ class ArtifactInstaller:
         if self.check_mode:
             return ""
         fd, temp = tempfile.mkstemp(prefix=f".{artifact.filename}.", suffix=".part", dir=_makedirs(directory))
+        os.close(fd)
         self._temporaries.append(temp)
-        digest = hashlib.sha256()
         try:
-            with os.fdopen(fd, "wb") as out, (open(artifact.src, "rb") if artifact.src else self.fetch(artifact.url)) as source:
-                for block in iter(lambda: source.read(_CHUNK), b""):
-                    digest.update(block)
-                    out.write(block)
-                out.flush()
-                os.fchmod(out.fileno(), 0o755 if not artifact.archive else 0o644)
-                os.fsync(out.fileno())
+            # The action plugin's copy is moved here when it is on this file system: read once, not written again.
+            if artifact.src and self._move_copies and _moved(artifact.src, temp):
+                with open(temp, "rb") as copied:
+                    found = _sha256_of(copied)
+            else:
+                with open(temp, "wb") as out, (open(artifact.src, "rb") if artifact.src else self.fetch(artifact.url)) as source:
+                    found = _sha256_of(source, out)
+            os.chmod(temp, 0o755 if not artifact.archive else 0o644)
+            with open(temp, "rb") as written:
+                os.fsync(written.fileno())
         except (OSError, InstallError) as exc:
             raise InstallError(f"{artifact.label}: cannot {'copy' if artifact.src else 'download'} {artifact.location}: {exc}") from exc
-        found = digest.hexdigest()
         if found != pin:
             if artifact.locked:
                 message = f"{artifact.label}: locked sha256 {pin} ({artifact.origin}), found {found} ({artifact.location})"
@@ -608,6 +619,27 @@ class ArtifactInstaller:
         result["changed_binaries"] = [binary for binary in artifact.links if plan.before[binary] != after[binary] or binary in stale]
         result["changed"] = bool(written or linked or stale or (self.check_mode and plan.install))
         return result
+
+
+def _sha256_of(source, out=None) -> str:
+    """The sha256 of what ``source`` reads, written on the way to ``out`` when given."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: source.read(_CHUNK), b""):
+        digest.update(block)
+        if out:
+            out.write(block)
+    return digest.hexdigest()
+
+
+def _moved(source: str, dest: str) -> bool:
+    """Rename ``source`` over ``dest``; False, nothing moved, when they are on different file systems."""
+    try:
+        os.replace(source, dest)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            return False
+        raise
+    return True
 
 
 def _makedirs(path: str) -> str:

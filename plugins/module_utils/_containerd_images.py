@@ -13,6 +13,7 @@ archive is imported only when one of its tags is missing or points at another im
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -91,7 +92,7 @@ def split_present(wanted: dict, exists=os.path.isfile) -> tuple[dict, list]:
 
 
 def place_archive(source: str, dest: str, expected: dict) -> None:
-    """Put the archive copied to ``source`` at ``dest`` (0644, renamed into place), once it holds the
+    """Put the archive copied to ``source`` at ``dest`` (0644, moved or copied then renamed into place), once it holds the
     images ``expected`` ({tag: image id}, read on the controller): a copy cut short or swapped on the way
     is refused, and the import checks every layer against its digest."""
     found = archive_images(source)
@@ -99,6 +100,13 @@ def place_archive(source: str, dest: str, expected: dict) -> None:
         raise ValueError(f"{source} (copied for {dest}) holds {found}, the controller's archive {expected}")
     directory = os.path.dirname(dest)
     os.makedirs(directory, 0o755, exist_ok=True)
+    os.chmod(source, 0o644)
+    try:
+        os.replace(source, dest)  # the copy is the action's, on the cache's file system: moved, not written again
+        return
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
     fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".part", dir=directory)
     try:
         with os.fdopen(fd, "wb") as out, open(source, "rb") as handle:

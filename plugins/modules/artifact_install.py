@@ -24,6 +24,9 @@ description:
     ctime) is the one it had when it was last hashed is not read again (C(<install_dir>/digests.json)). What is missing or different is
     downloaded, or copied from the controller's offline directory, hashed and verified before it replaces anything; every
     artifact of the batch is verified before the first one is installed.
+  - An offline file is copied to the host when the module needs it, and before the module runs when the host has no
+    directory for its version yet (one shell command asks), so that a new host installs its batch in one module run. The copy is
+    moved into place when it is on the install file system, not written a second time.
   - RV(changed_binaries) names the binaries whose content changed, and the O(artifacts[].daemons) still running a replaced
     copy; the roles restart the services that run them.
 author:

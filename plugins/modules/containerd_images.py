@@ -19,8 +19,10 @@ description:
     R(kubeforge.cluster.image_archive_ids,ansible_collections.kubeforge.cluster.image_archive_ids_filter) filter), so an archive
     needs to be on the host only when it is imported. An archive needed but absent is reported in RV(absent_archives).
   - With O(src_dir) too, the action plugin copies those archives from the controller and imports them in the same task
-    (each copy checked to hold the images the controller read before it is put in place). A cluster that has its images
-    copies nothing.
+    (each copy checked to hold the images the controller read before it is put in place). The archives missing from the
+    host's cache are copied before the module runs (one shell command asks), so that a new host imports its images in one
+    module run; an archive put in the cache is a change even when the runtime had its images. A cluster that has its
+    images and its cache copies nothing.
 author:
   - kubeforge developers (@kubeforge)
 options:
@@ -145,8 +147,9 @@ def main() -> None:
         failures = _containerd_images.import_archives(module.run_command, module.params["ctr"], importable)
         if failures:
             module.fail_json(msg="; ".join(failures), imported={}, absent_archives=absent, copied=copied)
-    # In check mode an absent archive would be copied and imported: a change too.
-    changed = bool(wanted) if module.check_mode else bool(importable)
+    # In check mode an absent archive would be copied and imported: a change too. An archive put in the cache
+    # is one, even when the runtime had its images (the action copies what the cache lacks before asking).
+    changed = bool(wanted) if module.check_mode else bool(importable or copied)
     module.exit_json(changed=changed, imported=importable, absent_archives=absent, copied=copied)
 
 

@@ -7,9 +7,24 @@
 
 from __future__ import annotations
 
+import shlex
+
 
 class HostTmpCopies:
     """A mixin for action plugins: the task's temporary directory on the host (made only when a file is sent)."""
+
+    def _absent_on_host(self, paths: list) -> list:
+        """Those of ``paths`` that do not exist on the host, asked in one shell command (no module run): a file
+        the host surely needs is then sent before the module's first run, which saves a run on a new host.
+        Empty when the shell cannot tell: the module's own run then names what it needs."""
+        if not paths:
+            return []
+        command = "; ".join(f"[ -e {shlex.quote(path)} ] || echo {shlex.quote(path)}" for path in paths)
+        answer = self._low_level_execute_command(command)
+        if answer.get("rc") != 0:
+            return []
+        listed = set(answer.get("stdout_lines") or str(answer.get("stdout", "")).splitlines())
+        return [path for path in paths if path in listed]
 
     def _send_to_host_tmp(self, files: list) -> list:
         """Copy each (controller path, file name) into the task's temporary directory on the host, readable by

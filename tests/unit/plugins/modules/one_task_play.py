@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -41,3 +42,8 @@ def run_task(task: dict, workdir, collections: str, *flags: str) -> dict:
     result = output["plays"][0]["tasks"][0]["hosts"]["localhost"]
     result["_stdout"] = done.stdout + done.stderr
     return result
+
+
+def module_runs(output: str, module: str) -> int:
+    """How many times a -vvv run sent ``module`` (its short name) to the host: the local connection, without pipelining."""
+    return len(re.findall(rf"PUT \S+ TO \S+/AnsiballZ_{module}\.py", output))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tarfile
 
 import pytest
@@ -16,7 +17,7 @@ import yaml
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts
 from ansible_collections.kubeforge.cluster.plugins.modules import artifact_install
-from one_task_play import PLAYBOOK, collections_dir, run_task  # pylint: disable=import-error  # beside this file
+from one_task_play import PLAYBOOK, collections_dir, module_runs, run_task  # pylint: disable=import-error  # beside this file
 
 MODULE = "kubeforge.cluster.artifact_install"
 DOC = yaml.safe_load(artifact_install.DOCUMENTATION)
@@ -153,3 +154,32 @@ def test_a_rebuilt_artifact_fails_on_a_new_node_until_the_lock_is_updated(collec
     with open(world / "host1" / "bin" / "kube-apiserver", "rb") as handle:
         assert handle.read() == b"kube-apiserver 1.36.4, rebuilt"
     assert not play(collections_path, world, "host2").get("failed")  # the new node now gets the new bits
+
+
+def sent(output: str) -> list[str]:
+    """The offline files a -vvv run copied to the host, in order."""
+    return [os.path.basename(path) for path in re.findall(r"PUT (\S+/artifacts/\S+) TO ", output)]
+
+
+@needs_ansible
+def test_a_new_host_gets_its_files_before_the_one_module_run_and_a_missing_binary_is_sent_in_a_second(collections_path, world):
+    new = play(collections_path, world, "host1", "-vvv")
+    assert new["changed_binaries"] == ["etcd", "etcdctl", "etcdutl", "kube-apiserver"], new["_stdout"]
+    assert sent(new["_stdout"]) == ["etcd-v3.5.33-linux-amd64.tar.gz", "kube-apiserver"]
+    assert module_runs(new["_stdout"], "artifact_install") == 1
+    again = play(collections_path, world, "host1", "-vvv")
+    assert not again["changed"] and sent(again["_stdout"]) == [] and module_runs(again["_stdout"], "artifact_install") == 1
+    # A new etcd version (no directory yet: sent first), and a kube-apiserver whose file went missing from its
+    # version's directory: the module names it, and the batch runs again with both copies.
+    put(world / "artifacts", "etcd", "3.5.34", etcd_tarball("3.5.34"))
+    os.remove(world / "host1" / "opt" / "kube-apiserver" / "v1.36.4" / "kube-apiserver")
+    both = play(collections_path, world, "host1", "-vvv",
+                artifacts=[{"name": "etcd", "version": "3.5.34", "binaries": ["etcd", "etcdctl", "etcdutl"], "daemons": ["etcd"]},
+                           {"name": "kube-apiserver", "version": "1.36.4", "daemons": ["kube-apiserver"]}])
+    assert not both.get("failed"), both["_stdout"]
+    assert sent(both["_stdout"]) == ["etcd-v3.5.34-linux-amd64.tar.gz", "kube-apiserver"] and module_runs(both["_stdout"], "artifact_install") == 2
+    assert both["changed_binaries"] == ["etcd", "etcdctl", "etcdutl", "kube-apiserver"]
+    with open(world / "host1" / "bin" / "etcd", "rb") as handle:
+        assert handle.read() == b"etcd 3.5.34"
+    with open(world / "host1" / "bin" / "kube-apiserver", "rb") as handle:
+        assert handle.read() == b"kube-apiserver 1.36.4"

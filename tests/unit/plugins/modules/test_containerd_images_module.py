@@ -18,7 +18,7 @@ import stat
 import tarfile
 
 from ansible_collections.kubeforge.cluster.plugins.filter.image_archive_ids import image_archive_ids
-from one_task_play import collections_dir, run_task  # pylint: disable=import-error  # beside this file
+from one_task_play import collections_dir, module_runs, run_task  # pylint: disable=import-error  # beside this file
 
 PAUSE = "registry.k8s.io/pause:3.10.2"
 PAUSE_ID = "sha256:" + "a" * 64
@@ -72,9 +72,11 @@ def imports(lab: dict) -> list[str]:
 def test_the_archives_a_host_lacks_are_copied_and_imported_in_one_task_and_a_second_run_copies_nothing(tmp_path):
     lab = world(tmp_path)
     cached_pause, cached_busybox = str(lab["cache"] / "pause.tar"), str(lab["cache"] / "busybox.tar")
-    first = play(tmp_path, lab)
+    first = play(tmp_path, lab, "-vvv")
     assert first["changed"] and not first.get("failed"), first["_stdout"]
     assert first["copied"] == [cached_busybox, cached_pause] and first["absent_archives"] == []
+    # The cache lacked both: they were copied before the module's one run.
+    assert module_runs(first["_stdout"], "containerd_images") == 1
     assert sorted(first["imported"]) == [cached_busybox, cached_pause]
     assert imports(lab) == [f"-n k8s.io images import --local {cached_busybox}", f"-n k8s.io images import --local {cached_pause}"]
     for path in (cached_pause, cached_busybox):
@@ -88,6 +90,12 @@ def test_the_archives_a_host_lacks_are_copied_and_imported_in_one_task_and_a_sec
     second = play(tmp_path, lab)
     assert not second["changed"] and second["copied"] == [] and second["imported"] == {}, second["_stdout"]
     assert len(imports(lab)) == 2
+
+    # A cache emptied by hand is filled again (a change), with nothing imported; then nothing changes.
+    os.remove(cached_pause)
+    refilled = play(tmp_path, lab)
+    assert refilled["changed"] and refilled["copied"] == [cached_pause] and refilled["imported"] == {}, refilled["_stdout"]
+    assert len(imports(lab)) == 2 and not play(tmp_path, lab)["changed"]
 
 
 def test_an_archive_in_the_cache_is_imported_without_a_copy(tmp_path):
