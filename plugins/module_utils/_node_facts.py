@@ -19,6 +19,8 @@ IP_VS_STATES = ("loaded", "builtin", "loadable", "missing")
 _IP_VS_FILES = ("ip_vs.ko", "ip_vs.ko.xz", "ip_vs.ko.zst", "ip_vs.ko.gz")
 CGROUP_ROOT = "/sys/fs/cgroup"
 DPKG_STATUS = "/var/lib/dpkg/status"
+# The distributions (ID, or one of ID_LIKE, in /etc/os-release) of each OS family the prepare role knows.
+OS_FAMILIES = {"Debian": ("debian", "ubuntu"), "RedHat": ("rhel", "fedora", "centos")}
 
 
 def cgroup_version_from_mounts(mounts: str) -> int | None:
@@ -74,6 +76,33 @@ def dpkg_installed(status: str) -> list[str]:
         if fields.get("Status", "").split()[-1:] == ["installed"] and fields.get("Package", "").strip():
             installed.add(fields["Package"].strip())
     return sorted(installed)
+
+
+def os_release(text: str) -> dict[str, str]:
+    """The KEY=value lines of an os-release file, values unquoted."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            value = value.strip()
+            fields[key] = value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" else value
+    return fields
+
+
+def os_facts(release: dict[str, str]) -> dict:
+    """The OS family (the name Ansible's setup module gives, for the families the prepare role knows; else
+    the ID) and the distribution's name, from os-release fields."""
+    ids = [release.get("ID", "").lower(), *release.get("ID_LIKE", "").lower().split()]
+    family = next((name for name, members in OS_FAMILIES.items() if any(member in ids for member in members)), ids[0] or "unknown")
+    return {"family": family, "name": release.get("NAME") or release.get("ID") or "an unknown Linux"}
+
+
+def swap_total_mb(meminfo: str) -> int:
+    """SwapTotal of /proc/meminfo in MiB (0 without swap)."""
+    for line in meminfo.splitlines():
+        if line.startswith("SwapTotal:"):
+            return int(line.split()[1]) // 1024
+    return 0
 
 
 def _read(path: str) -> str | None:
@@ -133,10 +162,15 @@ class NodeFactsBackend:
         status = _read(self._path(DPKG_STATUS))
         return dpkg_installed(status) if status is not None else None
 
+    def os(self) -> dict:
+        text = _read(self._path("/etc/os-release"))
+        return os_facts(os_release(text if text is not None else _read(self._path("/usr/lib/os-release")) or ""))
+
     def facts(self) -> dict:
         release = self.kernel_release()
         return {"cgroup_version": self.cgroup_version(), "ip_vs": self.ip_vs(release), "kernel_release": release,
-                "hostname": self.hostname(), "fstab_swap": self.fstab_swap(), "installed_packages": self.installed_packages()}
+                "hostname": self.hostname(), "fstab_swap": self.fstab_swap(), "installed_packages": self.installed_packages(),
+                "os": self.os(), "swap_total_mb": swap_total_mb(_read(self._path("/proc/meminfo")) or "")}
 
     def run(self) -> dict:
         return {"changed": False, "ansible_facts": {"kubeforge_node": self.facts()}}

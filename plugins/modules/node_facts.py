@@ -28,6 +28,8 @@ description:
     out only where there are some.
   - C(installed_packages) lists the packages C(/var/lib/dpkg/status) says are installed (V(null) on a host without dpkg);
     the prepare role installs what is missing from it instead of running C(dpkg-query) again.
+  - C(os) and C(swap_total_mb) are what the prepare role would otherwise gather Ansible facts for (C(os_family),
+    C(distribution), C(swaptotal_mb)), read from C(/etc/os-release) and C(/proc/meminfo).
   - With O(trust_anchors), it also reads what M(kubeforge.cluster.trust_anchor_info) reads (the trust anchors'
     fingerprints and the encryption key names), in the same call.
   - The preflight play (C(playbooks/preflight.yml)) runs it on every host of C(k8s_cluster), C(kube_control_plane)
@@ -77,7 +79,7 @@ ansible_facts:
   type: dict
   contains:
     kubeforge_node:
-      description: The node's kernel facts, and its installed packages.
+      description: The node's kernel facts, its operating system and swap, and its installed packages.
       returned: always
       type: dict
       contains:
@@ -116,6 +118,19 @@ ansible_facts:
           type: list
           elements: str
           sample: [ca-certificates, conntrack, curl]
+        os:
+          description:
+            - The operating system, from C(/etc/os-release). C(family) is V(Debian) or V(RedHat) for a distribution of
+              those families (its ID or ID_LIKE), else its ID; C(name) is its NAME.
+            - The prepare role chooses its packages by it (the playbooks gather no Ansible facts).
+          returned: always
+          type: dict
+          sample: {family: Debian, name: Debian GNU/Linux}
+        swap_total_mb:
+          description: The swap space the host has, in MiB (C(SwapTotal) of C(/proc/meminfo)); V(0) without swap.
+          returned: always
+          type: int
+          sample: 0
 anchors:
   description: The trust anchor files the host holds, each with its fingerprint (see M(kubeforge.cluster.trust_anchor_info)).
   returned: with O(trust_anchors)

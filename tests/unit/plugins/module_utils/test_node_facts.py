@@ -108,7 +108,8 @@ def test_run_returns_the_facts_and_changes_nothing(tmp_path):
     assert result == {"changed": False,
                       "ansible_facts": {"kubeforge_node": {"cgroup_version": 1, "ip_vs": "loadable", "kernel_release": RELEASE,
                                                            "hostname": {"transient": "", "static": ""}, "fstab_swap": [],
-                                                           "installed_packages": None}}}
+                                                           "installed_packages": None, "os": {"family": "unknown", "name": "an unknown Linux"},
+                                                           "swap_total_mb": 0}}}
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
@@ -165,3 +166,27 @@ Status: install ok installed
 def test_the_installed_packages_are_the_ones_dpkg_says_are_installed(tmp_path):
     root = tree(tmp_path, {"proc/self/mounts": MOUNTS_V2, "var/lib/dpkg/status": DPKG_STATUS})
     assert facts(root)["installed_packages"] == ["ca-certificates", "curl"]
+
+
+@pytest.mark.parametrize(("os_release", "family", "name"), [
+    ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nID=debian\n', "Debian", "Debian GNU/Linux"),
+    ("NAME='Ubuntu'\nID=ubuntu\nID_LIKE=debian\n", "Debian", "Ubuntu"),
+    ('NAME="Linux Mint"\nID=linuxmint\nID_LIKE="ubuntu debian"\n', "Debian", "Linux Mint"),
+    ('NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\n', "RedHat", "Rocky Linux"),
+    ('NAME="Oracle Linux Server"\nID="ol"\nID_LIKE="fedora"\n', "RedHat", "Oracle Linux Server"),
+    ('# a comment\nNAME="Alpine Linux"\nID=alpine\n', "alpine", "Alpine Linux"),
+])
+def test_the_os_family_is_the_one_of_its_id_or_id_like(tmp_path, os_release, family, name):
+    root = tree(tmp_path, {"proc/self/mounts": MOUNTS_V2, "etc/os-release": os_release})
+    assert facts(root)["os"] == {"family": family, "name": name}
+
+
+def test_the_os_release_of_usr_lib_is_read_without_one_in_etc(tmp_path):
+    root = tree(tmp_path, {"proc/self/mounts": MOUNTS_V2, "usr/lib/os-release": "NAME=Fedora\nID=fedora\n"})
+    assert facts(root)["os"] == {"family": "RedHat", "name": "Fedora"}
+
+
+def test_swap_total_in_mib(tmp_path):
+    meminfo = "MemTotal:       24576000 kB\nSwapCached:            0 kB\nSwapTotal:       2097148 kB\nSwapFree:        2097148 kB\n"
+    assert facts(tree(tmp_path, {"proc/self/mounts": MOUNTS_V2, "proc/meminfo": meminfo}))["swap_total_mb"] == 2047
+    assert facts(tree(tmp_path / "none", {"proc/self/mounts": MOUNTS_V2, "proc/meminfo": "SwapTotal:  0 kB\n"}))["swap_total_mb"] == 0
