@@ -133,7 +133,7 @@ def test_the_hosts_that_stay_only_learn_addresses():
         assert leaving == ("{{ groups['kubeforge_leaving'] }}" if playbook.startswith("remove") else None), playbook
     included = [(task["ansible.builtin.include_role"]["name"], task["ansible.builtin.include_role"]["tasks_from"])
                 for task in load("playbooks/tasks/membership.yml")]
-    assert included == [("kubeforge.cluster.prepare", "membership"), ("kubeforge.cluster.kubelet_bootstrap", "approver_install")]
+    assert included == [("kubeforge.cluster.kubelet_bootstrap", "approver_nodes"), ("kubeforge.cluster.prepare", "membership")]
 
 
 def role_paths(role: str) -> list[str]:
