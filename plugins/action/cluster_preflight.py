@@ -17,7 +17,7 @@ from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import load_extra_vars
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _cis, _preflight
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _cis, _preflight
 from ansible_collections.kubeforge.cluster.plugins.module_utils._inventory import node_address
 
 # Cluster-wide settings the rules read (from inventory group_vars), plus the play's internal list
@@ -68,8 +68,17 @@ class ActionModule(ActionBase):
         cluster[_preflight.ROLE_VARS_KEY], render_problems = role_variables(self._templar, self._loader, task_vars,
                                                                             frozenset(load_extra_vars(self._loader)))
 
+        directory = cluster.get("kubeforge_artifacts_dir")
+        digests = _artifacts.controller_digests(directory) if isinstance(directory, str) and directory else None
+        cluster[_preflight.OFFLINE_DIGEST_KEY] = digests.digest if digests else None
+
         report = _preflight.validate(cluster, hosts, groups)
         report.problems.extend(render_problems)
+        if digests:
+            try:
+                digests.save()
+            except OSError as exc:  # a cache: the next run hashes again
+                self._display.warning(f"cannot keep the offline artifacts' sha256 in {digests.path}: {exc}")
         for warning in report.warnings:
             self._display.warning(warning)
         result.update(changed=False, problems=report.problems, warnings_found=report.warnings, hosts_checked=len(hosts))

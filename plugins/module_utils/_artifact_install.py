@@ -97,10 +97,11 @@ def _stamp(found: os.stat_result) -> list:
 
 class DigestCache:
     """The sha256 of the files in ``install_dir`` (links followed), read again only when a file's stamp (inode,
-    size, mtime, ctime) is not the one it had when it was hashed. Threads of a batch share it."""
+    size, mtime, ctime) is not the one it had when it was hashed. Threads of a batch share it. Kept in
+    ``<install_dir>/digests.json``, or at ``path`` (the controller keeps its offline files' elsewhere)."""
 
-    def __init__(self, install_dir: str) -> None:
-        self.path = os.path.join(install_dir, DIGESTS)
+    def __init__(self, install_dir: str, path: str = "") -> None:
+        self.path = path or os.path.join(install_dir, DIGESTS)
         self.root = os.path.realpath(install_dir) + os.sep
         self._lock = threading.Lock()
         try:

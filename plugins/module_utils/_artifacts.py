@@ -29,11 +29,13 @@ import fcntl
 import functools
 import os
 import re
+from collections.abc import Callable
 
 from ansible.module_utils.common.yaml import yaml_dump, yaml_load
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _fs
-from ansible_collections.kubeforge.cluster.plugins.module_utils._artifact_install import SHA256_RE, file_sha256, lock_entry, parse_sidecar, platform
+from ansible_collections.kubeforge.cluster.plugins.module_utils._artifact_install import (SHA256_RE, DigestCache, file_sha256, lock_entry,
+                                                                                        parse_sidecar, platform)
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
 from ansible_collections.kubeforge.cluster.plugins.module_utils._versions import DATA_DIR
 
@@ -307,9 +309,19 @@ def resolve(name: str, version: str, arch: str = "amd64", artifacts_dir: str = "
     return Source(**base, sha256="", origin=source_url + ".sha256", checksum_url=source_url + ".sha256")
 
 
+def controller_digests(artifacts_dir: str) -> DigestCache:
+    """The sha256 of the files of an offline artifacts directory, kept on the controller between runs
+    (``$XDG_CACHE_HOME/kubeforge.cluster/offline-digests.json``) as the hosts keep their binaries': the
+    preflight hashes only the files whose stat moved. A stand-in for a hash, never for the check: each
+    host verifies what it installs against the lock itself."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return DigestCache(artifacts_dir, os.path.join(cache_home, "kubeforge.cluster", "offline-digests.json"))
+
+
 def offline_problems(artifacts_dir: str, wanted: list, arch: str, checksum_source: str, lock: dict | None = None,
-                     lock_path: str = "", update: bool = False) -> list:
-    """Problems with the offline artifacts directory: missing files and checksum mismatches.
+                     lock_path: str = "", update: bool = False, digest: Callable = file_sha256) -> list:
+    """Problems with the offline artifacts directory: missing files and checksum mismatches (each file hashed
+    by ``digest``).
 
     ``wanted`` is a list of (name, version). A version in the lock is checked against the lock;
     otherwise, with ``published``, the collection's checksum is required where it has one and the
@@ -324,7 +336,7 @@ def offline_problems(artifacts_dir: str, wanted: list, arch: str, checksum_sourc
             continue
         entry = None if update else lock_entry(lock or {}, name, version, arch)
         if entry is not None:
-            actual = file_sha256(path)
+            actual = digest(path)
             if actual != entry["sha256"]:
                 problems.append(f"offline artifact {name} {version} does not match the lock: "
                                 + mismatch(name, version, arch, entry["sha256"], actual, path, lock_path) + "; " + LOCK_UPDATE_HINT)
@@ -337,7 +349,7 @@ def offline_problems(artifacts_dir: str, wanted: list, arch: str, checksum_sourc
             problems.append(f"offline artifact {name} {version} has no checksum to verify it against: "
                             f"the collection has no published sha256 for it and {path}.sha256 is missing")
             continue
-        actual = file_sha256(path)
+        actual = digest(path)
         if actual != expected:
             problems.append(f"offline artifact {name} {version} fails its checksum: {path} has sha256 {actual}, {origin} says {expected}")
     return problems

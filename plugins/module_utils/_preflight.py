@@ -53,6 +53,8 @@ REQUIRED_SETTINGS = (
 ) + tuple(EXTRA_ARGS)
 # Where the preflight action puts the role variables it rendered for check_cis (_cis.ROLE_VARIABLES).
 ROLE_VARS_KEY = "kubeforge_role_vars"
+# Where it puts the function that hashes the offline artifacts (its cache of their sha256); file_sha256 without.
+OFFLINE_DIGEST_KEY = "kubeforge_offline_digest"
 KUBELET_TLS_MODES = ("bootstrap", "signed")
 KUBE_PROXY_MODES = ("ipvs", "iptables", "nftables")
 FLANNEL_BACKENDS = ("vxlan", "host-gw")
@@ -404,7 +406,7 @@ def check_artifacts(cluster, hosts, groups, report: Report) -> None:
     directory = cluster.get("kubeforge_artifacts_dir") or ""
     if directory:
         report.problems.extend(_artifacts.offline_problems(directory, wanted, cluster.get("kubeforge_arch"), source, lock,
-                                                           lock_path or "", update))
+                                                           lock_path or "", update, cluster.get(OFFLINE_DIGEST_KEY) or _artifacts.file_sha256))
 
 
 def check_cis(cluster, hosts, groups, report: Report) -> None:

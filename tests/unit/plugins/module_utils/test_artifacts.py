@@ -11,7 +11,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifact_install, _artifacts
 
 # The collection's published checksum of etcd 3.5.33 linux/amd64 (plugins/module_utils/_data/releases.yml).
 ETCD_PUBLISHED = _artifacts.published_sha256("etcd", "3.5.33", "amd64")
@@ -213,6 +213,29 @@ def test_offline_problems_check_the_lock_first(tmp_path):
     found = hashlib.sha256(b"rebuilt").hexdigest()
     assert len(problems) == 1 and f"locked sha256 {A} (/inv/artifacts.lock.yml), found {found} ({path})" in problems[0]
     assert _artifacts.offline_problems(str(tmp_path), wanted, "amd64", "published", lock, "/inv/artifacts.lock.yml", update=True) == []
+
+
+def test_the_controller_hashes_an_offline_file_again_only_when_its_stat_moved(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    directory = str(tmp_path / "artifacts")
+    path = _offline(tmp_path / "artifacts", "kube-apiserver", "1.36.4", b"kube-apiserver")
+    wanted = [("kube-apiserver", "1.36.4")]
+    lock = {"kube-apiserver": {"1.36.4": {"linux/amd64": {"sha256": hashlib.sha256(b"kube-apiserver").hexdigest()}}}}
+    real_sha256, hashed = _artifact_install.file_sha256, []
+    monkeypatch.setattr(_artifact_install, "file_sha256", lambda name: hashed.append(name) or real_sha256(name))
+
+    def run() -> list:
+        digests = _artifacts.controller_digests(directory)
+        problems = _artifacts.offline_problems(directory, wanted, "amd64", "published", lock, "/inv/lock.yml", digest=digests.digest)
+        digests.save()
+        return problems
+    assert run() == [] and hashed == [os.path.realpath(path)]
+    assert os.path.isfile(tmp_path / "cache" / "kubeforge.cluster" / "offline-digests.json")
+    assert run() == [] and len(hashed) == 1  # the stat is the one it had: not read again
+    with open(path, "wb") as handle:
+        handle.write(b"kube-apiserver, rebuilt")
+    problems = run()
+    assert len(hashed) == 2 and len(problems) == 1 and "does not match the lock" in problems[0]
 
 
 def test_lock_problems_name_locks_that_contradict_the_published_checksums():
