@@ -34,8 +34,8 @@ from collections.abc import Callable
 from ansible.module_utils.common.yaml import yaml_dump, yaml_load
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _fs
-from ansible_collections.kubeforge.cluster.plugins.module_utils._artifact_install import (SHA256_RE, DigestCache, file_sha256, lock_entry,
-                                                                                        parse_sidecar, platform)
+from ansible_collections.kubeforge.cluster.plugins.module_utils._artifact_install import (
+    SHA256_RE, DigestCache, file_sha256, lock_entry, parse_sidecar, platform)
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
 from ansible_collections.kubeforge.cluster.plugins.module_utils._versions import DATA_DIR
 
