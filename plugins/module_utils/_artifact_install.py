@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import hashlib
 import json
 import os
@@ -49,7 +48,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._fs import sync_directory
+from ansible_collections.kubeforge.cluster.plugins.module_utils._fs import moved, sync_directory
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _PLAIN = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._+-]+$")  # a name or version used as a path component
@@ -76,11 +75,8 @@ class _NeedsSource(Exception):
 
 
 def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return _sha256_of(handle)
 
 
 def digest_or_none(path: str) -> str | None:
@@ -541,7 +537,7 @@ class ArtifactInstaller:
         self._temporaries.append(temp)
         try:
             # The action plugin's copy is moved here when it is on this file system: read once, not written again.
-            if artifact.src and self._move_copies and _moved(artifact.src, temp):
+            if artifact.src and self._move_copies and moved(artifact.src, temp):
                 with open(temp, "rb") as copied:
                     found = _sha256_of(copied)
             else:
@@ -630,17 +626,6 @@ def _sha256_of(source, out=None) -> str:
         if out:
             out.write(block)
     return digest.hexdigest()
-
-
-def _moved(source: str, dest: str) -> bool:
-    """Rename ``source`` over ``dest``; False, nothing moved, when they are on different file systems."""
-    try:
-        os.replace(source, dest)
-    except OSError as exc:
-        if exc.errno == errno.EXDEV:
-            return False
-        raise
-    return True
 
 
 def _makedirs(path: str) -> str:

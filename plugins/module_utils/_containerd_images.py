@@ -13,7 +13,6 @@ archive is imported only when one of its tags is missing or points at another im
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -21,6 +20,8 @@ import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._fs import moved
 
 OCI_REF_NAME = "io.containerd.image.name"
 OCI_REF_NAME_SHORT = "org.opencontainers.image.ref.name"
@@ -101,12 +102,8 @@ def place_archive(source: str, dest: str, expected: dict) -> None:
     directory = os.path.dirname(dest)
     os.makedirs(directory, 0o755, exist_ok=True)
     os.chmod(source, 0o644)
-    try:
-        os.replace(source, dest)  # the copy is the action's, on the cache's file system: moved, not written again
+    if moved(source, dest):  # the copy is the action's, on the cache's file system: not written again
         return
-    except OSError as error:
-        if error.errno != errno.EXDEV:
-            raise
     fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=".part", dir=directory)
     try:
         with os.fdopen(fd, "wb") as out, open(source, "rb") as handle:

@@ -105,6 +105,17 @@ def apply_attributes(path: str, mode: int, uid: int = UNCHANGED, gid: int = UNCH
         raise FsError(f"cannot set owner/group/mode of {path}: {exc.strerror}") from exc
 
 
+def moved(source: str, dest: str) -> bool:
+    """Rename ``source`` over ``dest``; False, nothing moved, when they are on different file systems."""
+    try:
+        os.replace(source, dest)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            return False
+        raise
+    return True
+
+
 def write_atomic(path: str, data: bytes, mode: int, uid: int = UNCHANGED, gid: int = UNCHANGED, sync_dir: bool = True,
                  in_place_fallback: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory.
