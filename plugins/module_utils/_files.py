@@ -215,6 +215,19 @@ def make_directories(path: str, mode: int, uid: int, gid: int) -> None:
             raise FilesError(f"cannot create directory {directory}: {exc.strerror}") from exc
 
 
+def is_stale(spec: FileSpec) -> bool:
+    """Whether an existing file that ``spec`` does not ``force`` has other content than the spec's."""
+    if spec.force:
+        return False
+    try:
+        with open(spec.dest, "rb") as handle:
+            return handle.read() != spec.content
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise FilesError(f"cannot read {spec.dest}: {exc.strerror}") from exc
+
+
 def directory_changes(path: str, mode: int, uid: int, gid: int) -> list[str]:
     """What ensuring the directory ``path`` changes: ``created``, or ``mode``/``owner``/``group`` of an existing one."""
     try:
@@ -288,6 +301,8 @@ class FileBundleBackend:
         units = UnitsBackend(self.params.get("running_units") or [], self.params.get("stopped_units") or [],
                              self.params.get("reload_units") or [], run_command=self.run_command, check_mode=self.check_mode)
         plans = [(spec, file_changes(spec)) for spec in specs]
+        # Read before anything is written: a file this run creates is not stale.
+        stale = [spec.dest for spec, changes in plans if not changes and is_stale(spec)]
         # The old text of the changed files marked diff, read before anything is written.
         shown = [(spec, changes, old_text(spec.dest)) for spec, changes in plans
                  if self.diff and spec.diff and ({"created", "content"} & set(changes))]
@@ -329,6 +344,7 @@ class FileBundleBackend:
             "changed": bool(changed or changed_directories or removals or unit_changes),
             "files": files,
             "changed_files": [spec.dest for spec in changed],
+            "stale_files": stale,
             "changed_directories": changed_directories,
             "removed_files": removals,
             "services_changed": ordered_services(service for spec in changed for service in spec.services),

@@ -448,22 +448,26 @@ class KubeClient:
     injected, else one is built for ``ssl_context``. Every request has ``timeout`` seconds."""
 
     def __init__(self, server: str, ssl_context: ssl.SSLContext | None = None, token: str | None = None,
-                 timeout: float = REQUEST_TIMEOUT, opener: urllib.request.OpenerDirector | None = None) -> None:
+                 timeout: float = REQUEST_TIMEOUT, opener: urllib.request.OpenerDirector | None = None,
+                 user_agent: str = "kubeforge-kubelet-csr-approver") -> None:
         self.server = server.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.user_agent = user_agent
         if opener is None:
             handlers = [urllib.request.HTTPSHandler(context=ssl_context)] if ssl_context is not None else []
             opener = urllib.request.build_opener(*handlers)
         self.opener = opener
 
-    def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
+    def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None,
+                content_type: str = "application/json") -> dict:
+        """One call; ``body`` is sent as JSON with ``content_type`` (a patch type for PATCH)."""
         url = self.server + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        headers = {"Accept": "application/json", "User-Agent": "kubeforge-kubelet-csr-approver"}
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         if self.token:
             headers["Authorization"] = "Bearer " + self.token
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
@@ -514,10 +518,11 @@ def _status_message(exc: urllib.error.HTTPError) -> str:
         return str(body[:200] or exc.reason)
 
 
-def client_from_kubeconfig(path: str, context: str | None = None, timeout: float = REQUEST_TIMEOUT) -> KubeClient:
+def client_from_kubeconfig(path: str, context: str | None = None, timeout: float = REQUEST_TIMEOUT,
+                           user_agent: str = "kubeforge-kubelet-csr-approver") -> KubeClient:
     config = load_kubeconfig(path, context)
     ssl_context = make_ssl_context(config) if config.server.startswith("https:") else None
-    return KubeClient(config.server, ssl_context=ssl_context, token=config.token, timeout=timeout)
+    return KubeClient(config.server, ssl_context=ssl_context, token=config.token, timeout=timeout, user_agent=user_agent)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -96,6 +96,7 @@ options:
       force:
         description:
           - When V(false), a file that exists is left as it is (content, mode and owner); only a missing one is written.
+            One whose content differs is named in RV(stale_files).
         type: bool
         default: true
   mode:
@@ -258,6 +259,12 @@ changed_files:
   type: list
   elements: str
   sample: [/etc/kubernetes/pki/apiserver.crt]
+stale_files:
+  description: The paths of the files with O(files[].force=false) that exist with other content than given (left as they are).
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/kubernetes/encryption-config.yaml]
 services_changed:
   description: The services named by the files that changed, sorted, each once.
   returned: always

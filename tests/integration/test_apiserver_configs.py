@@ -14,6 +14,8 @@ they are never skipped.
   A Secret created through the API must be stored encrypted by secretbox and leave an audit Event.
 - kube-scheduler: loads the KubeSchedulerConfiguration config_doc() builds (--write-config-to),
   and refuses one with an unknown field (strict decoding).
+- module_utils/_kube_objects (the kube_apply and kube_nodes modules) against that apiserver: server-side
+  apply that reports a change once, dry runs, a refusal's status, node labels and taints.
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from etcd_harness import _STARTED, REPO, free_port, terminate
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _control_plane as cp
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _kube_objects as ko
+from ansible_collections.kubeforge.cluster.plugins.module_utils._kubelet_csr import client_from_kubeconfig
 
 pytestmark = pytest.mark.integration
 
@@ -136,11 +140,14 @@ def make_control_plane_pki(settings: dict, etcd_certs) -> dict:
     _pem_key(p["sa_key"], sa_key)
     with open(p["sa_pub"], "wb") as handle:
         handle.write(sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    admin = _issue("kubeforge-test-admin", ca, orgs=("system:masters",), client=True)
-    admin_cert, admin_key = os.path.join(settings["pki_dir"], "admin.crt"), os.path.join(settings["pki_dir"], "admin.key")
-    _pem_cert(admin_cert, admin[0])
-    _pem_key(admin_key, admin[1])
-    return {"ca": p["ca"], "admin_cert": admin_cert, "admin_key": admin_key}
+    made = {"ca": p["ca"]}
+    # The admin, and a user with no rights at all (no group RBAC binds).
+    for user, orgs in (("admin", ("system:masters",)), ("nobody", ())):
+        cert, key = _issue(f"kubeforge-test-{user}", ca, orgs=orgs, client=True)
+        made[f"{user}_cert"], made[f"{user}_key"] = (os.path.join(settings["pki_dir"], f"{user}.{ext}") for ext in ("crt", "key"))
+        _pem_cert(made[f"{user}_cert"], cert)
+        _pem_key(made[f"{user}_key"], key)
+    return made
 
 
 # --------------------------------------------------------------------------- settings and config files
@@ -219,9 +226,8 @@ class Apiserver:
 
 # --------------------------------------------------------------------------- tests
 
-def test_apiserver_encrypts_secrets_and_audits_with_the_modules_configs(tmp_path, clusters, certs):
-    binary = kube_binary("kube-apiserver")
-    etcd = clusters()
+def start_apiserver(tmp_path, etcd, certs):
+    """(server, pki, settings, keys): kube-apiserver with the role's command line and config files, not yet ready."""
     port = free_port()
     settings = role_settings(tmp_path, apiserver_port=port, etcd_servers=etcd.endpoints)
     pki = make_control_plane_pki(settings, certs)
@@ -233,8 +239,13 @@ def test_apiserver_encrypts_secrets_and_audits_with_the_modules_configs(tmp_path
     for expected in ("--authorization-mode=Node,RBAC", "--anonymous-auth=false", f"--secure-port={port}",
                      f"--encryption-provider-config={files['encryption_config']}", f"--audit-policy-file={files['audit_policy']}"):
         assert expected in args
+    return Apiserver(kube_binary("kube-apiserver"), args, str(tmp_path / "kube-apiserver.log"), port, pki), pki, settings, keys
 
-    server = Apiserver(binary, args, str(tmp_path / "kube-apiserver.log"), port, pki)
+
+def test_apiserver_encrypts_secrets_and_audits_with_the_modules_configs(tmp_path, clusters, certs):
+    etcd = clusters()
+    server, pki, settings, keys = start_apiserver(tmp_path, etcd, certs)
+    files, port = cp.paths(settings), server.port
     try:
         seconds = server.wait_ready()
         print(f"kube-apiserver {KUBE_VERSION} ready in {seconds:.1f} s")
@@ -284,6 +295,80 @@ def test_apiserver_encrypts_secrets_and_audits_with_the_modules_configs(tmp_path
     finally:
         server.stop()
     assert server.process.returncode is not None
+
+
+def _kubeconfig(path: str, port: int, pki: dict, user: str) -> str:
+    doc = {"apiVersion": "v1", "kind": "Config", "current-context": user,
+           "clusters": [{"name": "test", "cluster": {"server": f"https://127.0.0.1:{port}", "certificate-authority": pki["ca"]}}],
+           "users": [{"name": user, "user": {"client-certificate": pki[f"{user}_cert"], "client-key": pki[f"{user}_key"]}}],
+           "contexts": [{"name": user, "context": {"cluster": "test", "user": user}}]}
+    write_yaml(path, doc)
+    return path
+
+
+def test_kube_objects_apply_and_patch_nodes_on_the_real_apiserver(tmp_path, clusters, certs):
+    server, pki, _settings, _keys = start_apiserver(tmp_path, clusters(), certs)
+    try:
+        server.wait_ready()
+        admin = client_from_kubeconfig(_kubeconfig(str(tmp_path / "admin.kubeconfig"), server.port, pki, "admin"))
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kf-apply"}}
+        config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "kf-apply"}, "data": {"a": "1"}}
+        service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dns", "namespace": "kf-apply"},
+                   "spec": {"selector": {"app": "dns"}, "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
+                                                                  {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}}
+        binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "kf-view"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                   "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "kf-viewers"}]}
+        objects = [namespace, config, service, binding]
+
+        # Check mode on nothing: every object would be created (the ConfigMap and Service in a namespace the
+        # batch would create are not asked about), and nothing is.
+        planned = ko.apply(admin, objects, check_mode=True)
+        assert [entry["changed"] for entry in planned] == [True] * 4
+        assert server.request("GET", "/api/v1/namespaces/kf-apply")[0] == 404
+
+        assert [entry["changed"] for entry in ko.apply(admin, objects)] == [True] * 4
+        # Applied again, as given: nothing changes - server defaults, managed fields and the Service's
+        # two ports on 53 (merged on port and protocol) included.
+        assert [entry["changed"] for entry in ko.apply(admin, objects)] == [False] * 4
+        assert [entry["changed"] for entry in ko.apply(admin, objects, check_mode=True)] == [False] * 4
+
+        # A changed field: a dry run says so and writes nothing, the apply writes it.
+        changed = dict(config, data={"a": "2"})
+        [dry] = ko.apply(admin, [changed], check_mode=True)
+        assert dry["changed"] and dry["before"]["data"] == {"a": "1"} and dry["after"]["data"] == {"a": "2"}
+        assert json.loads(server.request("GET", "/api/v1/namespaces/kf-apply/configmaps/cfg")[1])["data"] == {"a": "1"}
+        assert ko.apply(admin, [changed])[0]["changed"]
+        assert json.loads(server.request("GET", "/api/v1/namespaces/kf-apply/configmaps/cfg")[1])["data"] == {"a": "2"}
+
+        # A user without rights is refused with the API's status, which the RBAC task tells apart.
+        nobody = client_from_kubeconfig(_kubeconfig(str(tmp_path / "nobody.kubeconfig"), server.port, pki, "nobody"))
+        with pytest.raises(ko.KubeObjectsError) as refused:
+            ko.apply(nobody, [binding])
+        assert ko.failure_details(refused.value)["reason"] == "Forbidden"
+
+        # Nodes: labelled and tainted once; another taint is kept; absent takes only ours away.
+        role = "node-role.kubernetes.io/control-plane"
+        taint = {"key": role, "effect": "NoSchedule"}
+        other = {"key": "dedicated", "value": "db", "effect": "NoExecute"}
+        for name, taints in (("cp1", []), ("cp2", [other])):
+            node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {"taints": taints}}
+            status, body = server.request("POST", "/api/v1/nodes", node)
+            assert status == 201, body
+        assert ko.reconcile_nodes(admin, ["cp1", "cp2"], {role: ""}, [taint])["patched"] == ["cp1", "cp2"]
+        nodes = ko.list_nodes(admin)
+        # (The apiserver's admission adds node.kubernetes.io/not-ready itself.)
+        assert other in nodes["cp2"]["spec"]["taints"] and taint in nodes["cp2"]["spec"]["taints"]
+        assert taint in nodes["cp1"]["spec"]["taints"] and nodes["cp1"]["metadata"]["labels"][role] == ""
+        assert ko.reconcile_nodes(admin, ["cp1", "cp2"], {role: ""}, [taint])["patched"] == []
+        assert ko.reconcile_nodes(admin, ["cp2"], {}, [taint], taints_state="absent")["patched"] == ["cp2"]
+        left = ko.list_nodes(admin)["cp2"]["spec"]["taints"]
+        assert other in left and taint not in left
+        # No kubelet posts a Ready condition here: a wait for Ready times out naming the nodes.
+        with pytest.raises(ko.KubeObjectsError, match="not Ready: cp1"):
+            ko.reconcile_nodes(admin, ["cp1"], {}, [], ready=True, timeout=1)
+    finally:
+        server.stop()
 
 
 def _scheduler_kubeconfig(path: str) -> None:

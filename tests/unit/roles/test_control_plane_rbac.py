@@ -42,7 +42,7 @@ def rendered(name: str):
 
 
 def rbac_tasks() -> list[dict]:
-    return [task for task, _vars in role_tasks(ROLE) if "kubernetes.core.k8s" in task]
+    return [task for task, _vars in role_tasks(ROLE) if "kubeforge.cluster.kube_apply" in task]
 
 
 def subjects(objects: list) -> dict:
@@ -76,12 +76,12 @@ def test_the_bound_user_is_the_certificate_the_apiserver_presents_to_kubelets():
 
 def test_the_admin_applies_them_and_the_super_admin_only_when_the_admin_is_refused():
     first, second = rbac_tasks()
-    assert first["kubernetes.core.k8s"]["kubeconfig"] == "{{ control_plane_operator_kubeconfig }}"
-    assert second["kubernetes.core.k8s"]["kubeconfig"] == "{{ control_plane_super_admin_kubeconfig }}"
+    assert first["kubeforge.cluster.kube_apply"]["kubeconfig"] == "{{ control_plane_operator_kubeconfig }}"
+    assert second["kubeforge.cluster.kube_apply"]["kubeconfig"] == "{{ control_plane_super_admin_kubeconfig }}"
     assert "!= 'Forbidden'" in first["failed_when"] and "== 'Forbidden'" in second["when"]
     for task in (first, second):
         assert task["delegate_to"] == "localhost" and task["run_once"] is True  # the super-admin never leaves the controller
-        assert task["kubernetes.core.k8s"]["definition"] == "{{ control_plane_rbac_objects }}"
+        assert task["kubeforge.cluster.kube_apply"]["objects"] == "{{ control_plane_rbac_objects }}"
     # The paths the tasks use are the ones the pki role writes.
     plan = pki.pki_plan(GROUPS, HOSTVARS, PKI_SETTINGS)
     assert rendered("control_plane_super_admin_kubeconfig") == plan["super_admin_kubeconfig"]

@@ -11,7 +11,7 @@ writes them and read back as those programs would (field names, types, the CIS w
 Rendering: ansible.template.Templar over the variables a task of the role sees on a host, in
 Ansible's precedence order (role defaults < inventory group_vars/all < host vars < role vars <
 block/task vars < extra vars and facts), every file loaded as Ansible loads it (trusted templates).
-The API objects are the value of the role's own kubernetes.core.k8s `definition:` expression,
+The API objects are the value of the role's own kubeforge.cluster.kube_apply `objects:` expression,
 templated as the task would template it and passed through JSON as module arguments are.
 """
 from __future__ import annotations
@@ -104,12 +104,12 @@ def variables(role: str, host: str, task_vars: dict, extra: dict, roles_dir: str
 
 
 def applied_objects(role: str, template: str, host: str = "cp1", roles_dir: str = ROLES, **extra) -> list:
-    """The objects the role's kubernetes.core.k8s task built from `template` sends to the API."""
+    """The objects the role's kubeforge.cluster.kube_apply task built from `template` sends to the API."""
     role_path = os.path.join(roles_dir, role)
     [(task, task_vars)] = [(task, task_vars) for task, task_vars in role_tasks(role_path)
-                           if f"'{template}'" in str((task.get("kubernetes.core.k8s") or {}).get("definition", ""))]
+                           if f"'{template}'" in str((task.get("kubeforge.cluster.kube_apply") or {}).get("objects", ""))]
     scope = variables(role, host, task_vars, extra, roles_dir)
-    objects = Templar(loader=DataLoader(), variables=scope).template(task["kubernetes.core.k8s"]["definition"])
+    objects = Templar(loader=DataLoader(), variables=scope).template(task["kubeforge.cluster.kube_apply"]["objects"])
     objects = json.loads(json.dumps(objects))  # module arguments travel as JSON
     return objects if isinstance(objects, list) else [objects]
 

@@ -265,11 +265,17 @@ def test_a_directory_can_set_its_own_mode(tmp_path):
 def test_a_file_not_forced_is_written_only_where_there_is_none(tmp_path):
     dest = tmp_path / "encryption.yaml"
     params = {"files": [{"dest": str(dest), "content_base64": b64(SECRET), "mode": "0600", "force": False}]}
-    assert run(params)["changed_files"] == [str(dest)] and dest.read_text() == SECRET
-    dest.write_text("the keys the apiserver runs with\n")
+    first = run(params)
+    assert first["changed_files"] == [str(dest)] and dest.read_text() == SECRET
+    assert first["stale_files"] == []  # created by this run, not stale
     os.chmod(dest, 0o644)
-    assert not run(params)["changed"]
+    assert run(params)["stale_files"] == []  # only the content counts
+    dest.write_text("the keys the apiserver runs with\n")
+    result = run(params)
+    assert not result["changed"] and result["stale_files"] == [str(dest)]
+    assert run(params, check_mode=True)["stale_files"] == [str(dest)]
     assert dest.read_text() == "the keys the apiserver runs with\n" and mode_of(dest) == 0o644
+    assert run({"files": [dict(params["files"][0], force=True)]}, check_mode=True)["stale_files"] == []
 
 
 MARKER = "# {mark} cluster hosts"

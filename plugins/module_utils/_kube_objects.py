@@ -1,0 +1,301 @@
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The Kubernetes objects kubeforge owns, kept with server-side apply, and the nodes' role label and taint.
+
+The backends of the kube_apply and kube_nodes modules. They talk to the API with the standard-library
+client of ``_kubelet_csr`` (that file must stand alone on the control-plane hosts, so the client lives
+there): a module run costs a few requests, not the import of the Kubernetes Python client, which is most
+of a kubernetes.core module's time on the controller.
+
+``apply()`` reads each object, applies it (``fieldManager=kubeforge``, conflicts forced: kubeforge owns
+these fields), and compares the two without the fields the server keeps (managed fields, resource
+version, generation, status); check mode applies with ``dryRun=All``. ``wait_rollouts()`` waits for
+Deployments and DaemonSets to run their current generation everywhere. ``reconcile_nodes()`` waits for
+named nodes (registered, or Ready) and patches a label or a taint only where it is not as wanted.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import urllib.parse
+from typing import Callable
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._kubelet_csr import APIError, KubeletCSRError
+
+FIELD_MANAGER = "kubeforge"
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+# Kept by the server, not by whoever applies: left out when telling whether an apply changed an object.
+SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
+ROLLOUT_KINDS = ("Deployment", "DaemonSet")
+WAIT_CHOICES = ("none", "changed", "all")
+POLL_INTERVAL = 1.0
+# Times a node patch is made again on a fresh read when the API answers 409 Conflict (the node changed).
+CONFLICT_RETRIES = 3
+REDACTED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
+class KubeObjectsError(KubeletCSRError):
+    """A failure explained to the operator; ``status`` is the API's HTTP status (0 without one)."""
+
+    def __init__(self, message: str, status: int = 0, result: dict | None = None) -> None:
+        super().__init__(message, result)
+        self.status = status
+
+
+# The reason the API gives with each status (the Status object's reason), for a task to tell them apart.
+REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
+           422: "Invalid", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
+
+
+def _fail(exc: APIError, what: str, result: dict | None = None) -> KubeObjectsError:
+    return KubeObjectsError(f"{what}: {exc}", status=exc.status, result=result)
+
+
+def failure_details(exc: KubeObjectsError) -> dict:
+    """What a module returns with its failure: the HTTP status, its reason, and what was done before it."""
+    return {"status": exc.status, "reason": REASONS.get(exc.status, ""), **exc.result}
+
+
+def summary(entry: dict) -> dict:
+    """An apply() entry as a module returns it."""
+    return {key: entry[key] for key in ("kind", "namespace", "name", "changed")}
+
+
+def _quote(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+class Resources:
+    """Where each kind lives in the API, from discovery: one request per group version, then remembered."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self._kinds: dict[str, dict[str, tuple[str, bool]]] = {}
+
+    @staticmethod
+    def prefix(api_version: str) -> str:
+        return ("/apis/" if "/" in api_version else "/api/") + api_version
+
+    def path(self, obj: dict) -> str:
+        """The object's own path (``…/namespaces/NS/PLURAL/NAME``); a namespaced object without one is in ``default``."""
+        api_version, kind = obj.get("apiVersion") or "", obj.get("kind") or ""
+        metadata = obj.get("metadata") or {}
+        name = metadata.get("name") or ""
+        if not api_version or not kind or not name:
+            raise KubeObjectsError(f"an object needs apiVersion, kind and metadata.name: {describe(obj)}")
+        if api_version not in self._kinds:
+            try:
+                document = self.client.request("GET", self.prefix(api_version))
+            except APIError as exc:
+                raise _fail(exc, f"cannot discover the resources of {api_version}") from exc
+            self._kinds[api_version] = {entry["kind"]: (entry["name"], bool(entry.get("namespaced")))
+                                        for entry in document.get("resources") or []
+                                        if isinstance(entry, dict) and "/" not in entry.get("name", "/")}
+        found = self._kinds[api_version].get(kind)
+        if found is None:
+            raise KubeObjectsError(f"the API serves no kind {kind} in {api_version}")
+        plural, namespaced = found
+        scope = f"/namespaces/{_quote(metadata.get('namespace') or 'default')}" if namespaced else ""
+        return f"{self.prefix(api_version)}{scope}/{plural}/{_quote(name)}"
+
+
+def describe(obj: dict) -> str:
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace")
+    return f"{obj.get('kind')} {namespace + '/' if namespace else ''}{metadata.get('name')}"
+
+
+def comparable(obj: dict | None) -> dict | None:
+    """``obj`` without what the server keeps; Secret values redacted (the result is shown as a diff)."""
+    if obj is None:
+        return None
+    kept = copy.deepcopy(obj)
+    kept.pop("status", None)
+    metadata = kept.get("metadata") or {}
+    for key in SERVER_METADATA:
+        metadata.pop(key, None)
+    if kept.get("kind") == "Secret":
+        for field in ("data", "stringData"):
+            if isinstance(kept.get(field), dict):
+                kept[field] = {key: REDACTED for key in kept[field]}
+    return kept
+
+
+def _get(client, path: str) -> dict | None:
+    try:
+        return client.request("GET", path)
+    except APIError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def apply(client, objects: list, check_mode: bool = False, field_manager: str = FIELD_MANAGER) -> list[dict]:
+    """Server-side apply each object in order; one entry per object: kind, namespace, name, changed, and
+    the object (as applied, or as a dry run would leave it) with its ``before``, both comparable."""
+    resources = Resources(client)
+    created_namespaces: set[str] = set()
+    results = []
+    for obj in objects:
+        if not isinstance(obj, dict):
+            raise KubeObjectsError(f"each object must be a mapping, got {obj!r}")
+        path = resources.path(obj)
+        metadata = obj["metadata"]
+        entry = {"kind": obj["kind"], "namespace": metadata.get("namespace"), "name": metadata["name"]}
+        try:
+            before = _get(client, path)
+            if check_mode and before is None and metadata.get("namespace") in created_namespaces:
+                # A dry run cannot create in a namespace that only this batch would create.
+                after = obj
+            else:
+                query = {"fieldManager": field_manager, "force": "true"}
+                if check_mode:
+                    query["dryRun"] = "All"
+                after = client.request("PATCH", path, body=obj, query=query, content_type=APPLY_PATCH)
+        except APIError as exc:
+            raise _fail(exc, f"cannot apply {describe(obj)}", {"objects": [summary(done) for done in results]}) from exc
+        if obj["kind"] == "Namespace" and before is None:
+            created_namespaces.add(metadata["name"])
+        entry.update(changed=comparable(before) != comparable(after), before=comparable(before), after=comparable(after),
+                     applied=after)
+        results.append(entry)
+    return results
+
+
+def rollout_problem(obj: dict) -> str | None:
+    """Why a Deployment or DaemonSet has not finished rolling out its current generation (None once it has)."""
+    status = obj.get("status") or {}
+    generation = (obj.get("metadata") or {}).get("generation") or 0
+    if (status.get("observedGeneration") or 0) < generation:
+        return "the controller has not seen its current generation yet"
+    if obj.get("kind") == "DaemonSet":
+        wanted = status.get("desiredNumberScheduled") or 0
+        counts = {"updated": status.get("updatedNumberScheduled") or 0, "available": status.get("numberAvailable") or 0}
+    else:
+        wanted = (obj.get("spec") or {}).get("replicas", 1)
+        counts = {"updated": status.get("updatedReplicas") or 0, "available": status.get("availableReplicas") or 0,
+                  "in all": status.get("replicas") or 0}
+    short = [f"{count} {what}" for what, count in counts.items() if count != wanted]
+    return f"{', '.join(short)} of {wanted}" if short else None
+
+
+def wait_rollouts(client, applied: list[dict], timeout: float, interval: float = POLL_INTERVAL,
+                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Wait until every Deployment and DaemonSet of ``applied`` (entries of apply()) has rolled out."""
+    resources = Resources(client)
+    waiting = {resources.path(entry["applied"]): describe(entry["applied"]) for entry in applied
+               if entry["kind"] in ROLLOUT_KINDS}
+    deadline = clock() + timeout
+    while True:
+        problems = {}
+        for path, name in waiting.items():
+            try:
+                current = client.request("GET", path)
+            except APIError as exc:
+                raise _fail(exc, f"cannot read {name}") from exc
+            problem = rollout_problem(current)
+            if problem:
+                problems[path] = f"{name}: {problem}"
+        if not problems:
+            return
+        if clock() >= deadline:
+            raise KubeObjectsError(f"not rolled out after {timeout:g} s: {'; '.join(problems.values())}")
+        waiting = {path: waiting[path] for path in problems}
+        sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Nodes
+
+
+def is_ready(node: dict) -> bool:
+    return any(condition.get("type") == "Ready" and condition.get("status") == "True"
+               for condition in (node.get("status") or {}).get("conditions") or [])
+
+
+def _has_taint(node: dict, taint: dict) -> bool:
+    return any(existing.get("key") == taint["key"] and existing.get("effect") == taint["effect"]
+               for existing in (node.get("spec") or {}).get("taints") or [])
+
+
+def node_patch(node: dict, labels: dict, taints: list[dict], taints_present: bool) -> dict | None:
+    """The merge patch that gives ``node`` the labels and the taints (or takes the taints away), None when it
+    has them. Taints are a list, which a merge patch replaces whole: the patch carries the node's
+    resourceVersion, so a node changed since it was read is refused (409) and read again."""
+    patch: dict = {}
+    missing = {key: value for key, value in labels.items() if ((node.get("metadata") or {}).get("labels") or {}).get(key) != value}
+    if missing:
+        patch["metadata"] = {"labels": missing}
+    current = list((node.get("spec") or {}).get("taints") or [])
+    if taints_present:
+        wanted = current + [taint for taint in taints if not _has_taint(node, taint)]
+    else:
+        wanted = [existing for existing in current
+                  if not any(existing.get("key") == t["key"] and existing.get("effect") == t["effect"] for t in taints)]
+    if wanted != current:
+        patch["spec"] = {"taints": wanted}
+        patch.setdefault("metadata", {})["resourceVersion"] = node["metadata"].get("resourceVersion")
+    return patch or None
+
+
+def list_nodes(client) -> dict[str, dict]:
+    try:
+        answer = client.request("GET", "/api/v1/nodes")
+    except APIError as exc:
+        raise _fail(exc, "cannot list the nodes") from exc
+    return {node["metadata"]["name"]: node for node in answer.get("items") or [] if isinstance(node, dict)}
+
+
+def wait_nodes(client, names: list[str], ready: bool, timeout: float, interval: float = POLL_INTERVAL,
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> dict[str, dict]:
+    """Every node, once all of ``names`` are registered (and Ready when ``ready``): one list per attempt."""
+    deadline = clock() + timeout
+    while True:
+        nodes = list_nodes(client)
+        absent = [name for name in names if name not in nodes]
+        not_ready = [name for name in names if name in nodes and ready and not is_ready(nodes[name])]
+        if not absent and not not_ready:
+            return nodes
+        if clock() >= deadline:
+            parts = ([f"not registered: {', '.join(absent)}"] if absent else []) + ([f"not Ready: {', '.join(not_ready)}"] if not_ready else [])
+            raise KubeObjectsError(f"after {timeout:g} s, nodes {'; '.join(parts)}")
+        sleep(interval)
+
+
+def _reread_node(client, name: str) -> dict:
+    try:
+        return client.request("GET", f"/api/v1/nodes/{_quote(name)}")
+    except APIError as exc:
+        raise _fail(exc, f"cannot read the node {name}") from exc
+
+
+def reconcile_nodes(client, names: list[str], labels: dict, taints: list[dict], taints_state: str = "present",
+                    ready: bool = False, timeout: float = 180, check_mode: bool = False, **waiting) -> dict:
+    """Wait for the nodes, then patch the ones whose labels or taints are not as wanted.
+    {patched: [names], ready: [names]}."""
+    nodes = wait_nodes(client, names, ready, timeout, **waiting)
+    patched = []
+    for name in names:
+        node = nodes[name]
+        for attempt in range(CONFLICT_RETRIES + 1):
+            patch = node_patch(node, labels, taints, taints_state == "present")
+            if patch is None:
+                break
+            if check_mode:
+                patched.append(name)
+                break
+            try:
+                client.request("PATCH", f"/api/v1/nodes/{_quote(name)}", body=patch, content_type=MERGE_PATCH)
+            except APIError as exc:
+                if exc.status == 409 and attempt < CONFLICT_RETRIES:
+                    node = _reread_node(client, name)
+                    continue
+                raise _fail(exc, f"cannot patch the node {name}", {"patched": patched}) from exc
+            patched.append(name)
+            break
+    return {"patched": patched, "ready": [name for name in names if is_ready(nodes[name])]}

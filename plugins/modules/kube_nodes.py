@@ -1,0 +1,167 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kubeforge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: kube_nodes
+short_description: Wait for Kubernetes nodes to register or be Ready, and keep labels and taints on them
+version_added: 0.1.0
+description:
+  - Lists the nodes (one request per attempt, every second) until every node of O(names) is registered, or Ready
+    with O(ready), and fails after O(timeout) naming those that are not.
+  - Then patches each node of O(names) that lacks one of O(labels), or whose taints are not as O(taints) and
+    O(taints_state) want; a node that has them is not written. A taint change carries the node's resource version
+    and is made again on a fresh read when the node changed meanwhile.
+  - Talks to the API with the Python standard library (no Kubernetes Python client).
+author:
+  - kubeforge developers (@kubeforge)
+requirements:
+  - PyYAML (python3-yaml) when the kubeconfig is YAML
+attributes:
+  check_mode:
+    support: full
+    description: Reads and waits as in a real run, writes nothing, and reports the nodes it would patch.
+  diff_mode:
+    support: none
+    description: The nodes patched are returned in RV(patched).
+  idempotent:
+    support: full
+    description: A node with the labels and taints asked for is left alone.
+options:
+  kubeconfig:
+    description:
+      - A kubeconfig on the host the module runs on; its current-context is used. The CA, client certificate and
+        key may be given as data or as file paths, or a bearer token.
+    type: path
+    required: true
+  names:
+    description: The nodes to wait for and to patch.
+    type: list
+    elements: str
+    required: true
+  ready:
+    description: Wait for each node's Ready condition, not only for the node to be registered.
+    type: bool
+    default: false
+  timeout:
+    description: Seconds to wait for the nodes.
+    type: int
+    default: 180
+  labels:
+    description: Labels every node of O(names) carries (an empty string is a valid value).
+    type: dict
+    default: {}
+  taints:
+    description: Taints every node of O(names) carries, or none of them carries (O(taints_state)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      key:
+        description: The taint's key.
+        type: str
+        required: true
+      value:
+        description: The taint's value.
+        type: str
+      effect:
+        description: The taint's effect.
+        type: str
+        required: true
+        choices: [NoSchedule, PreferNoSchedule, NoExecute]
+  taints_state:
+    description: Whether the nodes carry O(taints) (V(present)) or not (V(absent)); taints are matched on key and effect.
+    type: str
+    choices: [present, absent]
+    default: present
+"""
+
+EXAMPLES = r"""
+- name: Wait for every node of the play to be Ready
+  kubeforge.cluster.kube_nodes:
+    kubeconfig: /etc/kubernetes/admin.kubeconfig
+    names: "{{ ansible_play_hosts }}"
+    ready: true
+    timeout: 300
+  delegate_to: localhost
+  run_once: true
+
+- name: Label the control-plane nodes, and taint them NoSchedule
+  kubeforge.cluster.kube_nodes:
+    kubeconfig: /etc/kubernetes/admin.kubeconfig
+    names: "{{ groups['kube_control_plane'] }}"
+    labels: {node-role.kubernetes.io/control-plane: ""}
+    taints:
+      - {key: node-role.kubernetes.io/control-plane, effect: NoSchedule}
+"""
+
+RETURN = r"""
+patched:
+  description: The nodes patched (in check mode, that would be).
+  returned: always
+  type: list
+  elements: str
+  sample: ["kf-cp1"]
+ready:
+  description: The nodes of O(names) that were Ready when last read.
+  returned: always
+  type: list
+  elements: str
+  sample: ["kf-cp1", "kf-w1"]
+status:
+  description: On failure, the HTTP status of the API's answer (0 when it gave none).
+  returned: failure
+  type: int
+  sample: 403
+reason:
+  description: On failure with an HTTP status, its reason as the API names it.
+  returned: failure
+  type: str
+  sample: Forbidden
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeforge.cluster.plugins.module_utils._kubelet_csr import KubeletCSRError, client_from_kubeconfig
+from ansible_collections.kubeforge.cluster.plugins.module_utils._kube_objects import (
+    KubeObjectsError, failure_details, reconcile_nodes)
+
+
+def argument_spec() -> dict:
+    return {
+        "kubeconfig": {"type": "path", "required": True},
+        "names": {"type": "list", "elements": "str", "required": True},
+        "ready": {"type": "bool", "default": False},
+        "timeout": {"type": "int", "default": 180},
+        "labels": {"type": "dict", "default": {}},
+        "taints": {"type": "list", "elements": "dict", "default": [], "options": {
+            "key": {"type": "str", "required": True, "no_log": False},
+            "value": {"type": "str"},
+            "effect": {"type": "str", "required": True, "choices": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
+        }},
+        "taints_state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    }
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    taints = [{key: value for key, value in taint.items() if value is not None} for taint in params["taints"]]
+    labels = {key: "" if value is None else str(value) for key, value in params["labels"].items()}
+    try:
+        client = client_from_kubeconfig(params["kubeconfig"], user_agent="kubeforge-kube-nodes")
+        result = reconcile_nodes(client, params["names"], labels, taints, taints_state=params["taints_state"],
+                                 ready=params["ready"], timeout=params["timeout"], check_mode=module.check_mode)
+    except KubeObjectsError as exc:
+        module.fail_json(msg=str(exc), **failure_details(exc))
+    except KubeletCSRError as exc:  # the kubeconfig
+        module.fail_json(msg=str(exc), status=0)
+    module.exit_json(changed=bool(result["patched"]), **result)
+
+
+if __name__ == "__main__":
+    main()
