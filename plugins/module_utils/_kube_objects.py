@@ -24,7 +24,7 @@ import time
 import urllib.parse
 from typing import Callable
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils._kubelet_csr import APIError, KubeletCSRError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._kubelet_csr import APIError, KubeletCSRError, client_from_kubeconfig
 
 FIELD_MANAGER = "kubeforge"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -59,6 +59,18 @@ def _fail(exc: APIError, what: str, result: dict | None = None) -> KubeObjectsEr
 def failure_details(exc: KubeObjectsError) -> dict:
     """What a module returns with its failure: the HTTP status, its reason, and what was done before it."""
     return {"status": exc.status, "reason": REASONS.get(exc.status, ""), **exc.result}
+
+
+def run_module(module, work: Callable, name: str) -> dict:
+    """``work(client)`` with a client for the module's ``kubeconfig``; a failure fails the module with the API's
+    status and reason (the kubeconfig's problems with status 0)."""
+    try:
+        return work(client_from_kubeconfig(module.params["kubeconfig"], user_agent=f"kubeforge-{name}"))
+    except KubeObjectsError as exc:
+        module.fail_json(msg=str(exc), **failure_details(exc))
+    except KubeletCSRError as exc:
+        module.fail_json(msg=str(exc), status=0, reason="")
+    raise AssertionError("fail_json does not return")
 
 
 def summary(entry: dict) -> dict:

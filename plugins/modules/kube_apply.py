@@ -17,12 +17,11 @@ description:
     their real keys, as kubectl apply --server-side does.
   - An object counts as changed when it differs after the apply from what was read before it, leaving out what the
     server keeps (managed fields, resource version, generation, status).
-  - Talks to the API with the Python standard library (no Kubernetes Python client); a run costs a request per
-    object, a discovery request per API group version, and the rollout checks.
+  - A run costs a request per object, a discovery request per API group version, and the rollout checks.
 author:
   - kubeforge developers (@kubeforge)
-requirements:
-  - PyYAML (python3-yaml) when the kubeconfig is YAML
+extends_documentation_fragment:
+  - kubeforge.cluster.kube_api
 attributes:
   check_mode:
     support: full
@@ -34,12 +33,6 @@ attributes:
     support: full
     description: Applying the same objects again changes nothing.
 options:
-  kubeconfig:
-    description:
-      - A kubeconfig on the host the module runs on; its current-context is used. The CA, client certificate and
-        key may be given as data or as file paths, or a bearer token.
-    type: path
-    required: true
   objects:
     description:
       - The objects, each a complete manifest with C(apiVersion), C(kind) and C(metadata.name) (and
@@ -123,9 +116,8 @@ reason:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeforge.cluster.plugins.module_utils._kubelet_csr import KubeletCSRError, client_from_kubeconfig
 from ansible_collections.kubeforge.cluster.plugins.module_utils._kube_objects import (
-    FIELD_MANAGER, WAIT_CHOICES, KubeObjectsError, apply, describe, failure_details, summary, wait_rollouts)
+    FIELD_MANAGER, WAIT_CHOICES, apply, describe, run_module, summary, wait_rollouts)
 
 
 def argument_spec() -> dict:
@@ -141,16 +133,15 @@ def argument_spec() -> dict:
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    try:
-        client = client_from_kubeconfig(params["kubeconfig"], user_agent="kubeforge-kube-apply")
+
+    def work(client) -> list:
         applied = apply(client, params["objects"], check_mode=module.check_mode, field_manager=params["field_manager"])
         if not module.check_mode and params["wait"] != "none":
             wait_rollouts(client, [entry for entry in applied if params["wait"] == "all" or entry["changed"]],
                           timeout=params["wait_timeout"])
-    except KubeObjectsError as exc:
-        module.fail_json(msg=str(exc), **failure_details(exc))
-    except KubeletCSRError as exc:  # the kubeconfig
-        module.fail_json(msg=str(exc), status=0)
+        return applied
+
+    applied = run_module(module, work, "kube-apply")
     changed = [entry for entry in applied if entry["changed"]]
     result = {"changed": bool(changed), "objects": [summary(entry) for entry in applied]}
     if module._diff:

@@ -17,11 +17,10 @@ description:
   - Then patches each node of O(names) that lacks one of O(labels), or whose taints are not as O(taints) and
     O(taints_state) want; a node that has them is not written. A taint change carries the node's resource version
     and is made again on a fresh read when the node changed meanwhile.
-  - Talks to the API with the Python standard library (no Kubernetes Python client).
 author:
   - kubeforge developers (@kubeforge)
-requirements:
-  - PyYAML (python3-yaml) when the kubeconfig is YAML
+extends_documentation_fragment:
+  - kubeforge.cluster.kube_api
 attributes:
   check_mode:
     support: full
@@ -33,12 +32,6 @@ attributes:
     support: full
     description: A node with the labels and taints asked for is left alone.
 options:
-  kubeconfig:
-    description:
-      - A kubeconfig on the host the module runs on; its current-context is used. The CA, client certificate and
-        key may be given as data or as file paths, or a bearer token.
-    type: path
-    required: true
   names:
     description: The nodes to wait for and to patch.
     type: list
@@ -126,9 +119,7 @@ reason:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeforge.cluster.plugins.module_utils._kubelet_csr import KubeletCSRError, client_from_kubeconfig
-from ansible_collections.kubeforge.cluster.plugins.module_utils._kube_objects import (
-    KubeObjectsError, failure_details, reconcile_nodes)
+from ansible_collections.kubeforge.cluster.plugins.module_utils._kube_objects import reconcile_nodes, run_module
 
 
 def argument_spec() -> dict:
@@ -152,14 +143,9 @@ def main() -> None:
     params = module.params
     taints = [{key: value for key, value in taint.items() if value is not None} for taint in params["taints"]]
     labels = {key: "" if value is None else str(value) for key, value in params["labels"].items()}
-    try:
-        client = client_from_kubeconfig(params["kubeconfig"], user_agent="kubeforge-kube-nodes")
-        result = reconcile_nodes(client, params["names"], labels, taints, taints_state=params["taints_state"],
-                                 ready=params["ready"], timeout=params["timeout"], check_mode=module.check_mode)
-    except KubeObjectsError as exc:
-        module.fail_json(msg=str(exc), **failure_details(exc))
-    except KubeletCSRError as exc:  # the kubeconfig
-        module.fail_json(msg=str(exc), status=0)
+    result = run_module(module, lambda client: reconcile_nodes(
+        client, params["names"], labels, taints, taints_state=params["taints_state"], ready=params["ready"],
+        timeout=params["timeout"], check_mode=module.check_mode), "kube-nodes")
     module.exit_json(changed=bool(result["patched"]), **result)
 
 

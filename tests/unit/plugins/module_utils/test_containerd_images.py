@@ -5,23 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from fake_clock import Clock  # pylint: disable=import-error  # beside this file
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_images import (
     READY_POLL_INTERVAL, import_archives, runtime_images_when_ready, split_present)
 
 NOT_UP = 'level=error msg="validate service connection: rpc error: code = Unimplemented desc = unknown service runtime.v1.ImageService"'
 IMAGES = json.dumps({"images": [{"id": "sha256:aa", "repoTags": ["registry.k8s.io/pause:3.10.2"]}]})
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def answers(*replies):

@@ -14,6 +14,7 @@ import copy
 import json
 
 import pytest
+from fake_clock import Clock  # pylint: disable=import-error  # beside this file
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _kube_objects as ko
 from ansible_collections.kubeforge.cluster.plugins.module_utils._kubelet_csr import APIError
@@ -207,17 +208,6 @@ def deployment(available):
             "spec": {"replicas": 2}, "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": available, "replicas": 2}}
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 def test_rollouts_are_waited_for_and_a_timeout_names_what_is_not_done():
     api = FakeAPI([deployment(available=1)])
     entry = {"kind": "Deployment", "applied": deployment(1)}
@@ -302,3 +292,35 @@ def test_nodes_are_waited_for_until_registered_and_ready_and_a_timeout_names_the
         ko.reconcile_nodes(api, ["w1", "w2"], {}, [], ready=True, timeout=3, clock=clock, sleep=clock.sleep)
     # Registered is enough without ready.
     assert ko.reconcile_nodes(FakeAPI([node("w1", ready=False)]), ["w1"], {}, [])["ready"] == []
+
+
+class Failed(Exception):
+    pass
+
+
+class Module:
+    """The part of AnsibleModule run_module uses: its params, and fail_json (which never returns)."""
+
+    def __init__(self, kubeconfig):
+        self.params = {"kubeconfig": kubeconfig}
+
+    def fail_json(self, **result):
+        raise Failed(result)
+
+
+def test_run_module_fails_with_the_apis_status_and_reason_or_the_kubeconfigs_problem(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+        "clusters": [{"name": "k", "cluster": {"server": "http://127.0.0.1:1"}}], "users": [{"name": "u", "user": {}}]}))
+
+    def refused(_client):
+        raise ko.KubeObjectsError("cannot apply ClusterRoleBinding admins: HTTP 403", status=403)
+
+    with pytest.raises(Failed) as caught:
+        ko.run_module(Module(str(kubeconfig)), refused, "kube-apply")
+    assert caught.value.args[0] == {"msg": "cannot apply ClusterRoleBinding admins: HTTP 403", "status": 403, "reason": "Forbidden"}
+    assert ko.run_module(Module(str(kubeconfig)), lambda client: client.user_agent, "kube-apply") == "kubeforge-kube-apply"
+    with pytest.raises(Failed) as caught:
+        ko.run_module(Module(str(tmp_path / "absent")), refused, "kube-apply")
+    assert caught.value.args[0]["status"] == 0 and "cannot read the kubeconfig" in caught.value.args[0]["msg"]
