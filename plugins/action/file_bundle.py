@@ -15,6 +15,7 @@ import base64
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible_collections.kubeforge.cluster.plugins.plugin_utils._in_process import execute_module
 
 MODULE = "kubeforge.cluster.file_bundle"
 
@@ -58,7 +59,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"{len(problems)} problem(s) in files, nothing written: " + "; ".join(problems))
 
         args["files"] = [entry for _index, entry in sent]
-        module_result = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+        module_result = execute_module(self, MODULE, args, task_vars)
         result.update(module_result)
         if result.get("failed") or not pending:
             return result

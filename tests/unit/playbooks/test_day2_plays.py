@@ -72,7 +72,10 @@ def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
         deferred = {"kubelet_bootstrap_wait_for_approval": False} if play["ansible.builtin.import_playbook"] == "phases/kubelet_bootstrap.yml" else {}
         early = ({"container_runtime_also_install": play["vars"].get("container_runtime_also_install")}
                  if play["ansible.builtin.import_playbook"] == "phases/container_runtime.yml" else {})
-        assert play["vars"] == {"kubeforge_preflight_ran": True, "kubeforge_phase_hosts": "kubeforge_adding", **settled, **deferred, **early}
+        # The membership files are written after the prepare phase, with the hosts that stay (next test).
+        later = {"prepare_membership_enabled": False} if play["ansible.builtin.import_playbook"] == "phases/prepare.yml" else {}
+        assert play["vars"] == {"kubeforge_preflight_ran": True, "kubeforge_phase_hosts": "kubeforge_adding",
+                                **settled, **deferred, **early, **later}
     for phase in NODE_PHASES:
         hosts = load(f"playbooks/phases/{phase}.yml")[1]["hosts"]
         assert hosts.endswith(":&{{ kubeforge_phase_hosts | default('all') }}"), (phase, hosts)
@@ -124,13 +127,24 @@ def test_the_cluster_wide_objects_are_applied_unless_a_playbook_that_adds_hosts_
 def test_the_hosts_that_stay_only_learn_addresses():
     """The play on the hosts that stay runs the membership tasks (prepare's /etc/hosts and firewall, the
     approver's node list), nothing else; the remove playbooks leave the leaving hosts out of them."""
-    for playbook in ("add_nodes", "add_control_plane", "remove_nodes", "remove_control_plane"):
+    for playbook in ("add_control_plane", "remove_nodes", "remove_control_plane"):
         marker = "kubeforge_leaving" if playbook.startswith("remove") else "kubeforge_adding"
         stay = [play for play in load(f"playbooks/{playbook}.yml") if play.get("hosts") == f"k8s_cluster:etcd:!{marker}"]
         assert len(stay) == 1, playbook
         assert [task["ansible.builtin.import_tasks"] for task in stay[0]["tasks"]] == ["tasks/membership.yml"], playbook
         leaving = (stay[0]["tasks"][0].get("vars") or {}).get("kubeforge_hosts_leaving")
         assert leaving == ("{{ groups['kubeforge_leaving'] }}" if playbook.startswith("remove") else None), playbook
+    # add_nodes.yml: the new hosts write the same lists in the same task, after their prepare phase (which skips them),
+    # and only they write the kernel files at boot.
+    plays = load("playbooks/add_nodes.yml")
+    names = [play.get("ansible.builtin.import_playbook") or play["name"] for play in plays]
+    every = plays[names.index("phases/prepare.yml") + 1]
+    assert every["hosts"] == "k8s_cluster:etcd"
+    assert [task["ansible.builtin.import_tasks"] for task in every["tasks"]] == ["tasks/membership.yml"]
+    assert every["tasks"][0]["vars"] == {"prepare_membership_kernel_files": "{{ 'kubeforge_adding' in group_names }}"}
+    prepare = load("roles/prepare/tasks/main.yml")
+    assert next(task for task in prepare if task.get("ansible.builtin.include_tasks") == "membership.yml")["when"] == (
+        "prepare_membership_enabled | bool")
     included = [(task["ansible.builtin.include_role"]["name"], task["ansible.builtin.include_role"]["tasks_from"])
                 for task in load("playbooks/tasks/membership.yml")]
     assert included == [("kubeforge.cluster.kubelet_bootstrap", "approver_nodes"), ("kubeforge.cluster.prepare", "membership")]
