@@ -15,7 +15,8 @@
 4. When the host still lacks an offline file, the module installs nothing: the file is copied and
    the batch runs again.
    Each copied file is checked here against the reference while it is copied: a wrong one fails the
-   task before the module installs anything, and leaves with the temporary directory.
+   task before the module installs anything, and leaves with the temporary directory. Its sha256 is
+   the one the preflight keeps for its stat (controller_digests): a file whose stat moved is hashed again.
 5. Record every verified checksum in the lock (first use of a version, or an update), under a
    file lock so that the hosts of a run record in turn; a mismatch fails showing both checksums.
 """
@@ -79,15 +80,15 @@ class ActionModule(HostTmpCopies, ActionBase):
         try:
             needed = [] if check_mode else self._versions_the_host_lacks(args.get("install_dir"), sources)
             if needed:
-                outcome = self._copy_and_install(args, host_entries, sources, needed, task_vars)
+                outcome = self._copy_and_install(args, host_entries, sources, needed, options["artifacts_dir"], task_vars)
             else:
                 outcome = self._run_module(dict(args, artifacts=host_entries), task_vars)
             pending = [index for index, item in enumerate(outcome.get("artifacts") or []) if item.get("needs_source")]
             if pending and not outcome.get("failed"):
                 if check_mode:
-                    self._check_offline_files([sources[index] for index in pending])
+                    self._check_offline_files([sources[index] for index in pending], options["artifacts_dir"])
                 else:
-                    outcome = self._copy_and_install(args, host_entries, sources, pending, task_vars)
+                    outcome = self._copy_and_install(args, host_entries, sources, pending, options["artifacts_dir"], task_vars)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
@@ -128,11 +129,12 @@ class ActionModule(HostTmpCopies, ActionBase):
         return sorted(offline[path] for path in self._absent_on_host(list(offline)))
 
     @staticmethod
-    def _check_offline_files(sources: list) -> None:
+    def _check_offline_files(sources: list, artifacts_dir) -> None:
         """The offline files the host lacks, checked here (while they are copied; in check mode, they would be)."""
+        digest = _artifacts.controller_digests(artifacts_dir).digest if artifacts_dir else _artifacts.file_sha256
         problems = []
         for source in sources:
-            found = _artifacts.file_sha256(source.src)
+            found = digest(source.src)
             if source.sha256 and found != source.sha256:
                 problems.append(f"{_artifacts.label(source.name, source.version, source.arch)}: "
                                 + (f"locked sha256 {source.sha256} ({source.origin}), found {found} ({source.src})" if source.locked
@@ -141,11 +143,11 @@ class ActionModule(HostTmpCopies, ActionBase):
             hint = f"; {_artifacts.LOCK_UPDATE_HINT}" if any(source.locked for source in sources) else ""
             raise AnsibleActionFail("; ".join(problems) + "; nothing was installed" + hint, result={"errors": problems})
 
-    def _copy_and_install(self, args: dict, host_entries: list, sources: list, pending: list, task_vars: dict) -> dict:
+    def _copy_and_install(self, args: dict, host_entries: list, sources: list, pending: list, artifacts_dir, task_vars: dict) -> dict:
         """Copy the offline files the host lacks, each hashed here meanwhile, then run the whole batch (again:
         the module installs nothing while a file is missing). ``host_entries`` keep the copies' paths."""
         with ThreadPoolExecutor(max_workers=1) as pool:
-            checked = pool.submit(self._check_offline_files, [sources[index] for index in pending])
+            checked = pool.submit(self._check_offline_files, [sources[index] for index in pending], artifacts_dir)
             copies = self._send_to_host_tmp([(sources[index].src, f"{index}-{sources[index].filename}") for index in pending])
             checked.result()
         for index, remote in zip(pending, copies):

@@ -271,6 +271,9 @@ def pki_plan(groups: Mapping, hostvars: Mapping, settings: Mapping) -> dict:
     operator = plan.kubeconfig("operator-admin", "admin", server, cluster, os.path.join(plan.credentials, "admin.kubeconfig"))
     # Break glass, and the first binding of the admin group (control_plane role): controller only.
     super_admin = plan.kubeconfig("super-admin", "super-admin", server, cluster, os.path.join(plan.credentials, "super-admin.kubeconfig"))
+    # The serving-CSR approver's identity with the operator's server: the controller approves a run's new kubelets.
+    approver = plan.kubeconfig("operator-kubelet-csr-approver", "kubelet-csr-approver", server, cluster,
+                               os.path.join(plan.credentials, "kubelet-csr-approver.kubeconfig"))
     if signed:
         for host in k8s:
             kubeconfigs[f"kubelet-{host}"] = plan.kubeconfig(f"kubelet-{host}", f"kubelet-client-{host}", endpoint, cluster)
@@ -324,6 +327,7 @@ def pki_plan(groups: Mapping, hostvars: Mapping, settings: Mapping) -> dict:
         "controller_inputs": inputs,
         "operator_kubeconfig": operator,
         "super_admin_kubeconfig": super_admin,
+        "csr_approver_kubeconfig": approver,
         "hosts": {host: list(files.values()) for host, files in plan.hosts.items()},
         "absent": absent,
     }

@@ -61,6 +61,7 @@ def test_fresh_pki_then_nothing_to_change(inventory):
     assert mode(credentials) == 0o700 and mode(credentials / "pki") == 0o700 and mode(credentials / "pki" / "etcd") == 0o700
     assert mode(credentials / "pki" / "ca.key") == 0o600 and mode(credentials / "pki" / "sa.key") == 0o600
     assert mode(credentials / "admin.kubeconfig") == 0o600 and mode(credentials / "pki" / "sa.pub") == 0o644
+    assert mode(credentials / "kubelet-csr-approver.kubeconfig") == 0o600
     operator = yaml.safe_load((credentials / "admin.kubeconfig").read_text())
     assert operator["clusters"][0]["cluster"]["server"] == "https://192.168.56.10:6443"
     assert sorted(os.listdir(credentials / "kubeconfig")) == [

@@ -96,3 +96,17 @@ def test_the_bindings_exist_before_any_later_phase_uses_the_admin():
         phases = [os.path.basename(play["ansible.builtin.import_playbook"]) for play in yaml.safe_load(handle)]
     users = [phase for phase in phases if phase[:-len(".yml")] in ("kubelet_bootstrap", "flannel", "coredns")]
     assert users and all(phases.index("control_plane.yml") < phases.index(phase) for phase in users)
+
+
+def test_the_approvals_a_run_waits_for_are_made_from_the_controller_as_the_approver():
+    """kubelet_bootstrap's approve task runs on the controller (in the task's worker) with the approver's own
+    identity, from the kubeconfig the pki role writes for it there."""
+    [task] = [task for task, _vars in role_tasks(os.path.join(ROLES, "kubelet_bootstrap")) if "kubeforge.cluster.kubelet_csr" in task]
+    assert task["delegate_to"] == "localhost" and task["run_once"] is True
+    assert task["kubeforge.cluster.kubelet_csr"]["kubeconfig"] == "{{ kubelet_bootstrap_controller_approver_kubeconfig }}"
+    scope = variables("kubelet_bootstrap", "cp1", {}, {"kubeforge_credentials_dir": CREDENTIALS}, ROLES)
+    path = Templar(loader=DataLoader(), variables=scope).template(scope["kubelet_bootstrap_controller_approver_kubeconfig"])
+    plan = pki.pki_plan(GROUPS, HOSTVARS, PKI_SETTINGS)
+    assert path == plan["csr_approver_kubeconfig"]
+    [config] = [config for config in plan["kubeconfigs"] if config["dest"] == path]
+    assert config["user"] == "kubeforge:kubelet-csr-approver" and config["server"] == "https://192.168.56.10:6443"

@@ -263,7 +263,10 @@ def test_kubeconfigs_point_at_the_endpoint_and_the_operator_at_the_load_balancer
         "/srv/creds/kubeconfig/kubelet-csr-approver.kubeconfig": ("https://127.0.0.1:6443", "kubeforge:kubelet-csr-approver"),
         "/srv/creds/admin.kubeconfig": ("https://192.168.56.10:6443", "admin"),  # the operator's
         "/srv/creds/super-admin.kubeconfig": ("https://192.168.56.10:6443", "kubeforge:super-admin"),  # break glass
+        # The approvals a run waits for, made from the controller with the approver's own identity.
+        "/srv/creds/kubelet-csr-approver.kubeconfig": ("https://192.168.56.10:6443", "kubeforge:kubelet-csr-approver"),
     }
+    assert result["csr_approver_kubeconfig"] == "/srv/creds/kubelet-csr-approver.kubeconfig"
     single = plan({"lb_address": ""}, groups={**GROUPS, "kube_control_plane": ["master2"]})
     assert [c for c in single["kubeconfigs"] if c["dest"] == "/srv/creds/admin.kubeconfig"][0]["server"] == "https://10.0.0.12:6443"
 

@@ -183,3 +183,18 @@ def test_a_new_host_gets_its_files_before_the_one_module_run_and_a_missing_binar
         assert handle.read() == b"etcd 3.5.34"
     with open(world / "host1" / "bin" / "kube-apiserver", "rb") as handle:
         assert handle.read() == b"kube-apiserver 1.36.4"
+
+
+@needs_ansible
+def test_a_copy_is_checked_with_the_digest_the_preflight_keeps_until_the_file_changes(collections_path, world, monkeypatch):
+    """The controller does not hash a file again while its stat is the one the preflight hashed (controller_digests)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(world / "cache-home"))
+    path = os.path.join(str(world / "artifacts"), _artifacts.relpath("kube-apiserver", "1.36.4", "amd64"))
+    kept = _artifacts.controller_digests(str(world / "artifacts"))
+    kept.note(path, "0" * 64)  # a digest the file does not have, for the stat it has now
+    kept.save()
+    refused = play(collections_path, world)
+    assert refused.get("failed") and f"{path} has sha256 {'0' * 64}" in refused["msg"], refused["_stdout"]
+    assert not os.path.exists(world / "host1" / "bin" / "kube-apiserver")
+    os.utime(path, (1, 1))  # a new stat: hashed again
+    assert not play(collections_path, world).get("failed")
