@@ -235,11 +235,14 @@ def _has_taint(node: dict, taint: dict) -> bool:
                for existing in (node.get("spec") or {}).get("taints") or [])
 
 
-def node_patch(node: dict, labels: dict, taints: list[dict], taints_present: bool) -> dict | None:
-    """The merge patch that gives ``node`` the labels and the taints (or takes the taints away), None when it
-    has them. Taints are a list, which a merge patch replaces whole: the patch carries the node's
-    resourceVersion, so a node changed since it was read is refused (409) and read again."""
+def node_patch(node: dict, labels: dict, taints: list[dict], taints_present: bool, unschedulable: bool | None = None) -> dict | None:
+    """The merge patch that gives ``node`` the labels and the taints (or takes the taints away), and cordons or
+    uncordons it unless ``unschedulable`` is None; None when it is as wanted. Taints are a list, which a merge
+    patch replaces whole: the patch carries the node's resourceVersion, so a node changed since it was read is
+    refused (409) and read again. Uncordoning removes the field, as kubectl does (false is its default)."""
     patch: dict = {}
+    if unschedulable is not None and bool((node.get("spec") or {}).get("unschedulable")) != unschedulable:
+        patch["spec"] = {"unschedulable": True if unschedulable else None}
     missing = {key: value for key, value in labels.items() if ((node.get("metadata") or {}).get("labels") or {}).get(key) != value}
     if missing:
         patch["metadata"] = {"labels": missing}
@@ -250,7 +253,7 @@ def node_patch(node: dict, labels: dict, taints: list[dict], taints_present: boo
         wanted = [existing for existing in current
                   if not any(existing.get("key") == t["key"] and existing.get("effect") == t["effect"] for t in taints)]
     if wanted != current:
-        patch["spec"] = {"taints": wanted}
+        patch.setdefault("spec", {})["taints"] = wanted
         patch.setdefault("metadata", {})["resourceVersion"] = node["metadata"].get("resourceVersion")
     return patch or None
 
@@ -287,15 +290,16 @@ def _reread_node(client, name: str) -> dict:
 
 
 def reconcile_nodes(client, names: list[str], labels: dict, taints: list[dict], taints_state: str = "present",
-                    ready: bool = False, timeout: float = 180, check_mode: bool = False, **waiting) -> dict:
-    """Wait for the nodes, then patch the ones whose labels or taints are not as wanted.
-    {patched: [names], ready: [names]}."""
+                    ready: bool = False, timeout: float = 180, check_mode: bool = False, unschedulable: bool | None = None,
+                    **waiting) -> dict:
+    """Wait for the nodes, then patch the ones whose labels, taints or (unless ``unschedulable`` is None)
+    cordon are not as wanted. {patched: [names], ready: [names]}."""
     nodes = wait_nodes(client, names, ready, timeout, **waiting)
     patched = []
     for name in names:
         node = nodes[name]
         for attempt in range(CONFLICT_RETRIES + 1):
-            patch = node_patch(node, labels, taints, taints_state == "present")
+            patch = node_patch(node, labels, taints, taints_state == "present", unschedulable)
             if patch is None:
                 break
             if check_mode:

@@ -14,8 +14,9 @@ version_added: 0.1.0
 description:
   - Lists the nodes (one request per attempt, every second) until every node of O(names) is registered, or Ready
     with O(ready), and fails after O(timeout) naming those that are not.
-  - Then patches each node of O(names) that lacks one of O(labels), or whose taints are not as O(taints) and
-    O(taints_state) want; a node that has them is not written. A taint change carries the node's resource version
+  - Then patches each node of O(names) that lacks one of O(labels), whose taints are not as O(taints) and
+    O(taints_state) want, or that is not cordoned or uncordoned as O(unschedulable) wants; a node that is as
+    wanted is not written. A taint change carries the node's resource version
     and is made again on a fresh read when the node changed meanwhile.
 author:
   - kubeforge developers (@kubeforge)
@@ -72,6 +73,11 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  unschedulable:
+    description:
+      - V(true) cordons the nodes, V(false) uncordons them (as C(kubectl cordon) and C(kubectl uncordon)).
+      - Left as it is when not set.
+    type: bool
 """
 
 EXAMPLES = r"""
@@ -83,6 +89,14 @@ EXAMPLES = r"""
     timeout: 300
   delegate_to: localhost
   run_once: true
+
+- name: Uncordon a node once it is Ready again
+  kubeforge.cluster.kube_nodes:
+    kubeconfig: /etc/kubernetes/admin.kubeconfig
+    names: [kf-w1]
+    ready: true
+    unschedulable: false
+  delegate_to: localhost
 
 - name: Label the control-plane nodes, and taint them NoSchedule
   kubeforge.cluster.kube_nodes:
@@ -135,6 +149,7 @@ def argument_spec() -> dict:
             "effect": {"type": "str", "required": True, "choices": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
         }},
         "taints_state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "unschedulable": {"type": "bool"},
     }
 
 
@@ -145,7 +160,7 @@ def main() -> None:
     labels = {key: "" if value is None else str(value) for key, value in params["labels"].items()}
     result = run_module(module, lambda client: reconcile_nodes(
         client, params["names"], labels, taints, taints_state=params["taints_state"], ready=params["ready"],
-        timeout=params["timeout"], check_mode=module.check_mode), "kube-nodes")
+        timeout=params["timeout"], check_mode=module.check_mode, unschedulable=params["unschedulable"]), "kube-nodes")
     module.exit_json(changed=bool(result["patched"]), **result)
 
 

@@ -364,6 +364,13 @@ def test_kube_objects_apply_and_patch_nodes_on_the_real_apiserver(tmp_path, clus
         assert ko.reconcile_nodes(admin, ["cp2"], {}, [taint], taints_state="absent")["patched"] == ["cp2"]
         left = ko.list_nodes(admin)["cp2"]["spec"]["taints"]
         assert other in left and taint not in left
+        # Cordon and uncordon, each once.
+        assert ko.reconcile_nodes(admin, ["cp1"], {}, [], unschedulable=True)["patched"] == ["cp1"]
+        assert ko.list_nodes(admin)["cp1"]["spec"]["unschedulable"] is True
+        assert ko.reconcile_nodes(admin, ["cp1"], {}, [], unschedulable=True)["patched"] == []
+        assert ko.reconcile_nodes(admin, ["cp1"], {}, [], unschedulable=False)["patched"] == ["cp1"]
+        assert not ko.list_nodes(admin)["cp1"]["spec"].get("unschedulable")
+        assert ko.reconcile_nodes(admin, ["cp1"], {}, [], unschedulable=False)["patched"] == []
         # No kubelet posts a Ready condition here: a wait for Ready times out naming the nodes.
         with pytest.raises(ko.KubeObjectsError, match="not Ready: cp1"):
             ko.reconcile_nodes(admin, ["cp1"], {}, [], ready=True, timeout=1)

@@ -186,3 +186,17 @@ def test_add_control_plane_takes_control_plane_hosts_only():
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
     assert re.search(r"not in the kube_control_plane group: ([^;\"\n]*)", out).group(1) == "worker1"
+
+
+def test_an_upgraded_node_is_uncordoned_once_it_is_ready():
+    """upgrade.yml: after the kubelet and kube-proxy, one kube_nodes task waits for the node to be Ready and
+    then uncordons it (also when an earlier run stopped after the drain); pods come back only to a Ready node."""
+    plays = load("playbooks/upgrade.yml")
+    [nodes] = [play for play in plays if any("Upgrade the kubelet" == task.get("name") for task in play.get("tasks", []))]
+    names = [task["name"] for task in nodes["tasks"]]
+    last = nodes["tasks"][-1]
+    assert names.index("Upgrade kube-proxy") < names.index(last["name"])
+    assert last["kubeforge.cluster.kube_nodes"] == {
+        "kubeconfig": "{{ kubeforge_credentials_dir }}/admin.kubeconfig", "names": ["{{ inventory_hostname }}"],
+        "ready": True, "timeout": 300, "unschedulable": False}
+    assert last["delegate_to"] == "localhost" and "when" not in last

@@ -28,9 +28,13 @@ DISCOVERY = {
 
 
 def merged(base: dict, patch: dict) -> dict:
+    """A JSON merge patch (RFC 7386): maps merged, null removes the key."""
     out = copy.deepcopy(base)
     for key, value in patch.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else copy.deepcopy(value)
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else copy.deepcopy(value)
     return out
 
 
@@ -267,6 +271,19 @@ def test_a_taint_patch_on_a_changed_node_is_made_again_on_a_fresh_read():
     api.conflicts = ko.CONFLICT_RETRIES + 1
     with pytest.raises(ko.KubeObjectsError, match="cannot patch the node cp1"):
         ko.reconcile_nodes(api, ["cp1"], {}, [TAINT])
+
+
+def test_nodes_are_cordoned_and_uncordoned_only_when_they_are_not_already():
+    cordoned = node("w1")
+    cordoned["spec"]["unschedulable"] = True
+    api = FakeAPI([cordoned, node("w2")])
+    assert ko.reconcile_nodes(api, ["w1", "w2"], {}, [], unschedulable=False)["patched"] == ["w1"]
+    assert "unschedulable" not in api.store["/api/v1/nodes/w1"]["spec"]  # removed, as kubectl uncordon does
+    assert ko.reconcile_nodes(api, ["w1", "w2"], {}, [], unschedulable=False)["patched"] == []
+    assert ko.reconcile_nodes(api, ["w2"], {}, [TAINT], unschedulable=True)["patched"] == ["w2"]
+    assert api.store["/api/v1/nodes/w2"]["spec"] == {"unschedulable": True, "taints": [TAINT]}
+    # Not set: the cordon is left as it is.
+    assert ko.reconcile_nodes(api, ["w2"], {}, [TAINT])["patched"] == []
 
 
 def test_check_mode_patches_nothing():
