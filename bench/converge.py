@@ -94,7 +94,8 @@ def slowest(output: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="the node image (make image writes its name to .cache/node-image)")
-    parser.add_argument("--keep", action="store_true", help="leave the lab hosts running at the end")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the lab hosts running at the end, and their inventory (its credentials and facts) in place")
     parser.add_argument("--logs", help="a directory to write each run's whole output to (every task's time)")
     options = parser.parse_args()
 
@@ -109,9 +110,11 @@ def main() -> None:
         after = inventory(directory, with_new_worker=True)
         added, added_out = run_playbook("playbooks/add_nodes.yml", after, "-e", f"add_nodes_hosts={NEW}")
     finally:
-        if not options.keep:
+        if options.keep:
+            print(f"Kept: the lab hosts and their inventory {directory}", file=sys.stderr)
+        else:
             subprocess.run(["bash", LAB_SH, "down"], env=env, check=False)
-        shutil.rmtree(directory, ignore_errors=True)
+            shutil.rmtree(directory, ignore_errors=True)
 
     if options.logs:
         os.makedirs(options.logs, exist_ok=True)
