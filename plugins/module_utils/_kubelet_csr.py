@@ -79,7 +79,7 @@ CSR_PATH = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 REQUEST_TIMEOUT = 10.0
 # Seconds between the passes of a wait: a kubelet asks for its serving certificate about a second after it
 # starts, and a pass is one list of the requests.
-WAIT_INTERVAL = 0.5
+WAIT_INTERVAL = 0.25
 LIST_PAGE_SIZE = 500
 # Times a decision is made again on a fresh copy when the API answers 409 Conflict (the request changed
 # between the list and the write: another approver, or this one running on another control-plane host).

@@ -12,7 +12,7 @@ module: kube_nodes
 short_description: Wait for Kubernetes nodes to register or be Ready, and keep labels and taints on them
 version_added: 0.1.0
 description:
-  - Lists the nodes (one request per attempt, every second) until every node of O(names) is registered, or Ready
+  - Lists the nodes (one request per attempt, every quarter of a second) until every node of O(names) is registered, or Ready
     with O(ready), and fails after O(timeout) naming those that are not.
   - Then patches each node of O(names) that lacks one of O(labels), whose taints are not as O(taints) and
     O(taints_state) want, or that is not cordoned or uncordoned as O(unschedulable) wants; a node that is as
