@@ -55,9 +55,13 @@ class ActionModule(ActionBase):
         ignored = {h for g in IGNORED_GROUPS for h in groups.get(g, [])}
         members = set(groups.get("all", [])) - ignored | {h for g in _preflight.ROLE_GROUPS for h in groups.get(g, [])}
         hostvars = task_vars["hostvars"]
-        # The play gathered node facts on its k8s_cluster hosts: those must have them. A host the play
-        # left out (--limit) is checked only when its facts are cached from an earlier run.
+        # The play gathered node facts on its k8s_cluster hosts (those of kubeforge_preflight_node_hosts when a
+        # day-2 playbook names them): those must have them. A host the play left out (--limit, or not named) is
+        # checked only when its facts are cached from an earlier run.
         asked = set(task_vars.get("ansible_play_hosts_all") or []) & set(groups.get("k8s_cluster", []))
+        named = task_vars.get("kubeforge_preflight_node_hosts")
+        if named is not None:
+            asked &= set(self._templar.template(named))
         hosts = {}
         for name in sorted(members):
             hosts[name] = {"ip": self._templar.template(node_address(hostvars[name], name))}

@@ -62,14 +62,18 @@ def test_a_worker_passes_the_check():
 
 
 def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
+    """Every node phase of site.yml, in its order; the ipvs phase's files go with the kubelet phase's write (next test)."""
     site = [play["ansible.builtin.import_playbook"] for play in load("site.yml")]
     imports = [play for play in load("playbooks/add_nodes.yml") if "ansible.builtin.import_playbook" in play][1:]
-    assert [play["ansible.builtin.import_playbook"] for play in imports] == [f"phases/{phase}.yml" for phase in NODE_PHASES]
-    assert [f"playbooks/{play['ansible.builtin.import_playbook']}" for play in imports] == [p for p in site if p.split("/")[-1][:-4] in NODE_PHASES]
+    phases = [phase for phase in NODE_PHASES if phase != "ipvs"]
+    assert [play["ansible.builtin.import_playbook"] for play in imports] == [f"phases/{phase}.yml" for phase in phases]
+    assert [f"playbooks/{play['ansible.builtin.import_playbook']}" for play in imports] == [p for p in site if p.split("/")[-1][:-4] in phases]
     for play in imports:
         # The cluster-wide objects (TLS bootstrap RBAC, flannel's DaemonSet) are site.yml's: adding a node changes none.
         settled = {"kubeforge_apply_cluster_objects": False} if play["ansible.builtin.import_playbook"] in CLUSTER_OBJECT_PHASES else {}
-        deferred = {"kubelet_bootstrap_wait_for_approval": False} if play["ansible.builtin.import_playbook"] == "phases/kubelet_bootstrap.yml" else {}
+        deferred = ({"kubelet_bootstrap_wait_for_approval": False, "kubelet_bootstrap_also_files": "{{ ipvs_node_files }}",
+                     "kubelet_bootstrap_also_running_units": ["kube-proxy"]}
+                    if play["ansible.builtin.import_playbook"] == "phases/kubelet_bootstrap.yml" else {})
         early = ({"container_runtime_also_install": play["vars"].get("container_runtime_also_install")}
                  if play["ansible.builtin.import_playbook"] == "phases/container_runtime.yml" else {})
         # The membership files are written after the prepare phase, with the hosts that stay (next test).
@@ -81,13 +85,34 @@ def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
         assert hosts.endswith(":&{{ kubeforge_phase_hosts | default('all') }}"), (phase, hosts)
 
 
-def test_add_nodes_waits_for_the_serving_certificates_after_kube_proxy_is_installed():
-    """The kubelet phase starts the new kubelets without waiting; the approval play comes between the
-    ipvs and flannel phases, on the new hosts, and runs the role's approval task alone."""
+def test_add_nodes_writes_kube_proxy_with_the_kubelet_as_the_ipvs_role_defines_it():
+    """The new node's kube-proxy files are the ipvs role's own (one definition, ipvs_files), rendered in that role
+    and written by the kubelet's write, which starts kube-proxy with the kubelet."""
+    plays = load("playbooks/add_nodes.yml")
+    names = [play.get("ansible.builtin.import_playbook") or play["name"] for play in plays]
+    handover = names.index("Add nodes - hand the new nodes' kube-proxy files to the kubelet's write")
+    assert names[handover + 1] == "phases/kubelet_bootstrap.yml"
+    assert plays[handover]["hosts"] == "k8s_cluster:&kubeforge_adding"
+    assert [task["ansible.builtin.import_role"] for task in plays[handover]["tasks"]] == [
+        {"name": "kubeforge.cluster.ipvs", "tasks_from": "node_files"}]
+    assert load("roles/ipvs/tasks/node_files.yml")[0]["ansible.builtin.set_fact"] == {"ipvs_node_files": "{{ ipvs_files }}"}
+    write = next(task for task in load("roles/ipvs/tasks/main.yml") if task["name"].startswith("Write the kube-proxy"))
+    assert write["kubeforge.cluster.file_bundle"]["files"] == "{{ ipvs_files }}"
+    assert all(entry["services"] == ["kube-proxy"] for entry in load("roles/ipvs/vars/main.yml")["ipvs_files"])
+    kubelet = next(task for task in load("roles/kubelet_bootstrap/tasks/main.yml") if task["name"].startswith("Write the kubelet's"))
+    assert kubelet["kubeforge.cluster.file_bundle"]["files"].rstrip().endswith("+ kubelet_bootstrap_also_files }}")
+    assert kubelet["kubeforge.cluster.file_bundle"]["running_units"] == "{{ ['kubelet'] + kubelet_bootstrap_also_running_units }}"
+    defaults = load("roles/kubelet_bootstrap/defaults/main.yml")
+    assert defaults["kubelet_bootstrap_also_files"] == [] and defaults["kubelet_bootstrap_also_running_units"] == []
+
+
+def test_add_nodes_waits_for_the_serving_certificates_once_every_new_kubelet_runs():
+    """The kubelet phase starts the new kubelets (and kube-proxy) without waiting; the approval play comes between
+    the kubelet and flannel phases, on the new hosts, and runs the role's approval task alone."""
     plays = load("playbooks/add_nodes.yml")
     names = [play.get("ansible.builtin.import_playbook") or play["name"] for play in plays]
     approval = names.index("Add nodes - approve the new kubelets' serving certificates")
-    assert names[approval - 1:approval + 2] == ["phases/ipvs.yml", names[approval], "phases/flannel.yml"]
+    assert names[approval - 1:approval + 2] == ["phases/kubelet_bootstrap.yml", names[approval], "phases/flannel.yml"]
     assert plays[approval]["hosts"] == "k8s_cluster:&kubeforge_adding"
     assert [task["ansible.builtin.include_role"] for task in plays[approval]["tasks"]] == [
         {"name": "kubeforge.cluster.kubelet_bootstrap", "tasks_from": "approve"}]
@@ -99,7 +124,7 @@ def test_add_nodes_waits_for_the_serving_certificates_after_kube_proxy_is_instal
 
 def test_add_nodes_installs_the_kubelet_and_kube_proxy_with_containerd_as_their_roles_define_them():
     """One batch verifies the new node's binaries side by side; the entries are the kubelet_bootstrap and ipvs
-    roles' own, so that their phases find them verified (artifacts_verified_in_run) and install nothing."""
+    roles' own, so that the kubelet phase finds them verified (artifacts_verified_in_run) and installs nothing."""
     play = next(play for play in load("playbooks/add_nodes.yml") if play.get("ansible.builtin.import_playbook") == "phases/container_runtime.yml")
     own = [next(task for task in load(f"roles/{role}/tasks/main.yml") if task.get("ansible.builtin.include_role", {}).get("name")
                 == "kubeforge.cluster.artifacts")["vars"]["artifacts_list"] for role in ("kubelet_bootstrap", "ipvs")]
@@ -145,9 +170,9 @@ def test_the_hosts_that_stay_only_learn_addresses():
     prepare = load("roles/prepare/tasks/main.yml")
     assert next(task for task in prepare if task.get("ansible.builtin.include_tasks") == "membership.yml")["when"] == (
         "prepare_membership_enabled | bool")
-    included = [(task["ansible.builtin.include_role"]["name"], task["ansible.builtin.include_role"]["tasks_from"])
+    imported = [(task["ansible.builtin.import_role"]["name"], task["ansible.builtin.import_role"]["tasks_from"])
                 for task in load("playbooks/tasks/membership.yml")]
-    assert included == [("kubeforge.cluster.kubelet_bootstrap", "approver_nodes"), ("kubeforge.cluster.prepare", "membership")]
+    assert imported == [("kubeforge.cluster.kubelet_bootstrap", "approver_nodes"), ("kubeforge.cluster.prepare", "membership")]
 
 
 def role_paths(role: str) -> list[str]:

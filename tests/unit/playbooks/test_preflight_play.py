@@ -80,8 +80,8 @@ def test_node_facts_reach_the_check(preflight):
     assert "kube_proxy_mode ipvs is deprecated since Kubernetes 1.35 (KEP-5495)" in out, out
 
 
-def test_a_node_without_facts_is_a_problem(preflight, tmp_path):
-    # worker2's Python does not exist: node_facts fails there, the check still runs and reports it.
+def inventory_with_a_broken_worker2(tmp_path) -> str:
+    """The sample's hosts on this machine, but worker2's Python does not exist: node_facts fails there."""
     inventory = tmp_path / "inventory"
     (inventory / "group_vars").mkdir(parents=True)
     (inventory / "group_vars" / "all.yml").symlink_to(os.path.join(REPO, "inventory", "sample", "group_vars", "all.yml"))
@@ -93,7 +93,12 @@ def test_a_node_without_facts_is_a_problem(preflight, tmp_path):
         "kube_control_plane": {"hosts": {"master1": None, "master2": None, "master3": None}},
         "kube_node": {"hosts": {"worker1": None, "worker2": None}},
         "k8s_cluster": {"children": {"kube_control_plane": None, "kube_node": None}}}}}))
-    run = preflight(str(inventory), ANY_KERNEL)
+    return str(inventory)
+
+
+def test_a_node_without_facts_is_a_problem(preflight, tmp_path):
+    # The check still runs and reports worker2.
+    run = preflight(inventory_with_a_broken_worker2(tmp_path), ANY_KERNEL)
     out = run.stdout + run.stderr
     assert run.returncode != 0
     assert "Preflight found 1 problem; nothing was changed on any host" in out, out
@@ -145,3 +150,14 @@ def test_extra_args_that_weaken_cis_items_are_refused_and_exceptions_printed(pre
     assert "Preflight passed for 5 hosts" in out
     for reason in ["legacy scraper until OPS-42"] + [entry["reason"] for entry in reasons]:
         assert f"Reason given in kube_cis_exceptions: {reason}" in " ".join(out.split()), reason
+
+
+def test_a_day2_run_reads_the_kernel_of_the_nodes_it_names_and_the_trust_anchors(preflight, tmp_path):
+    # add_nodes.yml names the new nodes: worker2 (whose Python is missing) is neither asked nor missed, the
+    # control-plane hosts are read for their trust anchors, and worker1's kernel is checked.
+    run = preflight(inventory_with_a_broken_worker2(tmp_path), {**ANY_KERNEL, "kubeforge_preflight_node_hosts": ["worker1"]}, "-v")
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "Preflight passed for 5 hosts" in out
+    assert "ok: [worker1] =>" in out and "ok: [master1] =>" in out and "skipping: [worker2]" in out
+    assert "no node facts" not in out
