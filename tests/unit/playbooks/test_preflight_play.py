@@ -106,17 +106,22 @@ def test_a_node_without_facts_is_a_problem(preflight, tmp_path):
     assert "PLAY [Prepare" not in out
 
 
-def test_hosts_outside_limit_are_not_asked(preflight, tmp_path):
-    # Only worker1 answers; the other nodes' kernels are not checked and not missed. The controller holds
-    # its credentials: from one that does not, the trust check refuses a run that leaves out the control plane
-    # (tests/unit/playbooks/test_trust_play.py).
+def controller_credentials(tmp_path) -> str:
+    """A credentials directory with every trust anchor: from a controller that lacks one, the trust check refuses a
+    run that leaves out a control-plane or etcd host (tests/unit/playbooks/test_trust_play.py)."""
     credentials = tmp_path / "credentials"
     for path, label in (("pki/ca.crt", "CERTIFICATE"), ("pki/front-proxy-ca.crt", "CERTIFICATE"), ("pki/etcd/ca.crt", "CERTIFICATE"),
                         ("pki/sa.pub", "PUBLIC KEY")):
         (credentials / path).parent.mkdir(parents=True, exist_ok=True)
         (credentials / path).write_text(f"-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n")
     (credentials / "encryption-keys.json").write_text('{"keys": []}\n')
-    run = preflight("inventory/sample", {**LOCAL, **ANY_KERNEL, "kubeforge_credentials_dir": str(credentials)}, "--limit", "worker1", "-v")
+    return str(credentials)
+
+
+def test_hosts_outside_limit_are_not_asked(preflight, tmp_path):
+    # Only worker1 answers; the other nodes' kernels are not checked and not missed.
+    run = preflight("inventory/sample", {**LOCAL, **ANY_KERNEL, "kubeforge_credentials_dir": controller_credentials(tmp_path)},
+                    "--limit", "worker1", "-v")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Preflight passed for 5 hosts" in run.stdout
     assert "ok: [worker1] =>" in run.stdout and "ok: [master1] =>" not in run.stdout
@@ -159,5 +164,17 @@ def test_a_day2_run_reads_the_kernel_of_the_nodes_it_names_and_the_trust_anchors
     out = run.stdout + run.stderr
     assert run.returncode == 0, out
     assert "Preflight passed for 5 hosts" in out
-    assert "ok: [worker1] =>" in out and "ok: [master1] =>" in out and "skipping: [worker2]" in out
+    assert "ok: [worker1] =>" in out and "ok: [master3] =>" in out and "skipping: [worker2]" in out
     assert "no node facts" not in out
+
+
+def test_a_day2_run_may_read_the_trust_anchors_of_some_control_plane_hosts(preflight, tmp_path):
+    # add_nodes.yml reads the first control-plane and etcd host: the others are not asked, and a controller that holds
+    # its credentials is judged against the host read.
+    settings = {**ANY_KERNEL, "kubeforge_preflight_node_hosts": ["worker1"], "kubeforge_preflight_trust_hosts_read": ["master1"],
+                "kubeforge_credentials_dir": controller_credentials(tmp_path)}
+    run = preflight(inventory_with_a_broken_worker2(tmp_path), settings, "-v")
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "ok: [master1] =>" in out and "skipping: [master2]" in out and "skipping: [master3]" in out
+    assert "hosts_read:\n    - master1\n" in out or "'hosts_read': ['master1']" in out or '"hosts_read": ["master1"]' in out, out
