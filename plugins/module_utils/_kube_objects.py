@@ -295,10 +295,16 @@ def reconcile_nodes(client, names: list[str], labels: dict, taints: list[dict], 
                     ready: bool = False, timeout: float = 180, check_mode: bool = False, unschedulable: bool | None = None,
                     **waiting) -> dict:
     """Wait for the nodes, then patch the ones whose labels, taints or (unless ``unschedulable`` is None)
-    cordon are not as wanted. {patched: [names], ready: [names]}."""
-    nodes = wait_nodes(client, names, ready, timeout, **waiting)
+    cordon are not as wanted. {patched: [names], ready: [names], waiting: [names]}.
+
+    In check mode nothing was started that a node could wait for (a node being added has no kubelet): the nodes are
+    read once, and those a run would wait for are named in ``waiting`` instead of failing the run at the timeout."""
+    nodes = list_nodes(client) if check_mode else wait_nodes(client, names, ready, timeout, **waiting)
+    waited = [name for name in names if name not in nodes or (ready and not is_ready(nodes[name]))]
     patched = []
     for name in names:
+        if name not in nodes:
+            continue
         node = nodes[name]
         for attempt in range(CONFLICT_RETRIES + 1):
             patch = node_patch(node, labels, taints, taints_state == "present", unschedulable)
@@ -316,4 +322,4 @@ def reconcile_nodes(client, names: list[str], labels: dict, taints: list[dict], 
                 raise _fail(exc, f"cannot patch the node {name}", {"patched": patched}) from exc
             patched.append(name)
             break
-    return {"patched": patched, "ready": [name for name in names if is_ready(nodes[name])]}
+    return {"patched": patched, "ready": [name for name in names if name in nodes and is_ready(nodes[name])], "waiting": waited}

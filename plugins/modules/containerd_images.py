@@ -105,6 +105,8 @@ copied:
   sample: [/var/cache/kubeforge/images/coredns-v1.15.0.tar]
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _containerd_images
 
@@ -138,7 +140,10 @@ def main() -> None:
     except (OSError, ValueError, KeyError) as error:
         module.fail_json(msg=f"cannot read an image archive: {error}")
     try:
-        present = _containerd_images.runtime_images_when_ready(module.run_command, module.params["crictl"], module.params["runtime_timeout"])
+        # In check mode on a new host, the runtime and crictl are not installed yet: it has no image.
+        new_host = module.check_mode and not os.path.exists(module.params["crictl"])
+        present = {} if new_host else _containerd_images.runtime_images_when_ready(module.run_command, module.params["crictl"],
+                                                                                 module.params["runtime_timeout"])
     except RuntimeError as error:
         module.fail_json(msg=str(error))
     wanted = _containerd_images.missing(archives, present)

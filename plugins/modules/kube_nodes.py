@@ -25,7 +25,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reads and waits as in a real run, writes nothing, and reports the nodes it would patch.
+    description: Reads the nodes once instead of waiting (nothing was started that they could wait for), writes nothing, and
+      reports the nodes it would patch and those it would wait for (RV(waiting)).
   diff_mode:
     support: none
     description: The nodes patched are returned in RV(patched).
@@ -120,6 +121,12 @@ ready:
   type: list
   elements: str
   sample: ["kf-cp1", "kf-w1"]
+waiting:
+  description: In check mode, the nodes of O(names) a run would wait for (not registered, or not Ready with O(ready)); empty otherwise.
+  returned: always
+  type: list
+  elements: str
+  sample: ["kf-w2"]
 status:
   description: On failure, the HTTP status of the API's answer (0 when it gave none).
   returned: failure

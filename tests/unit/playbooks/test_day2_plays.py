@@ -62,10 +62,11 @@ def test_a_worker_passes_the_check():
 
 
 def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
-    """Every node phase of site.yml, in its order; the ipvs phase's files go with the kubelet phase's write (next test)."""
+    """Every node phase of site.yml, in its order; the ha_nginx and ipvs phases' files go with the containerd and kubelet
+    phases' writes (next test)."""
     site = [play["ansible.builtin.import_playbook"] for play in load("site.yml")]
     imports = [play for play in load("playbooks/add_nodes.yml") if "ansible.builtin.import_playbook" in play][1:]
-    phases = [phase for phase in NODE_PHASES if phase != "ipvs"]
+    phases = [phase for phase in NODE_PHASES if phase not in ("ha_nginx", "ipvs")]
     assert [play["ansible.builtin.import_playbook"] for play in imports] == [f"phases/{phase}.yml" for phase in phases]
     assert [f"playbooks/{play['ansible.builtin.import_playbook']}" for play in imports] == [p for p in site if p.split("/")[-1][:-4] in phases]
     for play in imports:
@@ -74,7 +75,9 @@ def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
         deferred = ({"kubelet_bootstrap_wait_for_approval": False, "kubelet_bootstrap_also_files": "{{ ipvs_node_files }}",
                      "kubelet_bootstrap_also_running_units": ["kube-proxy"]}
                     if play["ansible.builtin.import_playbook"] == "phases/kubelet_bootstrap.yml" else {})
-        early = ({"container_runtime_also_install": play["vars"].get("container_runtime_also_install")}
+        early = ({"container_runtime_also_install": play["vars"].get("container_runtime_also_install"),
+                  "container_runtime_also_files": "{{ ha_nginx_node_files }}", "container_runtime_also_running_units": "{{ ha_nginx_node_units }}",
+                  "container_runtime_also_reload_units": "{{ ha_nginx_node_units }}"}
                  if play["ansible.builtin.import_playbook"] == "phases/container_runtime.yml" else {})
         # The membership files are written after the prepare phase, with the hosts that stay (next test).
         later = {"prepare_membership_enabled": False} if play["ansible.builtin.import_playbook"] == "phases/prepare.yml" else {}
@@ -85,16 +88,30 @@ def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
         assert hosts.endswith(":&{{ kubeforge_phase_hosts | default('all') }}"), (phase, hosts)
 
 
-def test_add_nodes_writes_kube_proxy_with_the_kubelet_as_the_ipvs_role_defines_it():
-    """The new node's kube-proxy files are the ipvs role's own (one definition, ipvs_files), rendered in that role
-    and written by the kubelet's write, which starts kube-proxy with the kubelet."""
+def test_add_nodes_writes_nginx_with_containerd_and_kube_proxy_with_the_kubelet_as_their_roles_define_them():
+    """The new node's nginx and kube-proxy files are their roles' own (one definition each: ha_nginx_files, ipvs_files),
+    rendered in those roles, and written by containerd's and the kubelet's writes, which start nginx and kube-proxy;
+    nginx is checked to listen before the kubelet starts."""
     plays = load("playbooks/add_nodes.yml")
     names = [play.get("ansible.builtin.import_playbook") or play["name"] for play in plays]
-    handover = names.index("Add nodes - hand the new nodes' kube-proxy files to the kubelet's write")
-    assert names[handover + 1] == "phases/kubelet_bootstrap.yml"
-    assert plays[handover]["hosts"] == "k8s_cluster:&kubeforge_adding"
+    handover = names.index("Add nodes - hand the new nodes' load balancer and kube-proxy files to the containerd and kubelet writes")
+    assert names[handover + 1:handover + 4] == ["phases/container_runtime.yml", "Add nodes - the load balancer listens", "phases/kubelet_bootstrap.yml"]
+    assert plays[handover]["hosts"] == plays[handover + 2]["hosts"] == "k8s_cluster:&kubeforge_adding"
     assert [task["ansible.builtin.import_role"] for task in plays[handover]["tasks"]] == [
-        {"name": "kubeforge.cluster.ipvs", "tasks_from": "node_files"}]
+        {"name": "kubeforge.cluster.ha_nginx", "tasks_from": "node_files"}, {"name": "kubeforge.cluster.ipvs", "tasks_from": "node_files"}]
+    assert [task["ansible.builtin.import_role"] for task in plays[handover + 2]["tasks"]] == [
+        {"name": "kubeforge.cluster.ha_nginx", "tasks_from": "listening"}]
+    nginx = load("roles/ha_nginx/tasks/node_files.yml")[0]["ansible.builtin.set_fact"]
+    assert nginx == {"ha_nginx_node_files": "{{ ha_nginx_files if ha_nginx_serves_endpoint | bool else [] }}",
+                     "ha_nginx_node_units": "{{ ['nginx'] if ha_nginx_serves_endpoint | bool else [] }}"}
+    block = load("roles/ha_nginx/tasks/main.yml")[0]["block"]
+    assert block[0]["kubeforge.cluster.file_bundle"]["files"] == "{{ ha_nginx_files }}"
+    assert block[1] == {"name": "Check the load balancer listens on the API endpoint's port, once nginx started or reloaded",
+                        "ansible.builtin.import_tasks": "listening.yml", "when": "ha_nginx_written.unit_changes | length > 0"}
+    containerd = next(task for task in load("roles/container_runtime/tasks/main.yml") if task["name"].startswith("Write the containerd"))
+    assert containerd["kubeforge.cluster.file_bundle"]["files"] == "{{ container_runtime_files + container_runtime_also_files }}"
+    assert containerd["kubeforge.cluster.file_bundle"]["running_units"] == "{{ container_runtime_also_running_units + ['containerd'] }}"
+    assert containerd["kubeforge.cluster.file_bundle"]["reload_units"] == "{{ container_runtime_also_reload_units }}"
     assert load("roles/ipvs/tasks/node_files.yml")[0]["ansible.builtin.set_fact"] == {"ipvs_node_files": "{{ ipvs_files }}"}
     write = next(task for task in load("roles/ipvs/tasks/main.yml") if task["name"].startswith("Write the kube-proxy"))
     assert write["kubeforge.cluster.file_bundle"]["files"] == "{{ ipvs_files }}"

@@ -249,7 +249,7 @@ def test_nodes_get_the_label_and_taint_once_and_other_taints_are_kept():
     other = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
     api = FakeAPI([node("cp1"), node("cp2", labels={ROLE: ""}, taints=[TAINT]), node("cp3", taints=[other])])
     result = ko.reconcile_nodes(api, ["cp1", "cp2", "cp3"], {ROLE: ""}, [TAINT])
-    assert result == {"patched": ["cp1", "cp3"], "ready": ["cp1", "cp2", "cp3"]}
+    assert result == {"patched": ["cp1", "cp3"], "ready": ["cp1", "cp2", "cp3"], "waiting": []}
     assert api.store["/api/v1/nodes/cp3"]["spec"]["taints"] == [other, TAINT]
     assert api.store["/api/v1/nodes/cp1"]["metadata"]["labels"] == {ROLE: ""}
     assert ko.reconcile_nodes(api, ["cp1", "cp2", "cp3"], {ROLE: ""}, [TAINT])["patched"] == []
@@ -290,6 +290,16 @@ def test_check_mode_patches_nothing():
     api = FakeAPI([node("cp1")])
     assert ko.reconcile_nodes(api, ["cp1"], {ROLE: ""}, [TAINT], check_mode=True)["patched"] == ["cp1"]
     assert api.writes() == []
+
+
+def test_check_mode_reads_the_nodes_once_and_names_those_a_run_would_wait_for():
+    # A node being added is not registered in check mode (its kubelet was not started): no wait, no failure.
+    api, clock = FakeAPI([node("cp1"), node("w1", ready=False)]), Clock()
+    result = ko.reconcile_nodes(api, ["cp1", "w1", "w2"], {ROLE: ""}, [], ready=True, timeout=60, check_mode=True,
+                                clock=clock, sleep=clock.sleep)
+    assert result == {"patched": ["cp1", "w1"], "ready": ["cp1"], "waiting": ["w1", "w2"]} and clock.now == 0
+    assert api.writes() == []
+    assert ko.reconcile_nodes(api, ["cp1"], {}, [], ready=True)["waiting"] == []
 
 
 def test_nodes_are_waited_for_until_registered_and_ready_and_a_timeout_names_them():

@@ -116,6 +116,16 @@ def test_check_mode_copies_and_imports_nothing_but_reports_the_change(tmp_path):
     assert not lab["cache"].exists() and imports(lab) == []
 
 
+def test_check_mode_on_a_host_without_the_runtime_reports_every_image_to_import(tmp_path):
+    # A node that add_nodes.yml would add: crictl is not installed yet.
+    lab = world(tmp_path)
+    os.remove(lab["crictl"])
+    result = play(tmp_path, lab, "--check")
+    assert result["changed"] and not result.get("failed"), result["_stdout"]
+    assert result["absent_archives"] == [str(lab["cache"] / "busybox.tar"), str(lab["cache"] / "pause.tar")]
+    assert imports(lab) == []
+
+
 def test_a_copy_that_does_not_hold_the_images_read_on_the_controller_is_refused_and_not_imported(tmp_path):
     lab = world(tmp_path)
     images = image_archive_ids([str(lab["controller"] / "pause.tar")], str(lab["cache"]))
