@@ -227,9 +227,10 @@ def wait_rollouts(client, applied: list[dict], timeout: float, interval: float =
 # Nodes
 
 
-def is_ready(node: dict) -> bool:
-    return any(condition.get("type") == "Ready" and condition.get("status") == "True"
-               for condition in (node.get("status") or {}).get("conditions") or [])
+def is_ready(node: dict, conditions: dict | None = None) -> bool:
+    """Ready, and each of ``conditions`` ({type: status}, such as the pod network's NetworkUnavailable: False) reported."""
+    reported = {condition.get("type"): condition.get("status") for condition in (node.get("status") or {}).get("conditions") or []}
+    return reported.get("Ready") == "True" and all(reported.get(kind) == status for kind, status in (conditions or {}).items())
 
 
 def _has_taint(node: dict, taint: dict) -> bool:
@@ -269,17 +270,19 @@ def list_nodes(client) -> dict[str, dict]:
 
 
 def wait_nodes(client, names: list[str], ready: bool, timeout: float, interval: float = POLL_INTERVAL,
-               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> dict[str, dict]:
-    """Every node, once all of ``names`` are registered (and Ready when ``ready``): one list per attempt."""
+               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+               conditions: dict | None = None) -> dict[str, dict]:
+    """Every node, once all of ``names`` are registered (and Ready, with ``conditions``, when ``ready``): one list per attempt."""
     deadline = clock() + timeout
     while True:
         nodes = list_nodes(client)
         absent = [name for name in names if name not in nodes]
-        not_ready = [name for name in names if name in nodes and ready and not is_ready(nodes[name])]
+        not_ready = [name for name in names if name in nodes and ready and not is_ready(nodes[name], conditions)]
         if not absent and not not_ready:
             return nodes
         if clock() >= deadline:
-            parts = ([f"not registered: {', '.join(absent)}"] if absent else []) + ([f"not Ready: {', '.join(not_ready)}"] if not_ready else [])
+            wanted = "Ready" + "".join(f", {kind} {status}" for kind, status in (conditions or {}).items())
+            parts = ([f"not registered: {', '.join(absent)}"] if absent else []) + ([f"not {wanted}: {', '.join(not_ready)}"] if not_ready else [])
             raise KubeObjectsError(f"after {timeout:g} s, nodes {'; '.join(parts)}")
         sleep(interval)
 
@@ -293,14 +296,14 @@ def _reread_node(client, name: str) -> dict:
 
 def reconcile_nodes(client, names: list[str], labels: dict, taints: list[dict], taints_state: str = "present",
                     ready: bool = False, timeout: float = 180, check_mode: bool = False, unschedulable: bool | None = None,
-                    **waiting) -> dict:
+                    conditions: dict | None = None, **waiting) -> dict:
     """Wait for the nodes, then patch the ones whose labels, taints or (unless ``unschedulable`` is None)
     cordon are not as wanted. {patched: [names], ready: [names], waiting: [names]}.
 
     In check mode nothing was started that a node could wait for (a node being added has no kubelet): the nodes are
     read once, and those a run would wait for are named in ``waiting`` instead of failing the run at the timeout."""
-    nodes = list_nodes(client) if check_mode else wait_nodes(client, names, ready, timeout, **waiting)
-    waited = [name for name in names if name not in nodes or (ready and not is_ready(nodes[name]))]
+    nodes = list_nodes(client) if check_mode else wait_nodes(client, names, ready, timeout, conditions=conditions, **waiting)
+    waited = [name for name in names if name not in nodes or (ready and not is_ready(nodes[name], conditions))]
     patched = []
     for name in names:
         if name not in nodes:
@@ -322,4 +325,4 @@ def reconcile_nodes(client, names: list[str], labels: dict, taints: list[dict], 
                 raise _fail(exc, f"cannot patch the node {name}", {"patched": patched}) from exc
             patched.append(name)
             break
-    return {"patched": patched, "ready": [name for name in names if name in nodes and is_ready(nodes[name])], "waiting": waited}
+    return {"patched": patched, "ready": [name for name in names if name in nodes and is_ready(nodes[name], conditions)], "waiting": waited}

@@ -40,9 +40,16 @@ options:
     elements: str
     required: true
   ready:
-    description: Wait for each node's Ready condition, not only for the node to be registered.
+    description: Wait for each node's Ready condition (and O(conditions)), not only for the node to be registered.
     type: bool
     default: false
+  conditions:
+    description:
+      - With O(ready), more node conditions to wait for, each type with the status it must be reported with. A node is
+        Ready once its CNI configuration is written; the pod network may set up its pods a moment later, and says so
+        with V(NetworkUnavailable) V(False) (flannel's FlannelIsUp).
+    type: dict
+    default: {}
   timeout:
     description: Seconds to wait for the nodes.
     type: int
@@ -82,11 +89,12 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Wait for every node of the play to be Ready
+- name: Wait for every node of the play to be Ready, with the pod network up on it
   kubeforge.cluster.kube_nodes:
     kubeconfig: /etc/kubernetes/admin.kubeconfig
     names: "{{ ansible_play_hosts }}"
     ready: true
+    conditions: {NetworkUnavailable: "False"}
     timeout: 300
   delegate_to: localhost
   run_once: true
@@ -116,7 +124,7 @@ patched:
   elements: str
   sample: ["kf-cp1"]
 ready:
-  description: The nodes of O(names) that were Ready when last read.
+  description: The nodes of O(names) that were Ready (with O(conditions)) when last read.
   returned: always
   type: list
   elements: str
@@ -156,6 +164,7 @@ def argument_spec() -> dict:
             "effect": {"type": "str", "required": True, "choices": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
         }},
         "taints_state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "conditions": {"type": "dict", "default": {}},
         "unschedulable": {"type": "bool"},
     }
 
@@ -167,7 +176,8 @@ def main() -> None:
     labels = {key: "" if value is None else str(value) for key, value in params["labels"].items()}
     result = run_module(module, lambda client: reconcile_nodes(
         client, params["names"], labels, taints, taints_state=params["taints_state"], ready=params["ready"],
-        timeout=params["timeout"], check_mode=module.check_mode, unschedulable=params["unschedulable"]), "kube-nodes")
+        timeout=params["timeout"], check_mode=module.check_mode, unschedulable=params["unschedulable"],
+        conditions={kind: str(status) for kind, status in params["conditions"].items()}), "kube-nodes")
     module.exit_json(changed=bool(result["patched"]), **result)
 
 

@@ -245,6 +245,24 @@ def test_only_a_ready_condition_that_is_true_is_ready():
     assert not ko.is_ready({"metadata": {"name": "c"}, "status": {}})
 
 
+def test_a_node_is_waited_for_until_its_pod_network_reports_it_is_up():
+    # Ready comes with the CNI configuration; flannel reports NetworkUnavailable False once flanneld has the subnet.
+    api, clock = FakeAPI([node("w1")]), Clock()
+    network = {"NetworkUnavailable": "False"}
+    assert not ko.is_ready(node("w1"), network)
+
+    def later(seconds):
+        clock.sleep(seconds)
+        if clock.now == 1:
+            api.store["/api/v1/nodes/w1"]["status"]["conditions"].append({"type": "NetworkUnavailable", "status": "False"})
+
+    result = ko.reconcile_nodes(api, ["w1"], {}, [], ready=True, conditions=network, timeout=10, clock=clock, sleep=later)
+    assert result["ready"] == ["w1"] and clock.now == 1
+    api, clock = FakeAPI([node("w1")]), Clock()
+    with pytest.raises(ko.KubeObjectsError, match=r"after 2 s, nodes not Ready, NetworkUnavailable False: w1"):
+        ko.reconcile_nodes(api, ["w1"], {}, [], ready=True, conditions=network, timeout=2, clock=clock, sleep=clock.sleep)
+
+
 def test_nodes_get_the_label_and_taint_once_and_other_taints_are_kept():
     other = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
     api = FakeAPI([node("cp1"), node("cp2", labels={ROLE: ""}, taints=[TAINT]), node("cp3", taints=[other])])
