@@ -142,8 +142,8 @@ def main() -> None:
     try:
         # In check mode on a new host, the runtime and crictl are not installed yet: it has no image.
         new_host = module.check_mode and not os.path.exists(module.params["crictl"])
-        present = {} if new_host else _containerd_images.runtime_images_when_ready(module.run_command, module.params["crictl"],
-                                                                                 module.params["runtime_timeout"])
+        present = {} if new_host else _containerd_images.runtime_images_when_ready(
+            module.run_command, module.params["crictl"], module.params["runtime_timeout"])
     except RuntimeError as error:
         module.fail_json(msg=str(error))
     wanted = _containerd_images.missing(archives, present)

@@ -117,10 +117,19 @@ def applied_objects(role: str, template: str, host: str = "cp1", roles_dir: str 
 def written_file(role: str, src: str, host: str = "cp1", roles_dir: str = ROLES, **extra) -> str:
     """The text the role writes from the template `src`: an ansible.builtin.template task, rendered the
     way the template action renders it (ansible/plugins/action/template.py of ansible-core 2.19), or a
-    kubeforge.cluster.file_bundle task whose files (a list, one expression, or the task's vars) look that template up."""
+    kubeforge.cluster.file_bundle task whose files (a list, one expression, the task's vars, or a role variable the
+    files name, such as ipvs_files) look that template up."""
     role_path = os.path.join(roles_dir, role)
+    role_vars_path = os.path.join(role_path, "vars", "main.yml")
+    role_vars = (yaml.safe_load(open(role_vars_path, encoding="utf-8")) or {}) if os.path.exists(role_vars_path) else {}
+
+    def bundle_text(task) -> str:
+        files = str(task["kubeforge.cluster.file_bundle"].get("files"))
+        named = [str(value) for name, value in role_vars.items() if name in files]
+        return "\n".join([str([files, task.get("vars")]), *named])
+
     bundled = [task_vars for task, task_vars in role_tasks(role_path) if "kubeforge.cluster.file_bundle" in task
-               and f"lookup('ansible.builtin.template', '{src}')" in str([task["kubeforge.cluster.file_bundle"].get("files"), task.get("vars")])]
+               and f"lookup('ansible.builtin.template', '{src}')" in bundle_text(task)]
     if bundled:
         [task_vars] = bundled
         scope = variables(role, host, task_vars, extra, roles_dir)
