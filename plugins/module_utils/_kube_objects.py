@@ -269,19 +269,34 @@ def list_nodes(client) -> dict[str, dict]:
     return {node["metadata"]["name"]: node for node in answer.get("items") or [] if isinstance(node, dict)}
 
 
+def nodes_with_a_ready_pod(client, namespace: str, selector: str) -> set[str]:
+    """The nodes on which a pod of ``namespace`` matching the label ``selector`` is Ready (one list)."""
+    try:
+        answer = client.request("GET", f"/api/v1/namespaces/{_quote(namespace)}/pods", query={"labelSelector": selector})
+    except APIError as exc:
+        raise _fail(exc, f"cannot list the pods {selector} in {namespace}") from exc
+    return {(pod.get("spec") or {}).get("nodeName") for pod in answer.get("items") or []
+            if any(condition.get("type") == "Ready" and condition.get("status") == "True"
+                   for condition in (pod.get("status") or {}).get("conditions") or [])}
+
+
 def wait_nodes(client, names: list[str], ready: bool, timeout: float, interval: float = POLL_INTERVAL,
                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-               conditions: dict | None = None) -> dict[str, dict]:
-    """Every node, once all of ``names`` are registered (and Ready, with ``conditions``, when ``ready``): one list per attempt."""
+               conditions: dict | None = None, pods: dict | None = None) -> dict[str, dict]:
+    """Every node, once all of ``names`` are registered (and Ready, with ``conditions`` and a Ready pod of ``pods``
+    ({namespace, label_selector}) on it, when ``ready``): one list per attempt."""
     deadline = clock() + timeout
     while True:
         nodes = list_nodes(client)
+        with_pod = nodes_with_a_ready_pod(client, pods["namespace"], pods["label_selector"]) if ready and pods else None
         absent = [name for name in names if name not in nodes]
-        not_ready = [name for name in names if name in nodes and ready and not is_ready(nodes[name], conditions)]
+        not_ready = [name for name in names if name in nodes and ready
+                     and not (is_ready(nodes[name], conditions) and (with_pod is None or name in with_pod))]
         if not absent and not not_ready:
             return nodes
         if clock() >= deadline:
-            wanted = "Ready" + "".join(f", {kind} {status}" for kind, status in (conditions or {}).items())
+            wanted = "Ready" + "".join(f", {kind} {status}" for kind, status in (conditions or {}).items()) + (
+                f", with a Ready pod {pods['label_selector']} in {pods['namespace']}" if pods else "")
             parts = ([f"not registered: {', '.join(absent)}"] if absent else []) + ([f"not {wanted}: {', '.join(not_ready)}"] if not_ready else [])
             raise KubeObjectsError(f"after {timeout:g} s, nodes {'; '.join(parts)}")
         sleep(interval)
@@ -296,13 +311,13 @@ def _reread_node(client, name: str) -> dict:
 
 def reconcile_nodes(client, names: list[str], labels: dict, taints: list[dict], taints_state: str = "present",
                     ready: bool = False, timeout: float = 180, check_mode: bool = False, unschedulable: bool | None = None,
-                    conditions: dict | None = None, **waiting) -> dict:
+                    conditions: dict | None = None, pods: dict | None = None, **waiting) -> dict:
     """Wait for the nodes, then patch the ones whose labels, taints or (unless ``unschedulable`` is None)
     cordon are not as wanted. {patched: [names], ready: [names], waiting: [names]}.
 
     In check mode nothing was started that a node could wait for (a node being added has no kubelet): the nodes are
     read once, and those a run would wait for are named in ``waiting`` instead of failing the run at the timeout."""
-    nodes = list_nodes(client) if check_mode else wait_nodes(client, names, ready, timeout, conditions=conditions, **waiting)
+    nodes = list_nodes(client) if check_mode else wait_nodes(client, names, ready, timeout, conditions=conditions, pods=pods, **waiting)
     waited = [name for name in names if name not in nodes or (ready and not is_ready(nodes[name], conditions))]
     patched = []
     for name in names:

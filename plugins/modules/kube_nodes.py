@@ -50,6 +50,20 @@ options:
         with V(NetworkUnavailable) V(False) (flannel's FlannelIsUp).
     type: dict
     default: {}
+  pods_ready:
+    description:
+      - With O(ready), a pod that must be Ready on each node too, such as a DaemonSet's (flannel's, whose pod is ready once
+        flanneld has written the subnet its CNI plugin reads).
+    type: dict
+    suboptions:
+      namespace:
+        description: The pod's namespace.
+        type: str
+        required: true
+      label_selector:
+        description: The label selector of the pod, such as V(app=flannel).
+        type: str
+        required: true
   timeout:
     description: Seconds to wait for the nodes.
     type: int
@@ -165,6 +179,10 @@ def argument_spec() -> dict:
         }},
         "taints_state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         "conditions": {"type": "dict", "default": {}},
+        "pods_ready": {"type": "dict", "options": {
+            "namespace": {"type": "str", "required": True},
+            "label_selector": {"type": "str", "required": True},
+        }},
         "unschedulable": {"type": "bool"},
     }
 
@@ -177,7 +195,7 @@ def main() -> None:
     result = run_module(module, lambda client: reconcile_nodes(
         client, params["names"], labels, taints, taints_state=params["taints_state"], ready=params["ready"],
         timeout=params["timeout"], check_mode=module.check_mode, unschedulable=params["unschedulable"],
-        conditions={kind: str(status) for kind, status in params["conditions"].items()}), "kube-nodes")
+        conditions={kind: str(status) for kind, status in params["conditions"].items()}, pods=params["pods_ready"]), "kube-nodes")
     module.exit_json(changed=bool(result["patched"]), **result)
 
 

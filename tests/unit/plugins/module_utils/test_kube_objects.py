@@ -47,6 +47,7 @@ class FakeAPI:
         self.forbidden = forbidden
         self.version = 10
         self.conflicts = 0
+        self.pods = {}  # {list path: [pods]}
         for obj in objects:
             self.store[self.path_of(obj)] = self.stamped(obj)
 
@@ -73,6 +74,9 @@ class FakeAPI:
         if path in DISCOVERY:
             return {"resources": [{"kind": k, "name": n, "namespaced": ns} for k, n, ns in DISCOVERY[path]]
                     + [{"kind": "Scale", "name": "deployments/scale", "namespaced": True}]}
+        if method == "GET" and path in self.pods:  # a list of pods, by label selector
+            return {"items": [copy.deepcopy(pod) for pod in self.pods[path] if all(
+                pod["metadata"]["labels"].get(key) == value for key, value in (term.split("=") for term in query["labelSelector"].split(",")))]}
         if method == "GET" and path == "/api/v1/nodes":
             return {"items": [copy.deepcopy(v) for k, v in sorted(self.store.items()) if k.startswith("/api/v1/nodes/")]}
         current = self.store.get(path)
@@ -302,6 +306,30 @@ def test_nodes_are_cordoned_and_uncordoned_only_when_they_are_not_already():
     assert api.store["/api/v1/nodes/w2"]["spec"] == {"unschedulable": True, "taints": [TAINT]}
     # Not set: the cordon is left as it is.
     assert ko.reconcile_nodes(api, ["w2"], {}, [TAINT])["patched"] == []
+
+
+def test_a_node_is_waited_for_until_a_pod_of_its_daemonset_is_ready_on_it():
+    # flannel's pod is ready once flanneld wrote the node's subnet (its startup probe): only then can a pod get its network.
+    def pod(name, node_name, ready):
+        return {"metadata": {"name": name, "namespace": "kube-flannel", "labels": {"app": "flannel"}}, "spec": {"nodeName": node_name},
+                "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+    api, clock = FakeAPI([node("w1"), node("w2")]), Clock()
+    path = "/api/v1/namespaces/kube-flannel/pods"
+    api.pods = {path: [pod("a", "w1", True), pod("b", "w2", False), pod("c", "w2", True) | {"metadata": {"name": "c", "labels": {}}}]}
+    wanted = {"namespace": "kube-flannel", "label_selector": "app=flannel"}
+
+    def later(seconds):
+        clock.sleep(seconds)
+        if clock.now == 1:
+            api.pods[path][1]["status"]["conditions"][0]["status"] = "True"
+
+    result = ko.reconcile_nodes(api, ["w1", "w2"], {}, [], ready=True, pods=wanted, timeout=10, clock=clock, sleep=later)
+    assert result["ready"] == ["w1", "w2"] and clock.now == 1
+    api.pods[path][1]["status"]["conditions"][0]["status"] = "False"
+    clock = Clock()
+    with pytest.raises(ko.KubeObjectsError, match=r"not Ready, with a Ready pod app=flannel in kube-flannel: w2"):
+        ko.reconcile_nodes(api, ["w1", "w2"], {}, [], ready=True, pods=wanted, timeout=1, clock=clock, sleep=clock.sleep)
 
 
 def test_check_mode_patches_nothing():
