@@ -341,3 +341,130 @@ def reconcile_nodes(client, names: list[str], labels: dict, taints: list[dict], 
             patched.append(name)
             break
     return {"patched": patched, "ready": [name for name in names if name in nodes and is_ready(nodes[name], conditions)], "waiting": waited}
+
+
+# Draining, as `kubectl drain --ignore-daemonsets --delete-emptydir-data` does it: a DaemonSet's pods stay (their
+# controller would put them back at once) and so do mirror pods (the kubelet's static pods); a running pod that no
+# controller owns is refused, since nothing would start it again elsewhere.
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+# Seconds between two attempts at the evictions a PodDisruptionBudget refused (HTTP 429): the budget allows one
+# once a replacement pod elsewhere is Ready, which takes seconds.
+EVICTION_RETRY_INTERVAL = 1.0
+
+
+def _pod_key(pod: dict) -> str:
+    metadata = pod.get("metadata") or {}
+    return f"{metadata.get('namespace')}/{metadata.get('name')}"
+
+
+def pods_on_node(client, name: str) -> list[dict]:
+    """Every pod the API places on the node (one list, all namespaces)."""
+    try:
+        answer = client.request("GET", "/api/v1/pods", query={"fieldSelector": f"spec.nodeName={name}"})
+    except APIError as exc:
+        raise _fail(exc, f"cannot list the pods on {name}") from exc
+    return [pod for pod in answer.get("items") or [] if isinstance(pod, dict)]
+
+
+def drain_plan(pods: list[dict]) -> tuple[list[dict], list[str]]:
+    """(the pods to evict, the keys of the running pods no controller owns) for a drain."""
+    evict, unmanaged = [], []
+    for pod in pods:
+        metadata = pod.get("metadata") or {}
+        if MIRROR_ANNOTATION in (metadata.get("annotations") or {}) or metadata.get("deletionTimestamp"):
+            continue
+        controller = next((owner for owner in metadata.get("ownerReferences") or [] if owner.get("controller")), None)
+        if controller is not None and controller.get("kind") == "DaemonSet":
+            continue
+        finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        if controller is None and not finished:
+            unmanaged.append(_pod_key(pod))
+            continue
+        evict.append(pod)
+    return evict, unmanaged
+
+
+def _evict(client, pod: dict) -> str | None:
+    """Ask for the pod's eviction: None once asked (or the pod is gone), the API's message when a budget refuses."""
+    metadata = pod["metadata"]
+    body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]}}
+    try:
+        client.request("POST", f"/api/v1/namespaces/{_quote(metadata['namespace'])}/pods/{_quote(metadata['name'])}/eviction", body=body)
+    except APIError as exc:
+        if exc.status == 404:
+            return None
+        if exc.status == 429:
+            return str(exc)
+        raise _fail(exc, f"cannot evict the pod {_pod_key(pod)}") from exc
+    return None
+
+
+def drain_node(client, name: str, timeout: float, check_mode: bool = False, interval: float = POLL_INTERVAL,
+               retry_interval: float = EVICTION_RETRY_INTERVAL, clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Cordon the node, evict its pods (drain_plan) and wait until they are gone. Evictions a PodDisruptionBudget
+    refuses are asked again every ``retry_interval`` until ``timeout``, then the drain fails naming them, the node
+    left cordoned. A node the API does not know has nothing to drain.
+    {found, cordoned (patched now), evicted: [namespace/name], drained}."""
+    try:
+        node = client.request("GET", f"/api/v1/nodes/{_quote(name)}")
+    except APIError as exc:
+        if exc.status == 404:
+            return {"found": False, "cordoned": False, "evicted": [], "drained": True}
+        raise _fail(exc, f"cannot read the node {name}") from exc
+    cordoned = not (node.get("spec") or {}).get("unschedulable")
+    if cordoned and not check_mode:
+        try:
+            client.request("PATCH", f"/api/v1/nodes/{_quote(name)}", body={"spec": {"unschedulable": True}}, content_type=MERGE_PATCH)
+        except APIError as exc:
+            raise _fail(exc, f"cannot cordon the node {name}", {"cordoned": False, "evicted": [], "drained": False}) from exc
+    pods, unmanaged = drain_plan(pods_on_node(client, name))
+    result = {"found": True, "cordoned": cordoned, "evicted": [], "drained": False}
+    if unmanaged:
+        raise KubeObjectsError(f"{name} is cordoned but not drained: no controller would start these pods again elsewhere, "
+                               f"delete them or give them one: {', '.join(sorted(unmanaged))}", result=result)
+    if check_mode or not pods:
+        return {**result, "evicted": sorted(_pod_key(pod) for pod in pods), "drained": True}
+    deadline = clock() + timeout
+    pending = {_pod_key(pod): pod for pod in pods}
+    while True:
+        refused = {}
+        for key, pod in sorted(pending.items()):
+            message = _evict(client, pod)
+            if message is None:
+                result["evicted"].append(key)
+            else:
+                refused[key] = message
+        pending = {key: pending[key] for key in refused}
+        if not pending:
+            break
+        if clock() >= deadline:
+            raise KubeObjectsError(
+                f"{name} is cordoned but not drained: after {timeout:g} s a disruption budget still refuses evicting "
+                f"{', '.join(sorted(refused))} ({next(iter(refused.values()))})", status=429, result={**result, "blocked": sorted(refused)})
+        sleep(retry_interval)
+    # Evicted pods end on their grace period; the node is drained once none of them is left there.
+    uids = {(pod.get("metadata") or {}).get("uid") for pod in pods}
+    while True:
+        left = sorted(_pod_key(pod) for pod in pods_on_node(client, name) if (pod.get("metadata") or {}).get("uid") in uids)
+        if not left:
+            return {**result, "drained": True}
+        if clock() >= deadline:
+            raise KubeObjectsError(f"{name} is cordoned, its pods evicted, but after {timeout:g} s these still run there: {', '.join(left)}",
+                                   result={**result, "terminating": left})
+        sleep(interval)
+
+
+def delete_node(client, name: str, check_mode: bool = False) -> bool:
+    """Delete the Node object; whether it existed. Its kubelet must be stopped first, or it registers the node again."""
+    path = f"/api/v1/nodes/{_quote(name)}"
+    try:
+        if check_mode:
+            client.request("GET", path)
+        else:
+            client.request("DELETE", path)
+    except APIError as exc:
+        if exc.status == 404:
+            return False
+        raise _fail(exc, f"cannot delete the node {name}") from exc
+    return True
