@@ -455,13 +455,16 @@ def drain_node(client, name: str, timeout: float, check_mode: bool = False, inte
         sleep(interval)
 
 
-def delete_node(client, name: str, check_mode: bool = False) -> bool:
-    """Delete the Node object; whether it existed. Its kubelet must be stopped first, or it registers the node again."""
+def delete_node(client, name: str, check_mode: bool = False, refuse_ready: bool = False) -> bool:
+    """Delete the Node object; whether it existed. Its kubelet must be stopped first, or it registers the node again:
+    with ``refuse_ready``, a node still Ready (its kubelet reports) is refused."""
     path = f"/api/v1/nodes/{_quote(name)}"
     try:
-        if check_mode:
-            client.request("GET", path)
-        else:
+        node = client.request("GET", path) if check_mode or refuse_ready else None
+        if refuse_ready and is_ready(node):
+            raise KubeObjectsError(f"{name} is Ready: its kubelet still reports, and would register the node again once deleted; "
+                                   "stop the host (or its kubelet) first, and run this again once the node is NotReady")
+        if not check_mode:
             client.request("DELETE", path)
     except APIError as exc:
         if exc.status == 404:

@@ -48,6 +48,12 @@ options:
     description: With O(state=drained), seconds to wait for the evictions budgets refuse and for the evicted pods to end.
     type: int
     default: 300
+  refuse_ready:
+    description:
+      - With O(state=absent), refuse to delete a node that is Ready. For a host gone for good, whose kubelet no longer
+        reports; were it still running, it would register the node again.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -63,6 +69,14 @@ EXAMPLES = r"""
     kubeconfig: /etc/kubernetes/admin.kubeconfig
     name: kf-w2
     state: absent
+  delegate_to: localhost
+
+- name: Delete the Node object of a host gone for good (refused while the node is Ready)
+  kubeforge.cluster.kube_drain:
+    kubeconfig: /etc/kubernetes/admin.kubeconfig
+    name: kf-w3
+    state: absent
+    refuse_ready: true
   delegate_to: localhost
 """
 
@@ -122,6 +136,7 @@ def argument_spec() -> dict:
         "name": {"type": "str", "required": True},
         "state": {"type": "str", "choices": ["drained", "absent"], "default": "drained"},
         "timeout": {"type": "int", "default": 300},
+        "refuse_ready": {"type": "bool", "default": False},
     }
 
 
@@ -129,7 +144,8 @@ def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     if params["state"] == "absent":
-        found = run_module(module, lambda client: delete_node(client, params["name"], check_mode=module.check_mode), "kube-drain")
+        found = run_module(module, lambda client: delete_node(
+            client, params["name"], check_mode=module.check_mode, refuse_ready=params["refuse_ready"]), "kube-drain")
         module.exit_json(changed=found, found=found)
     result = run_module(module, lambda client: drain_node(client, params["name"], params["timeout"], check_mode=module.check_mode), "kube-drain")
     module.exit_json(changed=result["cordoned"] or bool(result["evicted"]), **result)

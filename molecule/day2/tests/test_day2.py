@@ -10,6 +10,9 @@ change the cluster):
   drain; once the budget allows it, the node is drained (its pod rescheduled on day2-w1), its Node
   object deleted, its services stopped and its state moved aside, and the hosts that stay no longer
   accept its address;
+- remove_nodes.yml -e remove_nodes_hosts_gone=true forgets day2-w3, added and then stopped for good: refused
+  while its node is Ready, then its Node object deleted (its pods after it, by the API) and the hosts
+  that stay forget its address, with nothing restarted there; a second run changes nothing;
 - add_control_plane.yml adds a 4th control-plane host and etcd member, day2-cp4, then
   remove_control_plane.yml removes day2-cp3, while a client on day2-w1 polls the API through its HA
   endpoint every 200 ms: at most one failed request per host whose apiserver restarted or left, each
@@ -33,6 +36,7 @@ ADDRESSES = {"day2-cp1": "172.30.42.11", "day2-cp2": "172.30.42.12", "day2-cp3":
 CONTROL_PLANE = ["day2-cp1", "day2-cp2", "day2-cp3"]
 WORKER = "day2-w1"
 NEW, NEW_ADDRESS = "day2-w2", "172.30.42.22"
+GONE, GONE_ADDRESS = "day2-w3", "172.30.42.23"
 NETWORK = "kubeforge-molecule-day2"
 ADD_CONTROL_PLANE = os.path.join(project_dir(), "playbooks", "add_control_plane.yml")
 REMOVE_CONTROL_PLANE = os.path.join(project_dir(), "playbooks", "remove_control_plane.yml")
@@ -55,6 +59,13 @@ def with_new_worker(inventory: dict) -> None:
     inventory["all"]["hosts"][NEW] = dict(inventory["all"]["hosts"][WORKER] or {})
     for group in ("kube_node", "k8s_cluster"):
         inventory[group]["hosts"][NEW] = None
+
+
+def with_a_worker_that_will_be_gone(inventory: dict) -> None:
+    """day2-w3 added to the inventory in kube_node; day2-w2, removed, has left it as the docs say."""
+    inventory["all"]["hosts"][GONE] = dict(inventory["all"]["hosts"][WORKER] or {})
+    for group in ("kube_node", "k8s_cluster"):
+        inventory[group]["hosts"][GONE] = None
 
 
 def with_new_control_plane(inventory: dict) -> None:
@@ -80,6 +91,16 @@ def new_host():
 @pytest.fixture(scope="module")
 def new_control_plane_host():
     yield from lab_host(NEW_CP, NEW_CP_ADDRESS)
+
+
+@pytest.fixture(scope="module")
+def gone_host():
+    yield from lab_host(GONE, GONE_ADDRESS)
+
+
+@pytest.fixture(scope="module")
+def gone_inventory(gone_host, tmp_path_factory) -> str:
+    return edited_inventory(str(tmp_path_factory.mktemp("inventory-gone")), SCENARIO, with_a_worker_that_will_be_gone)
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +241,37 @@ def run_polled(inventory: str, path: str, *extra: str, changed_hosts: int) -> No
     assert len(results) > 100, results[:5]
     assert not unanswered, f"failures not followed by a success on the next request: {unanswered}"
     assert len(failed) <= changed_hosts, failed
+
+
+def node_names() -> list[str]:
+    return [node["metadata"]["name"] for node in kubectl_json(KUBECTL_HOST, "get", "nodes")["items"]]
+
+
+def test_remove_nodes_forgets_a_host_gone_for_good_and_refuses_one_whose_kubelet_reports(gone_inventory):
+    playbook(gone_inventory, ADD_NODES, "-e", f"add_nodes_hosts={GONE}")
+    gone = ("-e", f"remove_nodes_hosts={GONE}", "-e", "remove_nodes_hosts_gone=true")
+    refused = subprocess.run(playbook_command(gone_inventory, REMOVE_NODES, *gone), capture_output=True, text=True, env=ansible_env(),
+                             check=False, timeout=900)
+    assert refused.returncode != 0 and f"{GONE} is Ready: its kubelet still reports" in refused.stdout, refused.stdout[-4000:]
+    assert GONE in node_names()
+    # The host dies: its container stops for good (the fixture removes it at the end).
+    docker("stop", GONE)
+    wait_for(lambda: not nodes_ready(KUBECTL_HOST, [GONE]), timeout=180, what=f"{GONE} NotReady", interval=2)
+    before = service_starts()
+    counts = recap(playbook(gone_inventory, REMOVE_NODES, *gone))
+    assert counts[GONE]["failed"] == 0 and counts[GONE]["unreachable"] == 0, counts
+    assert GONE not in node_names()
+    assert service_starts() == before, "a service restarted on a host that stays"
+    for host in UNITS:
+        assert GONE_ADDRESS not in docker_exec(host, "nft", "list", "table", "inet", "kubeforge"), host
+        assert GONE not in docker_exec(host, "cat", "/etc/hosts"), host
+    for host in CONTROL_PLANE:
+        assert GONE not in json.loads(docker_exec(host, "cat", "/etc/kubernetes/kubelet-csr-nodes.json")), host
+    # The API deletes the pods bound to the node it no longer has (flannel's among them).
+    wait_for(lambda: not [pod for pod in kubectl_json(KUBECTL_HOST, "get", "pods", "-A")["items"] if pod["spec"].get("nodeName") == GONE],
+             timeout=180, what=f"no pod bound to {GONE}", interval=5)
+    again = recap(playbook(gone_inventory, REMOVE_NODES, *gone))
+    assert {host: c["changed"] for host, c in again.items() if c["changed"]} == {}, again
 
 
 def test_add_control_plane_adds_a_fourth_host_without_api_downtime(control_plane_inventory):

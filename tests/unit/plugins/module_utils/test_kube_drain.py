@@ -153,6 +153,17 @@ def test_the_node_object_is_deleted_once_and_check_mode_only_reads_it():
     assert ko.delete_node(api, NODE, check_mode=True) is True and NODE in api.nodes
     assert ko.delete_node(api, NODE) is True and NODE not in api.nodes
     assert ko.delete_node(api, NODE) is False
+    assert ko.delete_node(api, NODE, refuse_ready=True) is False
+
+
+def test_a_node_still_ready_is_not_deleted_when_its_host_should_be_gone():
+    api = DrainAPI()
+    api.nodes[NODE]["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+    with pytest.raises(ko.KubeObjectsError, match="kf-w2 is Ready: its kubelet still reports"):
+        ko.delete_node(api, NODE, refuse_ready=True)
+    assert NODE in api.nodes
+    api.nodes[NODE]["status"]["conditions"][0]["status"] = "Unknown"
+    assert ko.delete_node(api, NODE, refuse_ready=True) is True and NODE not in api.nodes
 
 
 def test_an_api_refusal_of_the_cordon_keeps_its_status():
