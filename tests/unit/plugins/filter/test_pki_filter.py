@@ -15,6 +15,8 @@ from ansible.errors import AnsibleFilterError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+# The official client (requirements-test.txt): the kubeconfigs the collection writes must load with it.
+from kubernetes.config import kube_config as kubernetes_config
 
 from ansible_collections.kubeforge.cluster.plugins.filter import pki
 
@@ -323,7 +325,6 @@ def test_kubeconfig_rejects_non_pem():
 
 
 def test_kubeconfig_loads_with_the_kubernetes_client(tmp_path):
-    kubernetes_config = pytest.importorskip("kubernetes.config.kube_config")
     key, key_pem = _pem_pair()
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "u")])
     now = datetime.datetime.now(datetime.timezone.utc)
