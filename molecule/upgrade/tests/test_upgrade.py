@@ -12,6 +12,7 @@ and change the cluster):
   finds no artifacts of an unknown release; the policy itself is unit-tested)."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -46,10 +47,10 @@ url, stop, results, start = sys.argv[1], sys.argv[2], [], time.monotonic()
 while not os.path.exists(stop):
     began = time.monotonic()
     try:
-        urllib.request.urlopen(url, timeout=2).read()
-        results.append([round(began - start, 2), 1])
-    except Exception:
-        results.append([round(began - start, 2), 0])
+        body = urllib.request.urlopen(url, timeout=2).read().decode(errors="replace").strip()
+        results.append([round(began - start, 2), 1, round(time.time(), 2), body])
+    except Exception as error:
+        results.append([round(began - start, 2), 0, round(time.time(), 2), repr(error)])
     time.sleep(max(0.0, 0.2 - (time.monotonic() - began)))
 print(json.dumps(results))
 """
@@ -67,6 +68,30 @@ def versions(host: str) -> dict:
 
 def etcd_urls() -> list[str]:
     return [f"https://{address}:2379" for address in CONTROL_PLANE.values()]
+
+
+def service_misses_explained(results: list, misses: list) -> str:
+    """Each failed Service request (poller time, error), the pods that answered just before and after it, and
+    the cluster's events of those seconds (cordons, kills, kube-proxy starts): what a double miss came from."""
+    events = kubectl_json(KUBECTL_HOST, "get", "events", "-A")["items"]
+    lines = []
+    for miss in misses:
+        index = results.index(miss)
+        around = [entry[3] for entry in results[max(0, index - 3):index + 4] if entry[1]]
+        moment = miss[2]
+        near = sorted(f"{event.get('lastTimestamp') or event.get('eventTime')} {event['involvedObject'].get('kind')}/"
+                      f"{event['involvedObject'].get('name')} {event.get('reason')}: {event.get('message', '')[:120]}"
+                      for event in events
+                      if abs(_epoch(event.get("lastTimestamp") or event.get("eventTime")) - moment) <= 3)
+        lines.append(f"{miss[0]} s ({miss[2]}): {miss[3]}; answered around it: {around}; events: {near}")
+    return "\n".join(lines)
+
+
+def _epoch(stamp) -> float:
+    """An event's RFC 3339 time as seconds since the epoch (0 when it has none)."""
+    if not stamp:
+        return 0.0
+    return datetime.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
 
 
 def test_upgrade_killed_half_way_then_finished_without_downtime():
@@ -142,7 +167,9 @@ def test_upgrade_killed_half_way_then_finished_without_downtime():
     misses = [entry for entry in service_results if not entry[1]]
     twice = [entry for entry, after in zip(service_results, service_results[1:]) if not entry[1] and not after[1]]
     print(f"Service poller: {len(service_results)} requests, {len(misses)} failed")
-    assert not twice and len(misses) <= len(HOSTS), misses
+    explained = service_misses_explained(service_results, misses) if misses else ""
+    print(explained)
+    assert not twice and len(misses) <= len(HOSTS), explained
 
 
 def test_upgrade_run_again_changes_nothing():
