@@ -269,26 +269,28 @@ def list_nodes(client) -> dict[str, dict]:
     return {node["metadata"]["name"]: node for node in answer.get("items") or [] if isinstance(node, dict)}
 
 
-def nodes_with_a_ready_pod(client, namespace: str, selector: str) -> set[str]:
-    """The nodes on which a pod of ``namespace`` matching the label ``selector`` is Ready (one list)."""
+def nodes_with_a_started_pod(client, namespace: str, selector: str) -> set[str]:
+    """The nodes on which a pod of ``namespace`` matching the label ``selector`` runs with every container started
+    (past its startup probe, when it has one), in one list. The kubelet reports a started container at once, and
+    the pod's Ready condition only at its next sync of the pod (about 0.7 s later)."""
     try:
         answer = client.request("GET", f"/api/v1/namespaces/{_quote(namespace)}/pods", query={"labelSelector": selector})
     except APIError as exc:
         raise _fail(exc, f"cannot list the pods {selector} in {namespace}") from exc
     return {(pod.get("spec") or {}).get("nodeName") for pod in answer.get("items") or []
-            if any(condition.get("type") == "Ready" and condition.get("status") == "True"
-                   for condition in (pod.get("status") or {}).get("conditions") or [])}
+            if (statuses := (pod.get("status") or {}).get("containerStatuses") or [])
+            and all(status.get("started") is True and "running" in (status.get("state") or {}) for status in statuses)}
 
 
 def wait_nodes(client, names: list[str], ready: bool, timeout: float, interval: float = POLL_INTERVAL,
                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                conditions: dict | None = None, pods: dict | None = None) -> dict[str, dict]:
-    """Every node, once all of ``names`` are registered (and Ready, with ``conditions`` and a Ready pod of ``pods``
+    """Every node, once all of ``names`` are registered (and Ready, with ``conditions`` and a started pod of ``pods``
     ({namespace, label_selector}) on it, when ``ready``): one list per attempt."""
     deadline = clock() + timeout
     while True:
         nodes = list_nodes(client)
-        with_pod = nodes_with_a_ready_pod(client, pods["namespace"], pods["label_selector"]) if ready and pods else None
+        with_pod = nodes_with_a_started_pod(client, pods["namespace"], pods["label_selector"]) if ready and pods else None
         absent = [name for name in names if name not in nodes]
         not_ready = [name for name in names if name in nodes and ready
                      and not (is_ready(nodes[name], conditions) and (with_pod is None or name in with_pod))]
@@ -296,7 +298,7 @@ def wait_nodes(client, names: list[str], ready: bool, timeout: float, interval: 
             return nodes
         if clock() >= deadline:
             wanted = "Ready" + "".join(f", {kind} {status}" for kind, status in (conditions or {}).items()) + (
-                f", with a Ready pod {pods['label_selector']} in {pods['namespace']}" if pods else "")
+                f", with a started pod {pods['label_selector']} in {pods['namespace']}" if pods else "")
             parts = ([f"not registered: {', '.join(absent)}"] if absent else []) + ([f"not {wanted}: {', '.join(not_ready)}"] if not_ready else [])
             raise KubeObjectsError(f"after {timeout:g} s, nodes {'; '.join(parts)}")
         sleep(interval)

@@ -50,10 +50,11 @@ options:
         with V(NetworkUnavailable) V(False) (flannel's FlannelIsUp).
     type: dict
     default: {}
-  pods_ready:
+  pods_started:
     description:
-      - With O(ready), a pod that must be Ready on each node too, such as a DaemonSet's (flannel's, whose pod is ready once
-        flanneld has written the subnet its CNI plugin reads).
+      - With O(ready), a pod that must run on each node too with all its containers started (past their startup probes),
+        such as a DaemonSet's (flannel's, whose startup probe passes once flanneld has written the subnet its CNI plugin
+        reads). The kubelet reports a container started as soon as its probe passes, and the pod Ready a pod sync later.
     type: dict
     suboptions:
       namespace:
@@ -179,7 +180,7 @@ def argument_spec() -> dict:
         }},
         "taints_state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         "conditions": {"type": "dict", "default": {}},
-        "pods_ready": {"type": "dict", "options": {
+        "pods_started": {"type": "dict", "options": {
             "namespace": {"type": "str", "required": True},
             "label_selector": {"type": "str", "required": True},
         }},
@@ -195,7 +196,7 @@ def main() -> None:
     result = run_module(module, lambda client: reconcile_nodes(
         client, params["names"], labels, taints, taints_state=params["taints_state"], ready=params["ready"],
         timeout=params["timeout"], check_mode=module.check_mode, unschedulable=params["unschedulable"],
-        conditions={kind: str(status) for kind, status in params["conditions"].items()}, pods=params["pods_ready"]), "kube-nodes")
+        conditions={kind: str(status) for kind, status in params["conditions"].items()}, pods=params["pods_started"]), "kube-nodes")
     module.exit_json(changed=bool(result["patched"]), **result)
 
 

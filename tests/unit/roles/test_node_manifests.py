@@ -21,6 +21,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import threading
 
 import kubernetes_validate
 import pytest
@@ -323,6 +325,24 @@ def test_flanneld_reaches_the_apiserver_through_the_node_local_endpoint():
     env = {entry["name"]: entry.get("value") for entry in container["env"]}
     assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("127.0.0.1", "6443")
     assert container["image"] == "ghcr.io/flannel-io/flannel:v0.28.10"
+
+
+def test_flannels_startup_probe_waits_for_the_subnet_file(tmp_path):
+    """The probe's command, run against a file that appears while it runs, passes (one that only looked would have
+    failed, and the kubelet would ask again a second later); it gives up before the kubelet's timeout."""
+    [container] = flannel("vxlan")["DaemonSet", "kube-flannel-ds"]["spec"]["template"]["spec"]["containers"]
+    probe = container["startupProbe"]
+    subnet = tmp_path / "subnet.env"
+    command = [part.replace("/run/flannel/subnet.env", str(subnet)) for part in probe["exec"]["command"]]
+    assert command != probe["exec"]["command"]
+    later = threading.Timer(0.3, subnet.touch)
+    later.start()
+    try:
+        assert subprocess.run(command, check=False, timeout=probe["timeoutSeconds"]).returncode == 0
+    finally:
+        later.cancel()
+    tries, pause = re.search(r"seq (\d+)\); do .*; sleep ([0-9.]+)", probe["exec"]["command"][-1]).groups()
+    assert int(tries) * float(pause) < probe["timeoutSeconds"]
 
 
 # --------------------------------------------------------------------------- coredns

@@ -308,27 +308,32 @@ def test_nodes_are_cordoned_and_uncordoned_only_when_they_are_not_already():
     assert ko.reconcile_nodes(api, ["w2"], {}, [TAINT])["patched"] == []
 
 
-def test_a_node_is_waited_for_until_a_pod_of_its_daemonset_is_ready_on_it():
-    # flannel's pod is ready once flanneld wrote the node's subnet (its startup probe): only then can a pod get its network.
-    def pod(name, node_name, ready):
-        return {"metadata": {"name": name, "namespace": "kube-flannel", "labels": {"app": "flannel"}}, "spec": {"nodeName": node_name},
-                "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+def test_a_node_is_waited_for_until_a_pod_of_its_daemonset_has_started_on_it():
+    # flannel's container has started once flanneld wrote the node's subnet (its startup probe): only then can a pod get
+    # its network. Its Ready condition comes a pod sync later and is not waited for.
+    def pod(name, node_name, started, labels=None):
+        return {"metadata": {"name": name, "namespace": "kube-flannel", "labels": {"app": "flannel"} if labels is None else labels},
+                "spec": {"nodeName": node_name},
+                "status": {"conditions": [{"type": "Ready", "status": "False"}],
+                           "containerStatuses": [{"name": "kube-flannel", "started": started, "state": {"running": {}}}]}}
 
     api, clock = FakeAPI([node("w1"), node("w2")]), Clock()
     path = "/api/v1/namespaces/kube-flannel/pods"
-    api.pods = {path: [pod("a", "w1", True), pod("b", "w2", False), pod("c", "w2", True) | {"metadata": {"name": "c", "labels": {}}}]}
+    api.pods = {path: [pod("a", "w1", True), pod("b", "w2", False), pod("c", "w2", True, labels={})]}
     wanted = {"namespace": "kube-flannel", "label_selector": "app=flannel"}
+    status = api.pods[path][1]["status"]["containerStatuses"][0]
 
     def later(seconds):
         clock.sleep(seconds)
         if clock.now == 1:
-            api.pods[path][1]["status"]["conditions"][0]["status"] = "True"
+            status["started"] = True
 
     result = ko.reconcile_nodes(api, ["w1", "w2"], {}, [], ready=True, pods=wanted, timeout=10, clock=clock, sleep=later)
     assert result["ready"] == ["w1", "w2"] and clock.now == 1
-    api.pods[path][1]["status"]["conditions"][0]["status"] = "False"
+    # Started but no longer running (the container ended, its restart is pending): not up.
+    status["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
     clock = Clock()
-    with pytest.raises(ko.KubeObjectsError, match=r"not Ready, with a Ready pod app=flannel in kube-flannel: w2"):
+    with pytest.raises(ko.KubeObjectsError, match=r"not Ready, with a started pod app=flannel in kube-flannel: w2"):
         ko.reconcile_nodes(api, ["w1", "w2"], {}, [], ready=True, pods=wanted, timeout=1, clock=clock, sleep=clock.sleep)
 
 
