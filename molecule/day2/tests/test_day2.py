@@ -16,7 +16,11 @@ change the cluster):
 - add_control_plane.yml adds a 4th control-plane host and etcd member, day2-cp4, then
   remove_control_plane.yml removes day2-cp3, while a client on day2-w1 polls the API through its HA
   endpoint every 200 ms: at most one failed request per host whose apiserver restarted or left, each
-  followed by a success; etcd ends with the right voters and the endpoint answers on every node."""
+  followed by a success; etcd ends with the right voters and the endpoint answers on every node;
+- remove_control_plane.yml -e remove_control_plane_hosts_gone=true then removes day2-cp4 once it dies (day2-cp3
+  has left the inventory): refused while its node is Ready, then its etcd member removed through the
+  members that stay, its Node object deleted, and the other hosts' nginx, apiservers' etcd lists and
+  firewalls without it, under the same poller; a second run changes nothing."""
 from __future__ import annotations
 
 import json
@@ -75,6 +79,15 @@ def with_new_control_plane(inventory: dict) -> None:
         inventory[group]["hosts"][NEW_CP] = None
 
 
+def without_the_removed_control_plane_host(inventory: dict) -> None:
+    """day2-cp4 added, day2-cp3 (removed) left the inventory as the docs say: what an operator has before removing
+    a control-plane host that died."""
+    with_new_control_plane(inventory)
+    for group in ("etcd", "kube_control_plane", "k8s_cluster"):
+        inventory[group]["hosts"].pop(LEAVING_CP)
+    inventory["all"]["hosts"].pop(LEAVING_CP)
+
+
 def lab_host(name: str, address: str):
     """A new host on the scenario's network, started as the lab starts its hosts; removed at the end."""
     lab = os.path.join(project_dir(), "tests", "harness", "lab.sh")
@@ -111,6 +124,11 @@ def inventory(new_host, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def control_plane_inventory(new_control_plane_host, tmp_path_factory) -> str:
     return edited_inventory(str(tmp_path_factory.mktemp("inventory-cp")), SCENARIO, with_new_control_plane)
+
+
+@pytest.fixture(scope="module")
+def gone_control_plane_inventory(new_control_plane_host, tmp_path_factory) -> str:
+    return edited_inventory(str(tmp_path_factory.mktemp("inventory-cp-gone")), SCENARIO, without_the_removed_control_plane_host)
 
 
 def service_starts() -> dict:
@@ -304,4 +322,29 @@ def test_remove_control_plane_removes_an_original_host_without_api_downtime(cont
     assert re.search(r"^etcd\.removed-\d{8}T\d{6}Z$", listing, re.M) and not re.search(r"^etcd$", listing, re.M), listing
     # A second run finds nothing left to do.
     again = recap(playbook(control_plane_inventory, REMOVE_CONTROL_PLANE, "-e", f"remove_control_plane_hosts={LEAVING_CP}", *FOUR_MEMBERS))
+    assert {host: c["changed"] for host, c in again.items() if c["changed"]} == {}, again
+
+
+def test_remove_control_plane_forgets_a_host_gone_for_good(gone_control_plane_inventory):
+    staying = [host for host in CONTROL_PLANE if host != LEAVING_CP]
+    gone = ("-e", f"remove_control_plane_hosts={NEW_CP}", "-e", "remove_control_plane_hosts_gone=true")
+    # Refused while its node is Ready, before any host changes.
+    refused = subprocess.run(playbook_command(gone_control_plane_inventory, REMOVE_CONTROL_PLANE, *gone), capture_output=True, text=True,
+                             env=ansible_env(), check=False, timeout=900)
+    assert refused.returncode != 0 and f"{NEW_CP} is Ready: its kubelet still reports" in refused.stdout, refused.stdout[-4000:]
+    assert f"server {NEW_CP_ADDRESS}:6443" in docker_exec(WORKER, "cat", "/etc/nginx/nginx.conf")
+    # The host dies: its container stops for good (the fixture removes it at the end).
+    docker("stop", NEW_CP)
+    wait_for(lambda: not nodes_ready(KUBECTL_HOST, [NEW_CP]), timeout=180, what=f"{NEW_CP} NotReady", interval=2)
+    # The two apiservers that stay restart (etcd list); the dead one's requests went elsewhere already.
+    run_polled(gone_control_plane_inventory, REMOVE_CONTROL_PLANE, *gone, changed_hosts=2)
+    assert voters(staying) == sorted(staying)
+    assert NEW_CP not in node_names()
+    for host in [*staying, WORKER]:
+        assert f"server {NEW_CP_ADDRESS}:6443" not in docker_exec(host, "cat", "/etc/nginx/nginx.conf"), host
+        assert NEW_CP_ADDRESS not in docker_exec(host, "nft", "list", "table", "inet", "kubeforge"), host
+        assert probe(host)[0] == 200, host
+    for host in staying:
+        assert f"https://{NEW_CP_ADDRESS}:2379" not in docker_exec(host, "cat", "/etc/systemd/system/kube-apiserver.service"), host
+    again = recap(playbook(gone_control_plane_inventory, REMOVE_CONTROL_PLANE, *gone))
     assert {host: c["changed"] for host, c in again.items() if c["changed"]} == {}, again
