@@ -270,15 +270,16 @@ def list_nodes(client) -> dict[str, dict]:
 
 
 def nodes_with_a_started_pod(client, namespace: str, selector: str) -> set[str]:
-    """The nodes on which a pod of ``namespace`` matching the label ``selector`` runs with every container started
-    (past its startup probe, when it has one), in one list. The kubelet reports a started container at once, and
-    the pod's Ready condition only at its next sync of the pod (about 0.7 s later)."""
+    """The nodes on which a pod of ``namespace`` matching the label ``selector``, not being deleted, runs with every
+    container started (past its startup probe, when it has one), in one list. The kubelet reports a started
+    container at once, and the pod's Ready condition only at its next sync of the pod (about 0.7 s later)."""
     try:
         answer = client.request("GET", f"/api/v1/namespaces/{_quote(namespace)}/pods", query={"labelSelector": selector})
     except APIError as exc:
         raise _fail(exc, f"cannot list the pods {selector} in {namespace}") from exc
     return {(pod.get("spec") or {}).get("nodeName") for pod in answer.get("items") or []
-            if (statuses := (pod.get("status") or {}).get("containerStatuses") or [])
+            if not (pod.get("metadata") or {}).get("deletionTimestamp")
+            and (statuses := (pod.get("status") or {}).get("containerStatuses") or [])
             and all(status.get("started") is True and "running" in (status.get("state") or {}) for status in statuses)}
 
 

@@ -332,6 +332,9 @@ def test_a_node_is_waited_for_until_a_pod_of_its_daemonset_has_started_on_it():
     assert result["ready"] == ["w1", "w2"] and clock.now == 1
     # Started but no longer running (the container ended, its restart is pending): not up.
     status["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+    # Nor a pod on its way out (a rollout replaces it), even while its container still runs.
+    api.pods[path][2]["metadata"]["labels"] = {"app": "flannel"}
+    api.pods[path][2]["metadata"]["deletionTimestamp"] = "2026-12-04T22:00:00Z"
     clock = Clock()
     with pytest.raises(ko.KubeObjectsError, match=r"not Ready, with a started pod app=flannel in kube-flannel: w2"):
         ko.reconcile_nodes(api, ["w1", "w2"], {}, [], ready=True, pods=wanted, timeout=1, clock=clock, sleep=clock.sleep)
