@@ -7,7 +7,7 @@ tarball that containerd imports (`ctr -n k8s.io images import`).
     pause      registry.k8s.io/pause:<TAG>          pause.c from the k8s.io/kubernetes module, gcc -static
     coredns    registry.k8s.io/coredns/coredns:v<>  the coredns binary
     flannel    ghcr.io/flannel-io/flannel:v<>       flanneld at /opt/bin/flanneld, the flannel CNI plugin at
-                                                    /flannel, iptables (nft) from this Debian host
+                                                    /flannel, iptables (nft) and its extensions from this Debian host
     busybox    kubeforge.local/busybox:<deb ver>    Debian's busybox-static, for test pods (ping, nslookup, httpd)
 """
 from __future__ import annotations
@@ -89,6 +89,14 @@ def flannel_image(version: str, flanneld: Path, cni_plugin: Path, busybox: Path,
         raise SystemExit("upstream: the flannel image takes iptables from this host: apt-get install iptables")
     files = {"/opt/bin/flanneld": flanneld, "/flannel": cni_plugin, "/bin/busybox": busybox, "/bin/cp": "->busybox",
              "/bin/sh": "->busybox", **_with_libraries(iptables)}
+    # iptables loads each match and target (comment, MASQUERADE, ...) from its extension directory beside
+    # libxtables at run time, which ldd does not name: without them flanneld's rules fail to install.
+    libxtables = next(Path(path) for path in files if Path(path).name.startswith("libxtables.so"))
+    extensions = Path(files[str(libxtables)]).parent / "xtables"
+    if not any(extensions.glob("libxt_*.so")):
+        raise SystemExit(f"upstream: no iptables extensions in {extensions}: apt-get install iptables")
+    for extension in sorted(extensions.glob("*.so")):
+        files.update(_with_libraries(str(extension)))
     for name in ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"):
         files[f"/usr/sbin/{name}"] = "->xtables-nft-multi"
     return save_image(f"ghcr.io/flannel-io/flannel:v{version}", files, ["/opt/bin/flanneld"], images / f"flannel-v{version}.tar")
