@@ -83,7 +83,7 @@ def coredns_image(version: str, binary: Path, images: Path) -> Path:
 
 
 def flannel_image(version: str, flanneld: Path, cni_plugin: Path, busybox: Path, images: Path) -> Path:
-    """Like the upstream image (alpine): its init container runs `sh -c` to `cp` the CNI plugin and config onto the node."""
+    """Like the upstream image (alpine): its install-cni container runs `sh -c` to `cp` the CNI plugin and config onto the node."""
     iptables = shutil.which("xtables-nft-multi") or "/usr/sbin/xtables-nft-multi"
     if not Path(iptables).exists():
         raise SystemExit("upstream: the flannel image takes iptables from this host: apt-get install iptables")

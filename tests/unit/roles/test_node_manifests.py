@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 
 import kubernetes_validate
 import pytest
@@ -320,8 +321,14 @@ def test_flannel_backend_switch_rolls_the_pods():
         "annotations"]["kubeforge.io/config-sha256"] != annotations["vxlan"]
 
 
+def flannel_container(name: str, **extra) -> dict:
+    [container] = [container for container in flannel("vxlan", **extra)["DaemonSet", "kube-flannel-ds"]["spec"]["template"]["spec"]["containers"]
+                   if container["name"] == name]
+    return container
+
+
 def test_flanneld_reaches_the_apiserver_through_the_node_local_endpoint():
-    [container] = flannel("vxlan")["DaemonSet", "kube-flannel-ds"]["spec"]["template"]["spec"]["containers"]
+    container = flannel_container("kube-flannel")
     env = {entry["name"]: entry.get("value") for entry in container["env"]}
     assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("127.0.0.1", "6443")
     assert container["image"] == "ghcr.io/flannel-io/flannel:v0.28.10"
@@ -330,8 +337,7 @@ def test_flanneld_reaches_the_apiserver_through_the_node_local_endpoint():
 def test_flannels_startup_probe_waits_for_the_subnet_file(tmp_path):
     """The probe's command, run against a file that appears while it runs, passes (one that only looked would have
     failed, and the kubelet would ask again a second later); it gives up before the kubelet's timeout."""
-    [container] = flannel("vxlan")["DaemonSet", "kube-flannel-ds"]["spec"]["template"]["spec"]["containers"]
-    probe = container["startupProbe"]
+    probe = flannel_container("kube-flannel")["startupProbe"]
     subnet = tmp_path / "subnet.env"
     command = [part.replace("/run/flannel/subnet.env", str(subnet)) for part in probe["exec"]["command"]]
     assert command != probe["exec"]["command"]
@@ -343,6 +349,69 @@ def test_flannels_startup_probe_waits_for_the_subnet_file(tmp_path):
         later.cancel()
     tries, pause = re.search(r"seq (\d+)\); do .*; sleep ([0-9.]+)", probe["exec"]["command"][-1]).groups()
     assert int(tries) * float(pause) < probe["timeoutSeconds"]
+
+
+def install_cni_on(root, pod: dict) -> subprocess.Popen:
+    """install-cni's command, started with the node's and the image's paths under ``root``."""
+    script = pod["command"][-1]
+    for path in ("/run/flannel/", "/opt/cni/bin/", "/etc/cni/net.d/", "/etc/kube-flannel/"):
+        assert path in script
+        (root / path.strip("/")).mkdir(parents=True, exist_ok=True)
+        script = script.replace(path, f"{root}{path}")
+    assert re.search(r"cp -f /flannel ", script)
+    script = script.replace("cp -f /flannel ", f"cp -f {root}/flannel ")
+    return subprocess.Popen([*pod["command"][:-1], script])
+
+
+def wait_for(path, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return path.exists()
+
+
+def test_install_cni_writes_the_cni_config_once_flanneld_wrote_the_subnet(tmp_path):
+    """The plugin is put first; the configuration (which makes the node Ready) only after the subnet file; then the
+    container waits, and a stopping pod's TERM ends it at once, without an error."""
+    container = flannel_container("install-cni")
+    cni_conf = flannel("vxlan")["ConfigMap", "kube-flannel-cfg"]["data"]["cni-conf.json"]
+    (tmp_path / "flannel").write_bytes(b"plugin")
+    (tmp_path / "etc/kube-flannel").mkdir(parents=True)
+    (tmp_path / "etc/kube-flannel/cni-conf.json").write_text(cni_conf, encoding="utf-8")
+    process = install_cni_on(tmp_path, container)
+    try:
+        assert wait_for(tmp_path / "opt/cni/bin/flannel")
+        assert (tmp_path / "opt/cni/bin/flannel").read_bytes() == b"plugin"
+        time.sleep(0.5)
+        assert not (tmp_path / "etc/cni/net.d/10-flannel.conflist").exists()
+        (tmp_path / "run/flannel/subnet.env").touch()
+        assert wait_for(tmp_path / "etc/cni/net.d/10-flannel.conflist")
+        assert (tmp_path / "etc/cni/net.d/10-flannel.conflist").read_text(encoding="utf-8") == cni_conf
+        assert sorted(os.listdir(tmp_path / "etc/cni/net.d")) == ["10-flannel.conflist"]  # no temporary file left
+        assert process.poll() is None
+        process.terminate()
+        assert process.wait(timeout=2) == 0
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_install_cni_fails_when_it_cannot_put_the_plugin(tmp_path):
+    """A failed step ends the container with an error (the kubelet restarts it), not with a sleep."""
+    process = install_cni_on(tmp_path, flannel_container("install-cni"))  # no plugin at /flannel
+    try:
+        assert process.wait(timeout=5) != 0
+    finally:
+        process.kill()
+        process.wait()
+    assert not (tmp_path / "etc/cni/net.d/10-flannel.conflist").exists()
+
+
+def test_install_cni_needs_no_privilege():
+    container = flannel_container("install-cni")
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    mounts = {mount["mountPath"]: mount.get("readOnly", False) for mount in container["volumeMounts"]}
+    assert mounts == {"/opt/cni/bin": False, "/etc/cni/net.d": False, "/etc/kube-flannel/": False, "/run/flannel": True}
 
 
 # --------------------------------------------------------------------------- coredns
