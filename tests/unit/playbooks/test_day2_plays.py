@@ -79,10 +79,9 @@ def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
                   "container_runtime_also_files": "{{ ha_nginx_node_files }}", "container_runtime_also_running_units": "{{ ha_nginx_node_units }}",
                   "container_runtime_also_reload_units": "{{ ha_nginx_node_units }}"}
                  if play["ansible.builtin.import_playbook"] == "phases/container_runtime.yml" else {})
-        # The membership files are written after the prepare phase, with the hosts that stay (next test).
-        later = {"prepare_membership_enabled": False} if play["ansible.builtin.import_playbook"] == "phases/prepare.yml" else {}
+        # The new hosts write their membership files in their prepare phase, as site.yml does.
         assert play["vars"] == {"kubeforge_preflight_ran": True, "kubeforge_phase_hosts": "kubeforge_adding",
-                                **settled, **deferred, **early, **later}
+                                **settled, **deferred, **early}
     for phase in NODE_PHASES:
         hosts = load(f"playbooks/phases/{phase}.yml")[1]["hosts"]
         assert hosts.endswith(":&{{ kubeforge_phase_hosts | default('all') }}"), (phase, hosts)
@@ -125,11 +124,13 @@ def test_add_nodes_writes_nginx_with_containerd_and_kube_proxy_with_the_kubelet_
 
 def test_add_nodes_waits_for_the_serving_certificates_once_every_new_kubelet_runs():
     """The kubelet phase starts the new kubelets (and kube-proxy) without waiting; the approval play comes between
-    the kubelet and flannel phases, on the new hosts, and runs the role's approval task alone."""
+    the kubelet and flannel phases (after the hosts that stay learn the new addresses), on the new hosts, and runs the
+    role's approval task alone."""
     plays = load("playbooks/add_nodes.yml")
     names = [play.get("ansible.builtin.import_playbook") or play["name"] for play in plays]
     approval = names.index("Add nodes - approve the new kubelets' serving certificates")
-    assert names[approval - 1:approval + 2] == ["phases/kubelet_bootstrap.yml", names[approval], "phases/flannel.yml"]
+    assert names[approval - 2:approval + 2] == ["phases/kubelet_bootstrap.yml", "Add nodes - the hosts that stay learn the new addresses",
+                                                names[approval], "phases/flannel.yml"]
     assert plays[approval]["hosts"] == "k8s_cluster:&kubeforge_adding"
     assert [task["ansible.builtin.include_role"] for task in plays[approval]["tasks"]] == [
         {"name": "kubeforge.cluster.kubelet_bootstrap", "tasks_from": "approve"}]
@@ -169,21 +170,19 @@ def test_the_cluster_wide_objects_are_applied_unless_a_playbook_that_adds_hosts_
 def test_the_hosts_that_stay_only_learn_addresses():
     """The play on the hosts that stay runs the membership tasks (prepare's /etc/hosts and firewall, the
     approver's node list), nothing else; the remove playbooks leave the leaving hosts out of them."""
-    for playbook in ("add_control_plane", "remove_nodes", "remove_control_plane"):
+    for playbook in ("add_nodes", "add_control_plane", "remove_nodes", "remove_control_plane"):
         marker = "kubeforge_leaving" if playbook.startswith("remove") else "kubeforge_adding"
         stay = [play for play in load(f"playbooks/{playbook}.yml") if play.get("hosts") == f"k8s_cluster:etcd:!{marker}"]
         assert len(stay) == 1, playbook
         assert [task["ansible.builtin.import_tasks"] for task in stay[0]["tasks"]] == ["tasks/membership.yml"], playbook
         leaving = (stay[0]["tasks"][0].get("vars") or {}).get("kubeforge_hosts_leaving")
         assert leaving == ("{{ groups['kubeforge_leaving'] }}" if playbook.startswith("remove") else None), playbook
-    # add_nodes.yml: the new hosts write the same lists in the same task, after their prepare phase (which skips them),
-    # and only they write the kernel files at boot.
+    # add_nodes.yml: the hosts that stay learn the new addresses once the new kubelets are started (a new node needs
+    # nothing of it to become Ready), before the run waits for the new nodes.
     plays = load("playbooks/add_nodes.yml")
     names = [play.get("ansible.builtin.import_playbook") or play["name"] for play in plays]
-    every = plays[names.index("phases/prepare.yml") + 1]
-    assert every["hosts"] == "k8s_cluster:etcd"
-    assert [task["ansible.builtin.import_tasks"] for task in every["tasks"]] == ["tasks/membership.yml"]
-    assert every["tasks"][0]["vars"] == {"prepare_membership_kernel_files": "{{ 'kubeforge_adding' in group_names }}"}
+    stay = names.index("Add nodes - the hosts that stay learn the new addresses")
+    assert names.index("phases/kubelet_bootstrap.yml") < stay < names.index("phases/flannel.yml")
     prepare = load("roles/prepare/tasks/main.yml")
     assert next(task for task in prepare if task.get("ansible.builtin.include_tasks") == "membership.yml")["when"] == (
         "prepare_membership_enabled | bool")
