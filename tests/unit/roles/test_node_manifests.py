@@ -445,6 +445,14 @@ def test_coredns_serves_the_cluster_domain_at_the_cluster_dns_ip(upstream, forwa
     assert typed(objs["Deployment", "coredns"]["spec"]["replicas"]) == "2"
 
 
+def test_corednss_pods_are_seen_ready_within_a_second():
+    """The readiness check runs every second: with the default ten seconds, a first check that came before CoreDNS had
+    synced held its pods back ten seconds."""
+    [container] = by_kind(applied_objects("coredns", "coredns.yaml.j2"))["Deployment", "coredns"]["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8181, "scheme": "HTTP"}
+    assert typed(container["readinessProbe"]["periodSeconds"]) == "1"
+
+
 # --------------------------------------------------------------------------- kubelet_bootstrap: API objects
 
 APPROVER_GRANTS = {
