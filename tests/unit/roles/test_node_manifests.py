@@ -407,6 +407,12 @@ def test_install_cni_fails_when_it_cannot_put_the_plugin(tmp_path):
     assert not (tmp_path / "etc/cni/net.d/10-flannel.conflist").exists()
 
 
+def test_kubectl_reaches_flanneld_by_default():
+    template = flannel("vxlan")["DaemonSet", "kube-flannel-ds"]["spec"]["template"]
+    assert template["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == "kube-flannel"
+    assert "kube-flannel" in [container["name"] for container in template["spec"]["containers"]]
+
+
 def test_install_cni_needs_no_privilege():
     container = flannel_container("install-cni")
     assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
