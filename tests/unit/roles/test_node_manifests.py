@@ -321,8 +321,8 @@ def test_flannel_backend_switch_rolls_the_pods():
         "annotations"]["kubeforge.io/config-sha256"] != annotations["vxlan"]
 
 
-def flannel_container(name: str, **extra) -> dict:
-    [container] = [container for container in flannel("vxlan", **extra)["DaemonSet", "kube-flannel-ds"]["spec"]["template"]["spec"]["containers"]
+def flannel_container(name: str) -> dict:
+    [container] = [container for container in flannel("vxlan")["DaemonSet", "kube-flannel-ds"]["spec"]["template"]["spec"]["containers"]
                    if container["name"] == name]
     return container
 
