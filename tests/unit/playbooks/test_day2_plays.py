@@ -12,6 +12,8 @@ import sys
 
 import pytest
 import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
@@ -25,6 +27,11 @@ CLUSTER_OBJECT_PHASES = ["phases/kubelet_bootstrap.yml", "phases/flannel.yml"]
 def load(path: str):
     with open(os.path.join(REPO, path), encoding="utf-8") as handle:
         return yaml.safe_load(handle)
+
+
+def template(value, variables: dict):
+    """value as Ansible templates it with variables."""
+    return Templar(loader=DataLoader(), variables=variables).template(trust_as_template(value))
 
 
 def run_check(playbook: str, extra_vars: dict, *args: str) -> subprocess.CompletedProcess:
@@ -64,7 +71,7 @@ def test_a_worker_passes_the_check():
 def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
     """Every node phase of site.yml, in its order; the ha_nginx and ipvs phases' files go with the containerd and kubelet
     phases' writes (next test)."""
-    site = [play["ansible.builtin.import_playbook"] for play in load("site.yml")]
+    site = [play["ansible.builtin.import_playbook"] for play in load("site.yml") if "ansible.builtin.import_playbook" in play]
     imports = [play for play in load("playbooks/add_nodes.yml") if "ansible.builtin.import_playbook" in play][1:]
     phases = [phase for phase in NODE_PHASES if phase not in ("ha_nginx", "ipvs")]
     assert [play["ansible.builtin.import_playbook"] for play in imports] == [f"phases/{phase}.yml" for phase in phases]
@@ -111,13 +118,15 @@ def test_add_nodes_writes_nginx_with_containerd_and_kube_proxy_with_the_kubelet_
     assert containerd["kubeforge.cluster.file_bundle"]["files"] == "{{ container_runtime_files + container_runtime_also_files }}"
     assert containerd["kubeforge.cluster.file_bundle"]["running_units"] == "{{ container_runtime_also_running_units + ['containerd'] }}"
     assert containerd["kubeforge.cluster.file_bundle"]["reload_units"] == "{{ container_runtime_also_reload_units }}"
-    assert load("roles/ipvs/tasks/node_files.yml")[0]["ansible.builtin.set_fact"] == {"ipvs_node_files": "{{ ipvs_files }}"}
+    assert load("roles/ipvs/tasks/node_files.yml")[0]["ansible.builtin.set_fact"] == {"ipvs_node_artifacts": "{{ ipvs_artifacts }}",
+                                                                                       "ipvs_node_files": "{{ ipvs_files }}"}
     write = next(task for task in load("roles/ipvs/tasks/main.yml") if task["name"].startswith("Write the kube-proxy"))
     assert write["kubeforge.cluster.file_bundle"]["files"] == "{{ ipvs_files }}"
     assert all(entry["services"] == ["kube-proxy"] for entry in load("roles/ipvs/vars/main.yml")["ipvs_files"])
     kubelet = next(task for task in load("roles/kubelet_bootstrap/tasks/main.yml") if task["name"].startswith("Write the kubelet's"))
     assert kubelet["kubeforge.cluster.file_bundle"]["files"].rstrip().endswith("+ kubelet_bootstrap_also_files }}")
-    assert kubelet["kubeforge.cluster.file_bundle"]["running_units"] == "{{ ['kubelet'] + kubelet_bootstrap_also_running_units }}"
+    assert kubelet["kubeforge.cluster.file_bundle"]["running_units"] == (
+        "{{ ['kubelet'] + kubelet_bootstrap_approver_units + kubelet_bootstrap_also_running_units }}")
     defaults = load("roles/kubelet_bootstrap/defaults/main.yml")
     assert defaults["kubelet_bootstrap_also_files"] == [] and defaults["kubelet_bootstrap_also_running_units"] == []
 
@@ -144,9 +153,16 @@ def test_add_nodes_installs_the_kubelet_and_kube_proxy_with_containerd_as_their_
     """One batch verifies the new node's binaries side by side; the entries are the kubelet_bootstrap and ipvs
     roles' own, so that the kubelet phase finds them verified (artifacts_verified_in_run) and installs nothing."""
     play = next(play for play in load("playbooks/add_nodes.yml") if play.get("ansible.builtin.import_playbook") == "phases/container_runtime.yml")
-    own = [next(task for task in load(f"roles/{role}/tasks/main.yml") if task.get("ansible.builtin.include_role", {}).get("name")
-                == "kubeforge.cluster.artifacts")["vars"]["artifacts_list"] for role in ("kubelet_bootstrap", "ipvs")]
-    assert play["vars"]["container_runtime_also_install"] == own[0] + own[1]
+    own = {key: value for role in ("kubelet_bootstrap", "ipvs") for key, value in DataLoader().load_from_file(
+        os.path.join(REPO, "roles", role, "vars", "main.yml"), cache="none", trusted_as_template=True).items()}
+    assert [next(task for task in load(f"roles/{role}/tasks/main.yml") if task.get("ansible.builtin.include_role", {}).get("name")
+                 == "kubeforge.cluster.artifacts")["vars"]["artifacts_list"] for role in ("kubelet_bootstrap", "ipvs")] == [
+        "{{ kubelet_bootstrap_artifacts + kubelet_bootstrap_also_install }}", "{{ ipvs_artifacts }}"]
+    # The kubelet's entry as its role writes it, kube-proxy's handed over by its role (ipvs_node_artifacts).
+    variables = {**own, "kube_version": "1.36.4", "ipvs_node_artifacts": own["ipvs_artifacts"]}
+    rendered = template(play["vars"]["container_runtime_also_install"], variables)
+    assert rendered == template("{{ kubelet_bootstrap_artifacts + ipvs_artifacts }}", variables)
+    assert [(entry["name"], entry["version"]) for entry in rendered] == [("kubelet", "1.36.4"), ("kube-proxy", "1.36.4")]
     install = next(task for task in load("roles/container_runtime/tasks/main.yml") if task["name"].startswith("Install containerd"))
     assert install["vars"]["artifacts_list"] == "{{ container_runtime_artifacts + container_runtime_also_install }}"
     assert load("roles/container_runtime/defaults/main.yml")["container_runtime_also_install"] == []

@@ -65,7 +65,7 @@ def scope(credentials: str, with_data=(), group: str = "etcd", hosts=tuple(NODE_
     found = dict(_load("defaults", "main.yml"))
     found.update({"kubeforge_credentials_dir": credentials, "etcd_cluster_group": group,
                   "groups": {"all": list(NODE_IPS), "etcd": list(NODE_IPS), group: list(hosts)}, "ansible_play_hosts": list(hosts),
-                  "hostvars": {h: {"inventory_hostname": h, "kubeforge_node_ip": ip, "etcd_data": {"stat": {"exists": h in with_data}}}
+                  "hostvars": {h: {"inventory_hostname": h, "kubeforge_node_ip": ip, "etcd_data": {"rc": 0 if h in with_data else 1}}
                                for h, ip in NODE_IPS.items()},
                   "inventory_hostname": hosts[0]})
     found.update(_load("vars", "main.yml"))
