@@ -13,6 +13,7 @@ import pytest
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
+from test_node_manifests import ROLES, variables
 
 pytestmark = pytest.mark.usefixtures("ansible_plugin_loader")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -78,6 +79,19 @@ def test_the_approver_goes_with_the_kubelet_write_on_the_control_plane_hosts_in_
     write = next(task for task in load(ROLE, "tasks", "main.yml") if task["name"].startswith("Write the kubelet's"))
     assert "kubelet_bootstrap_approver_files" in write["kubeforge.cluster.file_bundle"]["files"]
     assert not os.path.exists(os.path.join(ROLE, "tasks", "approver_install.yml"))
+
+
+def test_the_approver_script_is_the_collection_module_utils_file_byte_for_byte():
+    """The timer runs it with the host's python3: the file the kubelet's write installs is the module_utils source."""
+    scope = variables("kubelet_bootstrap", "cp1", {}, {}, ROLES)
+    files = evaluate("{{ kubelet_bootstrap_approver_files }}", **scope)
+    [script] = [entry for entry in files if entry["dest"] == scope["kubelet_bootstrap_csr_approver_script"]]
+    with open(os.path.join(REPO, "plugins", "module_utils", "_kubelet_csr.py"), encoding="utf-8") as handle:
+        assert script["content"] == handle.read() and script["mode"] == "0755"
+    compile(script["content"], "kubelet_csr.py", "exec")
+    assert sorted(entry["dest"] for entry in files) == sorted([
+        scope["kubelet_bootstrap_csr_approver_script"], scope["kubelet_bootstrap_csr_approver_nodes"],
+        "/etc/systemd/system/kubelet-csr-approver.service", "/etc/systemd/system/kubelet-csr-approver.timer"])
 
 
 def site_play(name_start: str) -> dict:
