@@ -35,7 +35,7 @@ def kubelet_restarted_by_handler(**variables) -> bool:
 
 def restarted_after_write(also_running_units=("kube-proxy",), **variables) -> list:
     """The units the task after the write restarts (the kubelet's own files and binary are the handler's)."""
-    task = next(task for task in load(ROLE, "tasks", "main.yml") if task["name"].startswith("Restart the kubelet (and"))
+    task = next(task for task in load(ROLE, "tasks", "main.yml") if task["name"].startswith("Restart the kubelet where the pki phase"))
     return evaluate(task["loop"], kubelet_bootstrap_also_running_units=list(also_running_units), **variables)
 
 
