@@ -78,6 +78,11 @@ def test_the_approver_goes_with_the_kubelet_write_on_the_control_plane_hosts_in_
     assert evaluate("{{ kubelet_bootstrap_approver_directories }}", **variables) == (["/usr/local/lib/kubeforge"] if runs else [])
     write = next(task for task in load(ROLE, "tasks", "main.yml") if task["name"].startswith("Write the kubelet's"))
     assert "kubelet_bootstrap_approver_files" in write["kubeforge.cluster.file_bundle"]["files"]
+    # The day-2 playbooks update its node list on the same hosts (playbooks/tasks/membership.yml).
+    (hand_over,) = load(ROLE, "tasks", "approver_nodes.yml")
+    nodes_file = {"dest": "/etc/kubernetes/kubelet-csr-nodes.json"}
+    assert evaluate(hand_over["ansible.builtin.set_fact"]["kubelet_bootstrap_membership_files"],
+                    **{**variables, "kubelet_bootstrap_csr_approver_nodes_file": nodes_file}) == ([nodes_file] if runs else [])
     assert not os.path.exists(os.path.join(ROLE, "tasks", "approver_install.yml"))
 
 
