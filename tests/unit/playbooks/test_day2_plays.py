@@ -118,8 +118,8 @@ def test_add_nodes_writes_nginx_with_containerd_and_kube_proxy_with_the_kubelet_
     assert containerd["kubeforge.cluster.file_bundle"]["files"] == "{{ container_runtime_files + container_runtime_also_files }}"
     assert containerd["kubeforge.cluster.file_bundle"]["running_units"] == "{{ container_runtime_also_running_units + ['containerd'] }}"
     assert containerd["kubeforge.cluster.file_bundle"]["reload_units"] == "{{ container_runtime_also_reload_units }}"
-    assert load("roles/ipvs/tasks/node_files.yml")[0]["ansible.builtin.set_fact"] == {"ipvs_node_artifacts": "{{ ipvs_artifacts }}",
-                                                                                       "ipvs_node_files": "{{ ipvs_files }}"}
+    handed = load("roles/ipvs/tasks/node_files.yml")[0]["ansible.builtin.set_fact"]
+    assert handed == {"ipvs_node_artifacts": "{{ ipvs_artifacts }}", "ipvs_node_files": "{{ ipvs_files }}"}
     write = next(task for task in load("roles/ipvs/tasks/main.yml") if task["name"].startswith("Write the kube-proxy"))
     assert write["kubeforge.cluster.file_bundle"]["files"] == "{{ ipvs_files }}"
     assert all(entry["services"] == ["kube-proxy"] for entry in load("roles/ipvs/vars/main.yml")["ipvs_files"])
