@@ -10,37 +10,41 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _control_plane
+
+def _backend():
+    """module_utils/_control_plane, imported when a filter is called, not with this file (README, Layout: plugins/filter/)."""
+    from ansible_collections.kubeforge.cluster.plugins.module_utils import _control_plane
+    return _control_plane
 
 
 def _wrap(function):
     def run(*args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except _control_plane.ControlPlaneError as exc:
+        except _backend().ControlPlaneError as exc:
             raise AnsibleFilterError(f"{function.__name__}: {exc}") from exc
     run.__name__ = function.__name__
     return run
 
 
 def control_plane_args(settings, component):
-    return _control_plane.component_args(component, dict(settings))
+    return _backend().component_args(component, dict(settings))
 
 
 def control_plane_config(settings, kind, keys=None):
-    return _control_plane.config_doc(kind, dict(settings), list(keys or []))
+    return _backend().config_doc(kind, dict(settings), list(keys or []))
 
 
 def control_plane_encryption_keys(keys, action="ensure"):
-    return _control_plane.encryption_keys(keys, action)
+    return _backend().encryption_keys(keys, action)
 
 
 def control_plane_encryption_key_file(data, action="ensure"):
-    return _control_plane.encryption_key_file(data, action)
+    return _backend().encryption_key_file(data, action)
 
 
 def control_plane_encryption_store(settings):
-    return _control_plane.encryption_store(dict(settings))
+    return _backend().encryption_store(dict(settings))
 
 
 class FilterModule:

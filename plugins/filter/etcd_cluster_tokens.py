@@ -64,10 +64,11 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd import cluster_token
 
 
 def etcd_cluster_tokens(text, action, initial_cluster=None, token="", initial_envs=None, restore_markers=None, cluster_id="") -> dict:
+    # Imported when called, not with this file (README, Layout: plugins/filter/).
+    from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd import cluster_token
     try:
         if action == "bootstrap":
             return cluster_token.bootstrap(text, initial_cluster)

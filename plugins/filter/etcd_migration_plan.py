@@ -84,11 +84,12 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.migration import migration_plan, probe_answer
 
 
 def etcd_migration_plan(method, etcd_hosts, source="", members=None, moved_aside=None, source_has_data=True, cluster_id="",
                         probe=None, endpoint_hosts=None, hosts_with_data=None, foreign_source=False) -> dict:
+    # Imported when called, not with this file (README, Layout: plugins/filter/).
+    from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.migration import migration_plan, probe_answer
     try:
         if probe is not None:
             source = source or (list(etcd_hosts)[0] if etcd_hosts else "")

@@ -43,10 +43,10 @@ import os
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_images import archive_images
-
 
 def image_archive_ids(paths, directory) -> dict:
+    # Imported when called, not with this file (README, Layout: plugins/filter/).
+    from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_images import archive_images
     if isinstance(paths, str) or not hasattr(paths, "__iter__"):
         raise AnsibleFilterError(f"image_archive_ids: expected a list of archive paths, got {paths!r}")
     found = {}

@@ -96,11 +96,10 @@ _value:
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts
-from ansible_collections.kubeforge.cluster.plugins.module_utils._artifact_install import artifact_key
-
 
 def release_artifact(name, version, arch="amd64", artifacts_dir="", mirror="", checksum_source="published", lock_file="", lock_update=False):
+    # Imported when called, not with this file (README, Layout: plugins/filter/).
+    from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts
     try:
         lock = _artifacts.load_lock(lock_file) if lock_file else {}
         source = _artifacts.resolve(name, str(version), arch, artifacts_dir or "", mirror or "", checksum_source, lock, lock_file or "",
@@ -115,6 +114,7 @@ def artifacts_verified(artifacts, verified, bin_dir, arch="amd64") -> bool:
     """Whether every artifact of a role's list is among the keys verify_recorded returned (documented in artifacts_verified.yml)."""
     if isinstance(artifacts, (str, dict)) or not hasattr(artifacts, "__iter__"):
         raise AnsibleFilterError(f"artifacts_verified: expected a list of artifacts, got {artifacts!r}")
+    from ansible_collections.kubeforge.cluster.plugins.module_utils._artifact_install import artifact_key  # when called, as above
     keys = set(verified or [])
     return all(artifact_key(entry["name"], entry["version"], arch, entry.get("bin_dir") or bin_dir,
                             entry.get("binaries") or [entry["name"]], entry.get("daemons") or []) in keys

@@ -46,11 +46,11 @@ _value:
   elements: str
 """
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _upgrade
-
 
 def upgrade_problems(reads, kube_version, etcd_version) -> list[str]:
     """Every problem of upgrading to kube_version and etcd_version, from the hosts' --version outputs."""
+    # Imported when called, not with this file (README, Layout: plugins/filter/).
+    from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _upgrade
     kubernetes, etcd, problems = _upgrade.read_versions(reads)
     known = {version for arch in (_artifacts.published_checksums().get("etcd") or {}).values() for version in arch}
     problems += _upgrade.kubernetes_upgrade_problems(str(kube_version), kubernetes)
