@@ -7,6 +7,11 @@
 
 Contents travel base64-encoded in the module's arguments (declared no_log there), so one task
 copies all of a host's files in a single module run, with no per-file transfer.
+
+With ``record``, one shell command first asks the host for the record of the module's last runs and the state of
+every file, directory and unit: when nothing would change, that is the result, and the module does not run
+(plugins/module_utils/_file_record.py). A host whose node facts (kubeforge.cluster.node_facts, read by each
+playbook's preflight) say it has no record, a new host, is not asked.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from __future__ import annotations
 import base64
 
 from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
-from ansible_collections.kubeforge.cluster.plugins.plugin_utils._in_process import execute_module
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _file_record
+from ansible_collections.kubeforge.cluster.plugins.module_utils._files import FilesError, asked_state
+from ansible_collections.kubeforge.cluster.plugins.plugin_utils._in_process import execute_module, runs_in_process
 
 MODULE = "kubeforge.cluster.file_bundle"
 
@@ -59,6 +67,12 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"{len(problems)} problem(s) in files, nothing written: " + "; ".join(problems))
 
         args["files"] = [entry for _index, entry in sent]
+        node = (task_vars.get("ansible_facts") or {}).get("kubeforge_node") or {}
+        asking = boolean(args.get("record", False), strict=False) and node.get("file_record") is not False and not pending and not runs_in_process(self)
+        settled = self._settled(args) if asking else None
+        if settled is not None:
+            result.update(settled)
+            return result
         module_result = execute_module(self, MODULE, args, task_vars)
         result.update(module_result)
         if result.get("failed") or not pending:
@@ -75,6 +89,19 @@ class ActionModule(ActionBase):
         result["services_changed"] = sorted(services)
         result["changed"] = True
         return result
+
+    def _settled(self, args: dict) -> dict | None:
+        """The result of a module run that would change nothing, from one shell command on the host; None when the
+        module must run (something differs, or an argument is wrong: the module says what)."""
+        try:
+            asked = asked_state(args)
+        except FilesError:
+            return None
+        command = _file_record.probe_command(_file_record.RECORD_PATH, [entry["dest"] for entry in asked["files"]],
+                                             [path for path, _mode, _owner, _group in asked["directories"]], asked["absent"],
+                                             asked["running"] + asked["stopped"])
+        answer = self._low_level_execute_command(command)
+        return _file_record.settled_result(asked["files"], asked["directories"], asked["running"], asked["stopped"], str(answer.get("stdout", "")))
 
     def _read_source(self, src: str) -> tuple[bytes | None, str]:
         """(content, '') or (None, 'missing' | a problem)."""

@@ -30,7 +30,7 @@ import stat
 import tempfile
 from collections.abc import Mapping
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _fs
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _file_record, _fs
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
 from ansible_collections.kubeforge.cluster.plugins.module_utils._units import UnitsBackend, UnitsError, units_diff
 
@@ -282,13 +282,40 @@ def ordered_services(services) -> list[str]:
     return sorted(set(services))
 
 
+def _block_digest(entry: Mapping) -> str | None:
+    return None if entry.get("block") is None else _file_record.block_digest(str(entry.get("marker") or ""), str(entry["block"]))
+
+
+def asked_state(params: Mapping) -> dict:
+    """What a run with ``params`` asks of the host, in the terms of _file_record.settled_result: each file's
+    dest, content sha256 (none for a marked block, given by its digest instead), mode, owner, group and force; the
+    directories with their mode and owner; the absent paths; the running and stopped units. FilesError as the
+    module would raise it."""
+    files = []
+    for entry in params.get("files") or []:
+        block = _block_digest(entry)
+        mode = entry.get("mode") if entry.get("mode") is not None else params.get("mode") or DEFAULT_MODE
+        files.append({"dest": os.path.normpath(str(entry.get("dest"))), "sha256": None if block else _file_record.sha256_hex(entry_content(entry)),
+                      "block": block, "mode": parse_mode(mode), "force": entry.get("force") is not False,
+                      "owner": entry.get("owner") if entry.get("owner") is not None else params.get("owner"),
+                      "group": entry.get("group") if entry.get("group") is not None else params.get("group")})
+    directory_mode = parse_mode(params.get("directory_mode") or DEFAULT_DIRECTORY_MODE)
+    return {"files": files,
+            "directories": [(path, mode, params.get("owner"), params.get("group"))
+                            for path, mode in directory_entries(params.get("directories") or [], directory_mode)],
+            "absent": [os.path.normpath(str(path)) for path in params.get("absent") or []],
+            "running": list(params.get("running_units") or []), "stopped": list(params.get("stopped_units") or [])}
+
+
 class FileBundleBackend:
     """Plans every file of the bundle, then (unless in check mode) writes the differences."""
 
-    def __init__(self, params: Mapping, check_mode: bool = False, diff: bool = False, run_command=None) -> None:
+    def __init__(self, params: Mapping, check_mode: bool = False, diff: bool = False, run_command=None, record_path: str = "") -> None:
         self.params = params
         self.check_mode = check_mode
         self.diff = diff
+        # With record_path, each run notes its files there (plugins/module_utils/_file_record.py).
+        self.record_path = record_path
         # run_command(argv) -> (rc, stdout, stderr), for the files' validate commands.
         self.run_command = run_command
 
@@ -340,6 +367,10 @@ class FileBundleBackend:
                                      pending_units=unit_names(unit_files_changed))
         except UnitsError as exc:
             raise FilesError(f"{exc} (files written: {', '.join(spec.dest for spec in changed) or 'none'})") from exc
+        if self.record_path and not self.check_mode:
+            blocks = {os.path.normpath(str(entry.get("dest"))): _block_digest(entry) for entry in self.params.get("files") or []}
+            _file_record.update_record(self.record_path, {**{spec.dest: _file_record.file_entry(spec.dest, blocks.get(spec.dest)) for spec in specs},
+                                                          **dict.fromkeys(removals)})
         result = {
             "changed": bool(changed or changed_directories or removals or unit_changes),
             "files": files,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.kubeforge.cluster.plugins.module_utils._file_record import RECORD_PATH
+
 # What the kernel says about IP_VS (the module kube-proxy's ipvs mode needs), best first.
 IP_VS_STATES = ("loaded", "builtin", "loadable", "missing")
 _IP_VS_FILES = ("ip_vs.ko", "ip_vs.ko.xz", "ip_vs.ko.zst", "ip_vs.ko.gz")
@@ -170,7 +172,8 @@ class NodeFactsBackend:
         release = self.kernel_release()
         return {"cgroup_version": self.cgroup_version(), "ip_vs": self.ip_vs(release), "kernel_release": release,
                 "hostname": self.hostname(), "fstab_swap": self.fstab_swap(), "installed_packages": self.installed_packages(),
-                "os": self.os(), "swap_total_mb": swap_total_mb(_read(self._path("/proc/meminfo")) or "")}
+                "os": self.os(), "swap_total_mb": swap_total_mb(_read(self._path("/proc/meminfo")) or ""),
+                "file_record": os.path.isfile(self._path(RECORD_PATH))}
 
     def run(self) -> dict:
         return {"changed": False, "ansible_facts": {"kubeforge_node": self.facts()}}

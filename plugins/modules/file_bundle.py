@@ -151,6 +151,15 @@ options:
     type: list
     elements: str
     default: []
+  record:
+    description:
+      - Note each file's content digest and stat (inode, size, times) on the host after the run, in
+        C(/var/lib/kubeforge/file_bundle.json). A later run of the same task, when every file still has the stat noted
+        with the content asked, and the directories, absent paths and units are as asked, is answered by the action
+        plugin from one shell command, without running the module. Any write to a file moves its ctime, which no
+        program can set back, so a changed file always makes the module run.
+    type: bool
+    default: false
 attributes:
   action:
     support: full
@@ -289,6 +298,7 @@ started_units:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import exit_with_backend
+from ansible_collections.kubeforge.cluster.plugins.module_utils._file_record import RECORD_PATH
 from ansible_collections.kubeforge.cluster.plugins.module_utils._files import FileBundleBackend
 
 
@@ -321,13 +331,14 @@ def argument_spec() -> dict:
         "running_units": {"type": "list", "elements": "str", "default": []},
         "reload_units": {"type": "list", "elements": "str", "default": []},
         "stopped_units": {"type": "list", "elements": "str", "default": []},
+        "record": {"type": "bool", "default": False},
     }
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     backend = FileBundleBackend(module.params, check_mode=module.check_mode, diff=module._diff,
-                                run_command=module.run_command)
+                                run_command=module.run_command, record_path=RECORD_PATH if module.params["record"] else "")
     exit_with_backend(module, backend)
 
 

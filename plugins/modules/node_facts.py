@@ -117,6 +117,12 @@ ansible_facts:
           returned: always
           type: list
           elements: str
+        file_record:
+          description:
+            - Whether the host has the record of kubeforge.cluster.file_bundle's runs (C(/var/lib/kubeforge/file_bundle.json)).
+              Without one (a new host), the file_bundle action does not ask the host whether a run would change nothing.
+          returned: always
+          type: bool
           sample: [ca-certificates, conntrack, curl]
         os:
           description:

@@ -11,6 +11,8 @@ is healthy again, so the verify step after it checks the cluster as converged:
   scenario's settings are converged again (the control_plane phase);
 - kubectl changed by hand on one host (the etcd and control_plane phases): the run's one check of the
   host's binaries finds it, the control_plane phase installs it again, and no service restarts;
+- a config edited by hand, a file's mode changed and kube-proxy stopped on one node (the node phases): the
+  next run puts each back there though its unchanged writes answer from the hosts' record without a module run;
 - a containerd setting changed (the container_runtime phase with an extra var): containerd restarts
   on every node, one node at a time, and a running pod keeps its container; then the scenario's
   settings are converged again;
@@ -205,6 +207,24 @@ def test_a_binary_changed_by_hand_is_installed_again_though_a_run_checks_the_bin
     counts = recap(output)
     assert counts[host]["changed"] >= 1 and all(counts[name]["changed"] == 0 for name in CONTROL_PLANE if name != host), counts
     assert service_states() == before
+
+
+def test_files_and_units_changed_by_hand_are_put_back_though_unchanged_writes_answer_from_the_record():
+    """Every host holds the record of its file_bundle writes, so a re-run whose writes would change nothing does not
+    run their module (plugins/module_utils/_file_record.py). A config edited by hand, a file's mode and a stopped unit
+    on one node are each found by the next run and put back there; nothing changes elsewhere."""
+    host, crictl, proxy_config = "site-w1", "/etc/crictl.yaml", "/etc/kubernetes/kube-proxy-config.yaml"
+    for name in HOSTS:
+        assert crictl in json.loads(docker_exec(name, "cat", "/var/lib/kubeforge/file_bundle.json"))["files"], name
+    kept = docker_exec(host, "cat", crictl)
+    docker_exec(host, "sh", "-c", f"echo '# changed by hand' >> {crictl} && chmod 0600 {proxy_config} && systemctl stop kube-proxy")
+    counts = recap(playbook(inventory_file(), SITE, "--tags", "container_runtime,kubelet_bootstrap,ipvs"))
+    assert counts[host]["changed"] >= 1 and all(counts[name]["changed"] == 0 for name in HOSTS if name != host), counts
+    assert docker_exec(host, "cat", crictl) == kept
+    assert docker_exec(host, "stat", "-c", "%a", proxy_config).strip() == "644"
+    assert unit_active(host, "kube-proxy")
+    counts = recap(playbook(inventory_file(), SITE, "--tags", "container_runtime,kubelet_bootstrap,ipvs"))
+    assert all(counts[name]["changed"] == 0 for name in HOSTS), counts
 
 
 # --------------------------------------------------------------------------- the nodes' runtime and network
