@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import tarfile
 import tempfile
@@ -29,6 +30,37 @@ OCI_REF_NAME_SHORT = "org.opencontainers.image.ref.name"
 READY_POLL_INTERVAL = 0.2
 # Archives imported at once: containerd unpacks each one's layers on its own, so a host's cores share the work.
 IMPORT_WORKERS = 4
+DEFAULT_CRICTL = "/usr/local/bin/crictl"
+_SEPARATOR = "--kubeforge-images--"
+
+
+def probe_command(crictl: str, archives) -> str:
+    """One shell command printing the archives of the host's image cache that are not there, then (after a separator
+    line) what the runtime holds: what the module would read, without a module run."""
+    quote = shlex.quote
+    return "; ".join([*(f"[ -e {quote(path)} ] || echo {quote(path)}" for path in archives), f"echo {_SEPARATOR}",
+                      f"{quote(crictl)} images -o json 2>/dev/null"])
+
+
+def uncached_archives(output: str) -> list[str]:
+    """The archives the probe's ``output`` names as missing from the host's cache ([] when it cannot tell: the module's
+    run then names what it needs)."""
+    absent, separator, _runtime = output.partition(_SEPARATOR + "\n")
+    return [line for line in absent.splitlines() if line] if separator else []
+
+
+def nothing_to_do(images: dict, output: str) -> bool:
+    """Whether the probe's ``output`` shows the host has every archive of ``images`` ({path: {tag: image id}}) in its
+    cache and the runtime has every image at its ID: the module would copy and import nothing. False when the
+    output cannot be read (a runtime not up yet: the module waits for it)."""
+    absent, separator, runtime = output.partition(_SEPARATOR + "\n")
+    if not separator or absent.strip():
+        return False
+    try:
+        present = runtime_images(runtime)
+    except (ValueError, KeyError, AttributeError, TypeError):
+        return False
+    return not missing(images, present)
 
 
 def _digest(text: str) -> str:

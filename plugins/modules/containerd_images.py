@@ -119,7 +119,7 @@ def main() -> None:
             "src_dir": {"type": "path"},
             "sources": {"type": "dict"},
             "ctr": {"type": "path", "default": "/usr/local/bin/ctr"},
-            "crictl": {"type": "path", "default": "/usr/local/bin/crictl"},
+            "crictl": {"type": "path", "default": _containerd_images.DEFAULT_CRICTL},
             "runtime_timeout": {"type": "int", "default": 60},
         },
         required_one_of=[("archives", "images")],

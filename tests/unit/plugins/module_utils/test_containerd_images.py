@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 from fake_clock import Clock  # pylint: disable=import-error  # beside this file
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_images import (
-    READY_POLL_INTERVAL, import_archives, runtime_images_when_ready, split_present)
+    READY_POLL_INTERVAL, import_archives, nothing_to_do, probe_command, runtime_images_when_ready, split_present, uncached_archives)
 
 NOT_UP = 'level=error msg="validate service connection: rpc error: code = Unimplemented desc = unknown service runtime.v1.ImageService"'
 IMAGES = json.dumps({"images": [{"id": "sha256:aa", "repoTags": ["registry.k8s.io/pause:3.10.2"]}]})
@@ -61,3 +63,39 @@ def test_every_archive_is_imported_and_every_failure_is_reported():
         "ctr images import /c/zz-bad.tar failed: ctr: content digest mismatch"]
     assert sorted(calls) == sorted(["/usr/local/bin/ctr", "-n", "k8s.io", "images", "import", "--local", path] for path in paths)
     assert import_archives(run, "ctr", ["/c/a.tar"]) == [] and import_archives(run, "ctr", []) == []
+
+
+# --------------------------------------------------------------------------- the probe the action plugin asks first
+
+def run_probe(tmp_path, archives, crictl_output: str | None) -> str:
+    """The probe command run here with a crictl that prints ``crictl_output`` (None: one that fails, a runtime not up)."""
+    crictl = tmp_path / "crictl"
+    crictl.write_text("#!/bin/sh\n" + (f"cat <<'END'\n{crictl_output}\nEND\n" if crictl_output is not None else f"echo '{NOT_UP}' >&2; exit 1\n"))
+    os.chmod(crictl, 0o755)
+    return subprocess.run(["sh", "-c", probe_command(str(crictl), archives)], capture_output=True, text=True, check=False).stdout
+
+
+WANTED = {"pause.tar": {"registry.k8s.io/pause:3.10.2": "sha256:aa"}}
+
+
+@pytest.mark.parametrize("cached, crictl_output, settled, uncached", [
+    (True, IMAGES, True, []),
+    (False, IMAGES, False, ["pause.tar"]),
+    (True, json.dumps({"images": [{"id": "sha256:bb", "repoTags": ["registry.k8s.io/pause:3.10.2"]}]}), False, []),
+    (True, json.dumps({"images": []}), False, []),
+    (True, None, False, []),
+    (False, None, False, ["pause.tar"]),
+])
+def test_the_probe_settles_only_a_host_with_every_archive_and_every_image_at_its_id(tmp_path, cached, crictl_output, settled, uncached):
+    archive = tmp_path / "pause.tar"
+    if cached:
+        archive.write_bytes(b"")
+    wanted = {str(archive): WANTED["pause.tar"]}
+    output = run_probe(tmp_path, sorted(wanted), crictl_output)
+    assert nothing_to_do(wanted, output) is settled
+    assert uncached_archives(output) == [str(tmp_path / name) for name in uncached]
+
+
+def test_an_unreadable_probe_settles_nothing_and_names_nothing():
+    assert not nothing_to_do(WANTED, "") and uncached_archives("") == []
+    assert not nothing_to_do(WANTED, "--kubeforge-images--\nnot json\n")
