@@ -25,14 +25,14 @@ import os
 import shlex
 import stat
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils._units import ENABLED_STATES, MASKED_STATES, RUNNING_STATES, UnitsError, parse_show
+from ansible_collections.kubeforge.cluster.plugins.module_utils._fs import write_atomic
+from ansible_collections.kubeforge.cluster.plugins.module_utils._units import SHOW_PROPERTIES, UnitsError, parse_show, plan
 
 RECORD_PATH = "/var/lib/kubeforge/file_bundle.json"
 RECORD_VERSION = 1
 # GNU stat: %F the type, %.9Y/%.9Z mtime/ctime with nanoseconds, %a the octal mode, the owner as ids and names.
 STAT_FORMAT = "%n|%F|%d %i %s %.9Y %.9Z|%a|%u|%g|%U|%G"
 _SEPARATOR = "--kubeforge-file-record--"
-UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "UnitFileState", "NeedDaemonReload")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -97,13 +97,7 @@ def update_record(path: str, entries: dict) -> bool:
     if files == before:
         return False
     os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
-    temp = f"{path}.kubeforge-new"
-    with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
-        json.dump({"version": RECORD_VERSION, "files": files}, handle, indent=1, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    write_atomic(path, (json.dumps({"version": RECORD_VERSION, "files": files}, indent=1, sort_keys=True) + "\n").encode("utf-8"), 0o600)
     return True
 
 
@@ -123,7 +117,7 @@ def probe_command(record_path: str, files, directories, absent, units) -> str:
     parts.extend(f"if [ -e {quote(path)} ] || [ -L {quote(path)} ]; then echo {quote(path)}; fi" for path in absent)
     parts.append(separator)
     if units:
-        parts.append("systemctl show " + " ".join(f"--property={name}" for name in UNIT_PROPERTIES) + " -- "
+        parts.append("systemctl show " + " ".join(f"--property={name}" for name in SHOW_PROPERTIES) + " -- "
                      + " ".join(map(quote, units)))
     return "; ".join(parts)
 
@@ -154,8 +148,8 @@ def _mode_is(found: dict, mode: int) -> bool:
 
 
 def _units_settled(running, stopped, output: str) -> bool:
-    """Whether the running units are loaded, enabled, active and read by systemd as they are on disk, and the stopped
-    ones are not installed, or inactive and not enabled: what the module's units step leaves alone."""
+    """Whether the units are as the module's units step leaves them alone (_units.plan finds nothing to do), and
+    systemd reads each as it is on disk (no daemon-reload due)."""
     names = list(running) + list(stopped)
     if not names:
         return True
@@ -163,13 +157,8 @@ def _units_settled(running, stopped, output: str) -> bool:
         states = dict(zip(names, parse_show(output, len(names))))
     except UnitsError:
         return False
-    for name in running:
-        state = states[name]
-        if (not state.found or state.file in MASKED_STATES or state.file not in ENABLED_STATES or state.active not in RUNNING_STATES
-                or state.need_reload):
-            return False
-    return not any(states[name].found and (states[name].active not in ("inactive", "failed") or states[name].need_reload
-                                           or states[name].file in ("enabled", "enabled-runtime")) for name in stopped)
+    problems, steps = plan(running, stopped, states)
+    return not problems and not any(units for _kind, units in steps) and not any(state.need_reload for state in states.values())
 
 
 def settled_result(files, directories, running, stopped, output: str) -> dict | None:

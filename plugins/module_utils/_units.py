@@ -74,6 +74,35 @@ def unique(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+# What systemctl does for each kind of change, in the order plan() lists them.
+STEP_COMMANDS = {"stopped": "stop", "disabled": "disable", "enabled": "enable", "started": "start", "reloaded": "reload"}
+
+
+def plan(running, stopped, by_name: dict, reload_units=(), pending=()) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """(problems, [(kind, units)] in STEP_COMMANDS' order) that bring the ``running`` units to enabled and active and the
+    ``stopped`` ones, where installed, to inactive and disabled, from their states ``by_name``. ``reload_units``: running
+    units to reload (their files changed); ``pending``: running units whose file the caller would create (check mode)."""
+    problems, to_enable, to_start, to_reload = [], [], [], []
+    for name in running:
+        state = by_name[name]
+        if not state.found and name not in pending:
+            problems.append(f"{name}: no such unit")
+        elif state.file in MASKED_STATES:
+            problems.append(f"{name}: the unit is masked (systemctl unmask it to let kubeforge run it)")
+        else:
+            if state.file not in ENABLED_STATES:
+                to_enable.append(name)
+            if not state.running:
+                to_start.append(name)
+            elif name in reload_units:
+                to_reload.append(name)
+    to_stop = [name for name in stopped if by_name[name].found and by_name[name].active not in ("inactive", "failed")]
+    to_disable = [name for name in stopped if by_name[name].found and by_name[name].file in ("enabled", "enabled-runtime")]
+    # The units to stop first: a firewall of the host's own goes before kubeforge's starts.
+    return problems, [("stopped", to_stop), ("disabled", to_disable), ("enabled", to_enable), ("started", to_start),
+                      ("reloaded", to_reload)]
+
+
 class UnitsBackend:
     """Brings ``running`` units to enabled and active and ``stopped`` ones (where installed) to inactive and disabled.
 
@@ -112,36 +141,16 @@ class UnitsBackend:
         if any(state.need_reload for state in states) and not self.check_mode:
             self._systemctl("daemon-reload")
             states = self._show(names)
-        by_name = dict(zip(names, states))
-        changes: dict[str, list[str]] = {}
-        problems = []
         pending = set(pending_units) if self.check_mode else set()
-        to_enable, to_start, to_reload = [], [], []
-        for name in self.running:
-            state = by_name[name]
-            if not state.found and name not in pending:
-                problems.append(f"{name}: no such unit")
-            elif state.file in MASKED_STATES:
-                problems.append(f"{name}: the unit is masked (systemctl unmask it to let kubeforge run it)")
-            else:
-                if state.file not in ENABLED_STATES:
-                    to_enable.append(name)
-                if not state.running:
-                    to_start.append(name)
-                elif files_changed and name in self.reload_units:
-                    to_reload.append(name)
+        problems, steps = plan(self.running, self.stopped, dict(zip(names, states)), self.reload_units if files_changed else (), pending)
         if problems:
             raise UnitsError("cannot run " + "; ".join(problems))
-        to_stop = [name for name in self.stopped if by_name[name].found and by_name[name].active not in ("inactive", "failed")]
-        to_disable = [name for name in self.stopped if by_name[name].found and by_name[name].file in ("enabled", "enabled-runtime")]
-        # The units to stop first: a firewall of the host's own goes before kubeforge's starts.
-        for kind, units, argv in (("stopped", to_stop, ["stop"]), ("disabled", to_disable, ["disable"]),
-                                  ("enabled", to_enable, ["enable"]), ("started", to_start, ["start"]),
-                                  ("reloaded", to_reload, ["reload"])):
+        changes: dict[str, list[str]] = {}
+        for kind, units in steps:
             if not units:
                 continue
             if not self.check_mode:
-                self._systemctl(*argv, "--", *units)
+                self._systemctl(STEP_COMMANDS[kind], "--", *units)
             for name in units:
                 changes.setdefault(name, []).append(kind)
         return {name: changes[name] for name in names if name in changes}
