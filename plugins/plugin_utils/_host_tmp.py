@@ -8,6 +8,14 @@
 from __future__ import annotations
 
 import shlex
+from concurrent.futures import ThreadPoolExecutor
+
+# Files sent at once where each transfer is a process of its own: one `docker exec` or scp/sftp stream is bound by
+# one core's copying (about 0.9 s for a new node's 237 MB of binaries one at a time, 0.6 s four at a time).
+SIDE_BY_SIDE = 4
+# Connections whose put_file starts a process per file and shares no state between transfers. paramiko keeps
+# one SFTP session, and OpenSSH with a password shares sshpass's pipe: those send one file at a time.
+PROCESS_PER_TRANSFER = frozenset({"ssh", "community.docker.docker", "local"})
 
 
 class HostTmpCopies:
@@ -32,7 +40,14 @@ class HostTmpCopies:
         shell = self._connection._shell
         tmpdir = shell.tmpdir or self._make_tmp_path()
         remote = [shell.join_path(tmpdir, name) for _local, name in files]
-        for (local, _name), path in zip(files, remote):
-            self._transfer_file(local, path)
+        with ThreadPoolExecutor(max_workers=self._transfers_at_once()) as pool:
+            # A failed transfer raises here once every transfer has ended.
+            list(pool.map(self._transfer_file, [local for local, _name in files], remote))
         self._fixup_perms2([tmpdir, *remote], execute=False)
         return remote
+
+    def _transfers_at_once(self) -> int:
+        connection = self._connection
+        if connection.transport not in PROCESS_PER_TRANSFER:
+            return 1
+        return 1 if connection.transport == "ssh" and connection.get_option("password") else SIDE_BY_SIDE
