@@ -12,8 +12,9 @@ converge and the new worker their fact gathering):
   2. site.yml again (changed=0 expected);
   3. add_nodes.yml for kf-w2, put in kube_node.
 Prints each wall time, the changed count of runs 2 and 3 outside kf-w2, the ratios of runs 2 and 3
-to run 1 against the goals (re-run <= 0.3x, add one worker <= 0.2x), and the slowest tasks of each
-run (ansible.posix.profile_tasks). The lab hosts are removed at the end unless --keep.
+to run 1 against the goals (re-run <= 0.3x, add one worker <= 0.2x), how run 3 splits at the new
+kubelet's start (before it: the new host's install; after it: mostly the node's own start, which the
+run waits for), and the slowest tasks of each run (ansible.posix.profile_tasks). The lab hosts are removed at the end unless --keep.
 Prints figures only.
 """
 from __future__ import annotations
@@ -72,6 +73,14 @@ def run_playbook(playbook: str, inventory_path: str, *extra: str) -> tuple[float
     return elapsed, done.stdout
 
 
+def kubelet_started(host: str) -> float:
+    """When the kubelet of lab host ``host`` started, on this process's monotonic clock (the lab's containers
+    share the kernel's CLOCK_MONOTONIC, which systemd's ...Monotonic timestamps count in microseconds)."""
+    shown = subprocess.run(["docker", "exec", host, "systemctl", "show", "--property", "ExecMainStartTimestampMonotonic", "kubelet"],
+                           capture_output=True, text=True, check=True).stdout
+    return int(shown.strip().split("=", 1)[1]) / 1e6
+
+
 def failures(output: str) -> str:
     """What a failed run says: each failed task with its result (up to the next task), then the recap."""
     found = re.findall(r"^TASK \[[^\n]*\n(?:(?!^TASK \[|^PLAY RECAP).*\n)*?^fatal: (?:(?!^TASK \[|^PLAY RECAP).*\n)*", output, re.M)
@@ -109,6 +118,7 @@ def main() -> None:
         rerun, rerun_out = run_playbook("site.yml", before)
         after = inventory(directory, with_new_worker=True)
         added, added_out = run_playbook("playbooks/add_nodes.yml", after, "-e", f"add_nodes_hosts={NEW}")
+        after_kubelet = time.monotonic() - kubelet_started(NEW)
     finally:
         if options.keep:
             print(f"Kept: the lab hosts and their inventory {directory}", file=sys.stderr)
@@ -128,6 +138,8 @@ def main() -> None:
         ratio = seconds / fresh
         verdict = "meets" if ratio <= GOALS[name] else "misses"
         print(f"  {name:<30} {seconds:7.1f} s   {ratio:.2f}x fresh ({verdict} the goal <= {GOALS[name]}x)")
+    print(f"  add one worker, until the new kubelet starts {added - after_kubelet:.1f} s; from then to the run's end "
+          f"{after_kubelet:.1f} s (the node registers, starts flannel and turns Ready; the hosts that stay learn its address)")
     print(f"  re-run changed: {sum(changed(rerun_out).values())}; add one worker changed on the other hosts: {others}")
     for name, output in (("fresh converge", fresh_out), ("re-run", rerun_out), ("add one worker", added_out)):
         print(f"Slowest tasks, {name}:")

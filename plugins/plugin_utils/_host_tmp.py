@@ -11,7 +11,7 @@ import shlex
 from concurrent.futures import ThreadPoolExecutor
 
 # Files sent at once where each transfer is a process of its own: one `docker exec` or scp/sftp stream is bound by
-# one core's copying (about 0.9 s for a new node's 237 MB of binaries one at a time, 0.6 s four at a time).
+# one core's copying (a new node's 237 MB of binaries took 1.15-1.75 s one at a time, 0.72-0.92 s four at a time).
 SIDE_BY_SIDE = 4
 # Connections whose put_file starts a process per file and shares no state between transfers. paramiko keeps
 # one SFTP session, and OpenSSH with a password shares sshpass's pipe: those send one file at a time.
