@@ -14,7 +14,8 @@ converge and the new worker their fact gathering):
 Prints each wall time, the changed count of runs 2 and 3 outside kf-w2, the ratios of runs 2 and 3
 to run 1 against the goals (re-run <= 0.3x, add one worker <= 0.2x), how run 3 splits at the new
 kubelet's start (before it: the new host's install; after it: mostly the node's own start, which the
-run waits for), and the slowest tasks of each run (ansible.posix.profile_tasks). The lab hosts are removed at the end unless --keep.
+run waits for), and the slowest tasks of each run (ansible.posix.profile_tasks). The lab hosts are
+removed at the end unless --keep.
 Prints figures only.
 """
 from __future__ import annotations

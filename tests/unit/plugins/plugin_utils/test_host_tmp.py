@@ -7,7 +7,6 @@ its own, one at a time where transfers share a session; every file arrives at it
 from __future__ import annotations
 
 import threading
-import time
 from unittest import mock
 
 import pytest
@@ -18,7 +17,8 @@ FILES = [(f"/srv/artifacts/file{index}", f"{index}-file{index}") for index in ra
 
 
 class Sender(_host_tmp.HostTmpCopies):
-    """The mixin on a stand-in action: its transfers are recorded, each taking 50 ms."""
+    """The mixin on a stand-in action: its transfers are recorded. Each waits up to 0.2 s for SIDE_BY_SIDE transfers to be
+    in flight, so that transfers sent side by side overlap however slowly their threads start."""
 
     def __init__(self, transport: str, password: str = "", fail: str = "") -> None:
         self._connection = mock.MagicMock(transport=transport)
@@ -27,13 +27,14 @@ class Sender(_host_tmp.HostTmpCopies):
         self._connection.get_option = lambda name: {"password": password}[name]
         self._fixup_perms2 = mock.MagicMock()
         self.sent, self.in_flight, self.most_in_flight, self.fail = [], 0, 0, fail
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
 
     def _transfer_file(self, local: str, remote: str) -> str:
         with self.lock:
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        time.sleep(0.05)
+            self.lock.notify_all()
+            self.lock.wait_for(lambda: self.in_flight >= _host_tmp.SIDE_BY_SIDE, timeout=0.2)
         with self.lock:
             self.in_flight -= 1
             self.sent.append((local, remote))
