@@ -48,6 +48,5 @@ class HostTmpCopies:
 
     def _transfers_at_once(self) -> int:
         connection = self._connection
-        if connection.transport not in PROCESS_PER_TRANSFER:
-            return 1
-        return 1 if connection.transport == "ssh" and connection.get_option("password") else SIDE_BY_SIDE
+        shares_a_session = connection.transport not in PROCESS_PER_TRANSFER or (connection.transport == "ssh" and connection.get_option("password"))
+        return 1 if shares_a_session else SIDE_BY_SIDE
