@@ -7,7 +7,15 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 dest=$work/ansible_collections/kubeforge/cluster
 mkdir -p "$dest"
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -P -t "$dest" 2>/dev/null || true)
+# A file git still lists but the working tree has deleted is not copied (cp fails on it, the rest are copied).
+(cd "$repo" && { git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -P -t "$dest" 2>/dev/null || true; })
+# ansible-test skips its shellcheck test with only a warning when the program is missing: install it, so the
+# harness scripts are always checked.
+if ! command -v shellcheck >/dev/null; then
+  echo "sanity: installing Debian's shellcheck" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >&2
+fi
 # ansible-test keeps its per-test venvs under $HOME/.ansible/test: give it a home in .cache so
 # they persist between runs, with a pip bootstrap that honours this machine's pip configuration.
 export HOME=$repo/.cache/ansible-test-home
