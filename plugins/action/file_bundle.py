@@ -99,7 +99,7 @@ class ActionModule(ActionBase):
             return None
         command = _file_record.probe_command(_file_record.RECORD_PATH, [entry["dest"] for entry in asked["files"]],
                                              [path for path, _mode, _owner, _group in asked["directories"]], asked["absent"],
-                                             asked["running"] + asked["stopped"])
+                                             asked["running"] + asked["stopped"], _file_record.services_named(asked["files"]))
         answer = self._low_level_execute_command(command)
         return _file_record.settled_result(asked["files"], asked["directories"], asked["running"], asked["stopped"], str(answer.get("stdout", "")))
 

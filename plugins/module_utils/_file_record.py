@@ -15,6 +15,11 @@ The action plugin then asks the host in one shell command (probe_command) for th
 owner of every file, the directories, the paths that must be absent and the units' states. When everything is
 as the task asks (settled_result), it returns the module's result for a run that changes nothing; otherwise,
 or when any answer cannot be read, the module runs as usual.
+
+A file written while a service that reads it was running also notes that service's invocation ID (``owed``):
+systemd gives a unit a new one at each start, so while the noted one still runs, the service has not read the
+file yet and a restart is owed, whether or not the run that wrote the file lived to do it. Both the module and
+the answer from the record name such services in services_changed, as a run that changed the file does.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import shlex
 import stat
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._fs import write_atomic
-from ansible_collections.kubeforge.cluster.plugins.module_utils._units import SHOW_PROPERTIES, UnitsError, parse_show, plan
+from ansible_collections.kubeforge.cluster.plugins.module_utils._units import (SHOW_PROPERTIES, UnitsError, invocations_command, parse_invocations,
+                                                                              parse_show, plan)
 
 RECORD_PATH = "/var/lib/kubeforge/file_bundle.json"
 RECORD_VERSION = 1
@@ -69,6 +75,13 @@ def parse_record(record) -> dict:
     return record["files"]
 
 
+def still_owed(owed, invocations: dict) -> dict:
+    """The {service: invocation ID} of ``owed`` (a file's record) whose noted invocation still runs: the restarts owed."""
+    if not isinstance(owed, dict):
+        return {}
+    return {service: invocation for service, invocation in owed.items() if invocation and invocations.get(service) == invocation}
+
+
 def file_entry(dest: str, block: str | None = None) -> dict | None:
     """What to record of the regular file at ``dest`` as it is now (``block``: the digest of its marked block);
     None when it is not a regular file or changed while it was read."""
@@ -101,10 +114,10 @@ def update_record(path: str, entries: dict) -> bool:
     return True
 
 
-def probe_command(record_path: str, files, directories, absent, units) -> str:
+def probe_command(record_path: str, files, directories, absent, units, services=()) -> str:
     """One shell command printing, between separator lines: the record, ``stat`` of each file (not following a
-    link, as the module reads them), ``stat -L`` of each directory, the paths of ``absent`` that exist, and
-    ``systemctl show`` of the units."""
+    link, as the module reads them), ``stat -L`` of each directory, the paths of ``absent`` that exist,
+    ``systemctl show`` of the units, and the invocation IDs of the ``services`` the files name."""
     quote = shlex.quote
     separator = f"echo {_SEPARATOR}"
     parts = [f"cat {quote(record_path)} 2>/dev/null", separator]
@@ -119,7 +132,15 @@ def probe_command(record_path: str, files, directories, absent, units) -> str:
     if units:
         parts.append("systemctl show " + " ".join(f"--property={name}" for name in SHOW_PROPERTIES) + " -- "
                      + " ".join(map(quote, units)))
+    parts.append(separator)
+    if services:
+        parts.append("systemctl " + " ".join(map(quote, invocations_command(services))))
     return "; ".join(parts)
+
+
+def services_named(files) -> list[str]:
+    """The services the ``files`` (asked_state's) name, each once, in order."""
+    return list(dict.fromkeys(service for entry in files for service in entry.get("services") or ()))
 
 
 def _stat_lines(text: str) -> dict:
@@ -166,11 +187,11 @@ def settled_result(files, directories, running, stopped, output: str) -> dict | 
     None when the module must run.
 
     ``files``: dicts with dest, sha256 (of the content asked), mode (int), owner, group (as asked, None for any), force,
-    and block (block_digest) for a marked block. ``directories``: (path, mode, owner, group)."""
+    services, and block (block_digest) for a marked block. ``directories``: (path, mode, owner, group)."""
     sections = output.split(_SEPARATOR + "\n")
-    if len(sections) != 5:
+    if len(sections) != 6:
         return None
-    record_text, file_text, directory_text, absent_text, unit_text = sections
+    record_text, file_text, directory_text, absent_text, unit_text, invocation_text = sections
     try:
         record = parse_record(json.loads(record_text))
     except ValueError:
@@ -196,6 +217,9 @@ def settled_result(files, directories, running, stopped, output: str) -> dict | 
             return None
     if absent_text.strip() or not _units_settled(running, stopped, unit_text):
         return None
+    named = services_named(files)
+    invocations = parse_invocations(invocation_text, named) if named else {}
+    owed = sorted({service for entry in files for service in still_owed(record[entry["dest"]].get("owed"), invocations)})
     return {"changed": False, "files": [{"dest": entry["dest"], "changed": False, "changes": []} for entry in files],
-            "changed_files": [], "stale_files": stale, "changed_directories": [], "removed_files": [], "services_changed": [],
+            "changed_files": [], "stale_files": stale, "changed_directories": [], "removed_files": [], "services_changed": owed,
             "unit_changes": {}, "started_units": []}

@@ -32,7 +32,8 @@ from collections.abc import Mapping
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _file_record, _fs
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._units import UnitsBackend, UnitsError, units_diff
+from ansible_collections.kubeforge.cluster.plugins.module_utils._units import (UnitsBackend, UnitsError, invocations_command, parse_invocations,
+                                                                              units_diff)
 
 UNCHANGED = _fs.UNCHANGED
 DEFAULT_MODE = "0644"
@@ -297,6 +298,7 @@ def asked_state(params: Mapping) -> dict:
         mode = entry.get("mode") if entry.get("mode") is not None else params.get("mode") or DEFAULT_MODE
         files.append({"dest": os.path.normpath(str(entry.get("dest"))), "sha256": None if block else _file_record.sha256_hex(entry_content(entry)),
                       "block": block, "mode": parse_mode(mode), "force": entry.get("force") is not False,
+                      "services": list(entry.get("services") or ()),
                       "owner": entry.get("owner") if entry.get("owner") is not None else params.get("owner"),
                       "group": entry.get("group") if entry.get("group") is not None else params.get("group")})
     directory_mode = parse_mode(params.get("directory_mode") or DEFAULT_DIRECTORY_MODE)
@@ -330,6 +332,9 @@ class FileBundleBackend:
         plans = [(spec, file_changes(spec)) for spec in specs]
         # Read before anything is written: a file this run creates is not stale.
         stale = [spec.dest for spec, changes in plans if not changes and is_stale(spec)]
+        # Which process of each service reads the files now: one that runs while its file changes owes a restart.
+        record = _file_record.read_record(self.record_path) if self.record_path else {}
+        invocations = self._invocations(plans, record)
         # The old text of the changed files marked diff, read before anything is written.
         shown = [(spec, changes, old_text(spec.dest)) for spec, changes in plans
                  if self.diff and spec.diff and ({"created", "content"} & set(changes))]
@@ -367,9 +372,14 @@ class FileBundleBackend:
                                      pending_units=unit_names(unit_files_changed))
         except UnitsError as exc:
             raise FilesError(f"{exc} (files written: {', '.join(spec.dest for spec in changed) or 'none'})") from exc
+        # A unit this run reloaded or started has read the new files.
+        applied = {name for name, kinds in unit_changes.items() if {"reloaded", "started"} & set(kinds)}
+        owed = {spec.dest: {service: invocations[service] for service in spec.services if service in invocations and service not in applied}
+                if changes else _file_record.still_owed((record.get(spec.dest) or {}).get("owed"), invocations)
+                for spec, changes in plans}
         if self.record_path and not self.check_mode:
             blocks = {os.path.normpath(str(entry.get("dest"))): _block_digest(entry) for entry in self.params.get("files") or []}
-            _file_record.update_record(self.record_path, {**{spec.dest: _file_record.file_entry(spec.dest, blocks.get(spec.dest)) for spec in specs},
+            _file_record.update_record(self.record_path, {**{spec.dest: self._entry(spec.dest, blocks.get(spec.dest), owed[spec.dest]) for spec in specs},
                                                           **dict.fromkeys(removals)})
         result = {
             "changed": bool(changed or changed_directories or removals or unit_changes),
@@ -378,7 +388,8 @@ class FileBundleBackend:
             "stale_files": stale,
             "changed_directories": changed_directories,
             "removed_files": removals,
-            "services_changed": ordered_services(service for spec in changed for service in spec.services),
+            "services_changed": ordered_services([service for spec in changed for service in spec.services]
+                                                 + [service for services in owed.values() for service in services]),
             "unit_changes": unit_changes,
             "started_units": [name for name, kinds in unit_changes.items() if "started" in kinds],
         }
@@ -389,6 +400,23 @@ class FileBundleBackend:
             summary["after"] += "".join(line + "\n" for line in after)
             result["diff"] = [summary] + [content_diff(spec, old) for spec, changes, old in shown]
         return result
+
+    def _invocations(self, plans, record: dict) -> dict[str, str]:
+        """{service: invocation ID} of the running services that the files changing now, or a restart owed, name."""
+        if not self.record_path or self.run_command is None:
+            return {}
+        names = list(dict.fromkeys([service for spec, changes in plans if changes for service in spec.services]
+                                   + [service for spec, changes in plans if not changes
+                                      for service in ((record.get(spec.dest) or {}).get("owed") or {})]))
+        if not names:
+            return {}
+        rc, out, _err = self.run_command(["systemctl", *invocations_command(names)])
+        return parse_invocations(out, names) if rc == 0 else {}
+
+    @staticmethod
+    def _entry(dest: str, block: str | None, owed: dict) -> dict | None:
+        entry = _file_record.file_entry(dest, block)
+        return {**entry, "owed": owed} if entry is not None and owed else entry
 
     def _validate(self, spec: FileSpec) -> None:
         """Run the file's checker on its new content, in a temporary file (in its directory when that exists)."""

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
 
 SHOW_PROPERTIES = ("Id", "LoadState", "ActiveState", "UnitFileState", "NeedDaemonReload")
+INVOCATION_PROPERTY = "InvocationID"
 # UnitFileState values for which `systemctl enable` has nothing to do (`systemctl is-enabled` exits 0).
 ENABLED_STATES = frozenset({"enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "transient"})
 MASKED_STATES = frozenset({"masked", "masked-runtime"})
@@ -68,6 +69,22 @@ def parse_show(text: str, count: int) -> list[UnitState]:
     return [UnitState(load=block.get("LoadState", ""), active=block.get("ActiveState", ""),
                       file=block.get("UnitFileState", ""), need_reload=block.get("NeedDaemonReload") == "yes")
             for block in blocks]
+
+
+def invocations_command(names) -> list[str]:
+    """The ``systemctl show`` arguments that print each unit's invocation ID: systemd gives a unit a new one each
+    time it starts, and none while it is not running."""
+    return ["show", f"--property={INVOCATION_PROPERTY}", "--", *names]
+
+
+def parse_invocations(text: str, names) -> dict[str, str]:
+    """{unit: invocation ID} of the running units of ``names`` from invocations_command's output; {} when it cannot
+    be read."""
+    names = list(names)
+    blocks = [parse_unit_state(block) for block in text.split("\n\n") if block.strip()]
+    if len(blocks) != len(names):
+        return {}
+    return {name: block[INVOCATION_PROPERTY] for name, block in zip(names, blocks) if block.get(INVOCATION_PROPERTY)}
 
 
 def unique(names: Iterable[str]) -> list[str]:

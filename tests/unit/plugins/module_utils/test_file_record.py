@@ -38,7 +38,8 @@ def run_backend(args: dict, record: str) -> dict:
 def probe(args: dict, record: str) -> str:
     asked = asked_state(args)
     command = _file_record.probe_command(record, [entry["dest"] for entry in asked["files"]],
-                                         [path for path, _mode, _owner, _group in asked["directories"]], asked["absent"], [])
+                                         [path for path, _mode, _owner, _group in asked["directories"]], asked["absent"], [],
+                                         _file_record.services_named(asked["files"]))
     return subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False).stdout
 
 
@@ -120,9 +121,8 @@ def show(*units) -> str:
 
 
 def units_answer(running, stopped, output: str):
-    sections = ['{"version": 1, "files": {}}\n', "", "", "", output]
-    return _file_record.settled_result([], [], running, stopped, "".join(text + ("" if index == 4 else "--kubeforge-file-record--\n")
-                                                                         for index, text in enumerate(sections)))
+    sections = ['{"version": 1, "files": {}}\n', "", "", "", output, ""]
+    return _file_record.settled_result([], [], running, stopped, "--kubeforge-file-record--\n".join(sections))
 
 
 @pytest.mark.parametrize("states, settled", [
@@ -138,6 +138,49 @@ def units_answer(running, stopped, output: str):
 ])
 def test_units_are_settled_only_as_the_module_leaves_them(states, settled):
     assert (units_answer(["a"], ["b"], show(*states)) is not None) is settled
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# Stand-in for systemctl show --property=InvocationID -- UNIT... (systemd is not PID 1 here): the IDs in $INVOCATIONS.
+shift 3
+for unit in "$@"; do
+  [ "$unit" = "$1" ] || echo
+  echo "InvocationID=$(sed -n "s/^$unit=//p" "$INVOCATIONS")"
+done
+"""
+
+
+@pytest.fixture
+def invocations(tmp_path, monkeypatch):
+    """Sets the running process of each service ({service: invocation ID}) that a stand-in systemctl on PATH reports."""
+    bin_dir, table = tmp_path / "bin", tmp_path / "invocations"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("INVOCATIONS", str(table))
+    return lambda running: table.write_text("".join(f"{service}={invocation}\n" for service, invocation in running.items()))
+
+
+def systemctl(argv):
+    run = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return run.returncode, run.stdout, run.stderr
+
+
+def test_the_answer_names_a_restart_owed_as_the_module_does_until_the_service_starts_again(converged, invocations):
+    args, record = converged
+    args["files"][0]["services"] = ["app", "other"]
+    invocations({"app": "a1", "other": ""})
+    args["files"][0]["content"] = "port: 2\n"
+    # The run that wrote the file while app ran ended before app restarted.
+    assert FileBundleBackend(args, record_path=record, run_command=systemctl).run()["services_changed"] == ["app", "other"]
+    found = answer(args, record)
+    assert found is not None and found["services_changed"] == ["app"]
+    assert found == FileBundleBackend(args, record_path=record, run_command=systemctl).run()
+    invocations({"app": "a2", "other": "o1"})
+    found = answer(args, record)
+    assert found is not None and found["services_changed"] == []
+    assert found == FileBundleBackend(args, record_path=record, run_command=systemctl).run()
 
 
 # --------------------------------------------------------------------------- the action plugin

@@ -4,11 +4,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Units kept running or stopped (module_utils/_units.py), and file_bundle's use of them.
 
-Stand-in: FakeSystemd answers systemctl the way systemd does (show blocks in the order asked, enable,
-start, reload, stop, disable, daemon-reload), because the unit tests run where systemd is not PID 1.
+Stand-in: FakeSystemd answers systemctl the way systemd does (show blocks of the properties asked in the order
+asked, enable, start, restart, reload, stop, disable, daemon-reload; a new invocation ID at each start), because
+the unit tests run where systemd is not PID 1.
 The molecule site scenario runs the roles' bundles against real systemd.
 """
 from __future__ import annotations
+
+import itertools
+import json
 
 import pytest
 
@@ -17,11 +21,14 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._units import Un
 
 
 class FakeSystemd:
-    """Units as {name: {"load", "active", "file", "need_reload"}}; records every systemctl call."""
+    """Units as {name: {"load", "active", "file", "need_reload", "invocation"}}; records every systemctl call."""
 
     def __init__(self, **units):
+        self.serial = itertools.count(1)
         self.units = {name: {"load": "loaded", "active": "inactive", "file": "disabled", "need_reload": False, **state}
                       for name, state in units.items()}
+        for unit in self.units.values():
+            unit["invocation"] = f"{next(self.serial):032x}" if unit["active"] == "active" else ""
         self.calls = []
 
     def __call__(self, argv):
@@ -33,19 +40,26 @@ class FakeSystemd:
                 unit["need_reload"] = False
             return 0, "", ""
         if verb == "show":
+            asked = [arg.split("=", 1)[1] for arg in argv[2:] if arg.startswith("--property=")]
             blocks = []
             for name in names:
-                unit = self.units.get(name, {"load": "not-found", "active": "inactive", "file": "", "need_reload": False})
-                blocks.append(f"Id={name}.service\nLoadState={unit['load']}\nActiveState={unit['active']}\n"
-                              f"UnitFileState={unit['file']}\nNeedDaemonReload={'yes' if unit['need_reload'] else 'no'}\n")
+                unit = self.units.get(name, {"load": "not-found", "active": "inactive", "file": "", "need_reload": False, "invocation": ""})
+                values = {"Id": f"{name}.service", "LoadState": unit["load"], "ActiveState": unit["active"], "UnitFileState": unit["file"],
+                          "NeedDaemonReload": "yes" if unit["need_reload"] else "no", "InvocationID": unit["invocation"]}
+                blocks.append("".join(f"{key}={values[key]}\n" for key in asked))
             return 0, "\n".join(blocks), ""
         effects = {"enable": ("file", "enabled"), "disable": ("file", "disabled"), "start": ("active", "active"),
-                   "stop": ("active", "inactive"), "reload": ("active", "active")}
+                   "restart": ("active", "active"), "stop": ("active", "inactive"), "reload": ("active", "active")}
         for name in names:
             if name not in self.units:
                 return 5, "", f"Unit {name}.service not found."
             key, value = effects[verb]
-            self.units[name][key] = value
+            unit = self.units[name]
+            if verb == "restart" or (verb == "start" and unit["active"] != "active"):
+                unit["invocation"] = f"{next(self.serial):032x}"
+            elif verb == "stop":
+                unit["invocation"] = ""
+            unit[key] = value
         return 0, "", ""
 
     def verbs(self):
@@ -159,3 +173,50 @@ def test_file_bundle_names_the_written_files_when_a_unit_fails(tmp_path):
     params = {"files": [{"dest": str(tmp_path / "a.conf"), "content": "x\n"}], "running_units": ["missing"]}
     with pytest.raises(FilesError, match=r"missing: no such unit \(files written: .*a\.conf\)"):
         FileBundleBackend(params, run_command=FakeSystemd()).run()
+
+
+def owing(tmp_path, systemd: FakeSystemd, content: str, **changes) -> dict:
+    """A run of a recorded bundle whose one file the running service ``app`` reads."""
+    params = {"files": [{"dest": str(tmp_path / "app.crt"), "content": content, "services": ["app"]}], **changes}
+    return FileBundleBackend(params, run_command=systemd, record_path=str(tmp_path / "record.json")).run()
+
+
+def test_a_file_written_while_its_service_runs_owes_a_restart_until_the_service_starts_again(tmp_path):
+    systemd = FakeSystemd(app={"active": "active"})
+    assert owing(tmp_path, systemd, "first\n")["services_changed"] == ["app"]
+    systemd("systemctl restart app".split())
+    # The run that wrote the second content stopped before its restart: every later run names the service.
+    assert owing(tmp_path, systemd, "second\n")["services_changed"] == ["app"]
+    again = owing(tmp_path, systemd, "second\n")
+    assert not again["changed"] and again["services_changed"] == ["app"]
+    systemd("systemctl restart app".split())
+    assert owing(tmp_path, systemd, "second\n")["services_changed"] == []
+    # The record forgets the invocation once the restart happened.
+    assert "owed" not in json.loads((tmp_path / "record.json").read_text())["files"][str(tmp_path / "app.crt")]
+
+
+def test_a_service_not_running_when_its_file_changes_owes_nothing(tmp_path):
+    systemd = FakeSystemd(app={})
+    assert owing(tmp_path, systemd, "first\n")["services_changed"] == ["app"]
+    systemd("systemctl start app".split())
+    assert owing(tmp_path, systemd, "first\n")["services_changed"] == []
+
+
+@pytest.mark.parametrize("changes", [{"running_units": ["app"], "reload_units": ["app"]}, {"running_units": ["app"]}],
+                         ids=["reloaded", "started"])
+def test_a_unit_the_run_reloads_or_starts_has_read_its_files(tmp_path, changes):
+    systemd = FakeSystemd(app={"active": "active" if "reload_units" in changes else "inactive", "file": "enabled"})
+    assert owing(tmp_path, systemd, "first\n", **changes)["services_changed"] == ["app"]
+    assert owing(tmp_path, systemd, "first\n", **changes)["services_changed"] == []
+
+
+def test_check_mode_names_an_owed_restart_and_leaves_the_record(tmp_path):
+    systemd = FakeSystemd(app={"active": "active"})
+    owing(tmp_path, systemd, "first\n")
+    systemd("systemctl restart app".split())
+    owing(tmp_path, systemd, "second\n")
+    record = (tmp_path / "record.json").read_text()
+    params = {"files": [{"dest": str(tmp_path / "app.crt"), "content": "second\n", "services": ["app"]}]}
+    checked = FileBundleBackend(params, run_command=systemd, record_path=str(tmp_path / "record.json"), check_mode=True).run()
+    assert not checked["changed"] and checked["services_changed"] == ["app"]
+    assert (tmp_path / "record.json").read_text() == record
