@@ -13,6 +13,8 @@ is healthy again, so the verify step after it checks the cluster as converged:
   host's binaries finds it, the control_plane phase installs it again, and no service restarts;
 - a config edited by hand, a file's mode changed and kube-proxy stopped on one node (the node phases): the
   next run puts each back there though its unchanged writes answer from the hosts' record without a module run;
+- kube-scheduler's certificate re-issued by a run that ends after the pki phase (--tags pki): the schedulers
+  keep running, and the next whole run restarts them, one host at a time, and nothing else;
 - a containerd setting changed (the container_runtime phase with an extra var): containerd restarts
   on every node, one node at a time, and a running pod keeps its container; then the scenario's
   settings are converged again;
@@ -23,6 +25,7 @@ is healthy again, so the verify step after it checks the cluster as converged:
 The pods live in the namespace kubeforge-faults, deleted at the end. The tests run in file order."""
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
@@ -35,7 +38,7 @@ import time
 import pytest
 
 from kubeforge_verify import (FLANNEL_DAEMONSET, FLANNEL_NAMESPACE, HTTPD_PORT, HTTPD_SCRIPT, apiserver_request, busybox_image, busybox_pod,
-                              create_namespace, delete_namespace, docker, docker_exec, edited_inventory, flannel_net_conf, host_kubectl,
+                              create_namespace, credentials_dir, delete_namespace, docker, docker_exec, edited_inventory, flannel_net_conf, host_kubectl,
                               inventory_file, kubectl_apply, kubectl_json, node_pod_cidrs, nodes_ready, playbook, pod_network_problems,
                               pod_ready, probe, project_dir, recap, unit_active, unit_properties, unit_property, wait_for, wait_pods_ready)
 
@@ -160,6 +163,14 @@ def service_states() -> dict:
                    for service in SERVICES} for name in CONTROL_PLANE}
 
 
+def schedulers_restarted_one_host_at_a_time(after: dict) -> None:
+    """Each host's scheduler stopped only after the previous one was running again (service_states after the run)."""
+    order = sorted(CONTROL_PLANE)
+    for previous, following in zip(order, order[1:]):
+        assert int(after[following]["kube-scheduler"]["InactiveEnterTimestampMonotonic"]) > \
+            int(after[previous]["kube-scheduler"]["ActiveEnterTimestampMonotonic"]), (previous, following)
+
+
 def test_changing_a_scheduler_flag_restarts_only_the_scheduler_one_host_at_a_time():
     unit = docker_exec("site-cp1", "cat", SCHEDULER_UNIT)
     level = 4 if "--v=3" in unit else 3  # a value different from the current one, so the test can be re-run
@@ -180,11 +191,7 @@ def test_changing_a_scheduler_flag_restarts_only_the_scheduler_one_host_at_a_tim
         for service in ("kube-apiserver", "kube-controller-manager"):
             for prop in ("MainPID", "ActiveEnterTimestampMonotonic"):
                 assert after[name][service][prop] == before[name][service][prop], f"{service} restarted on {name} ({prop})"
-    # One host at a time: each host's scheduler stopped only after the previous one was running again.
-    order = sorted(CONTROL_PLANE)
-    for previous, following in zip(order, order[1:]):
-        assert int(after[following]["kube-scheduler"]["InactiveEnterTimestampMonotonic"]) > \
-            int(after[previous]["kube-scheduler"]["ActiveEnterTimestampMonotonic"]), (previous, following)
+    schedulers_restarted_one_host_at_a_time(after)
     # The converge put the scenario's flag back.
     for name in CONTROL_PLANE:
         assert f"--v={level}" not in docker_exec(name, "cat", SCHEDULER_UNIT), name
@@ -225,6 +232,34 @@ def test_files_and_units_changed_by_hand_are_put_back_though_unchanged_writes_an
     assert unit_active(host, "kube-proxy")
     counts = recap(playbook(inventory_file(), SITE, "--tags", "container_runtime,kubelet_bootstrap,ipvs"))
     assert all(counts[name]["changed"] == 0 for name in HOSTS), counts
+
+
+def test_a_restart_owed_by_a_run_that_ended_after_the_pki_phase_is_done_by_the_next_run():
+    """A run that ends after the pki phase (--tags pki here; a run killed or failed there alike) leaves the services it
+    sent new files running with the old ones. The hosts' record notes which process was running (systemd's invocation
+    ID) when each file was written, so the next run still restarts them (plugins/module_utils/_file_record.py). Here
+    kube-scheduler's certificate is re-issued, its key kept: its file moved away on the controller."""
+    certificate = os.path.join(credentials_dir(), "pki", "kube-scheduler.crt")
+    shutil.move(certificate, os.path.join(tempfile.mkdtemp(prefix="kubeforge-faults-"), "kube-scheduler.crt"))
+    before = service_states()
+    counts = recap(playbook(inventory_file(), SITE, "--tags", "pki"))
+    assert all(counts[name]["changed"] >= 1 for name in CONTROL_PLANE), counts
+    with open(certificate, encoding="ascii") as handle:
+        issued = handle.read()
+    for name in CONTROL_PLANE:
+        assert base64.b64encode(issued.encode("ascii")).decode("ascii") in docker_exec(name, "cat", "/etc/kubernetes/scheduler.kubeconfig"), name
+    assert service_states() == before
+    playbook(inventory_file(), SITE)
+    after = service_states()
+    for name in CONTROL_PLANE:
+        assert after[name]["kube-scheduler"]["MainPID"] != before[name]["kube-scheduler"]["MainPID"], f"kube-scheduler kept on {name}"
+        assert {service: after[name][service] for service in SERVICES if service != "kube-scheduler"} == \
+            {service: before[name][service] for service in SERVICES if service != "kube-scheduler"}, name
+    schedulers_restarted_one_host_at_a_time(after)
+    counts = recap(playbook(inventory_file(), SITE))
+    assert all(count["changed"] == 0 for count in counts.values()), counts
+    assert service_states() == after
+    all_healthy()
 
 
 # --------------------------------------------------------------------------- the nodes' runtime and network
