@@ -379,8 +379,8 @@ class FileBundleBackend:
                 for spec, changes in plans}
         if self.record_path and not self.check_mode:
             blocks = {os.path.normpath(str(entry.get("dest"))): _block_digest(entry) for entry in self.params.get("files") or []}
-            _file_record.update_record(self.record_path, {**{spec.dest: self._entry(spec.dest, blocks.get(spec.dest), owed[spec.dest]) for spec in specs},
-                                                          **dict.fromkeys(removals)})
+            entries = {spec.dest: self._entry(spec.dest, blocks.get(spec.dest), owed[spec.dest]) for spec in specs}
+            _file_record.update_record(self.record_path, {**entries, **dict.fromkeys(removals)})
         result = {
             "changed": bool(changed or changed_directories or removals or unit_changes),
             "files": files,

@@ -13,20 +13,24 @@ change the cluster):
 - remove_nodes.yml -e remove_nodes_hosts_gone=true forgets day2-w3, added and then stopped for good: refused
   while its node is Ready, then its Node object deleted (its pods after it, by the API) and the hosts
   that stay forget its address, with nothing restarted there; a second run changes nothing;
-- add_control_plane.yml adds a 4th control-plane host and etcd member, day2-cp4, then
-  remove_control_plane.yml removes day2-cp3, while a client on day2-w1 polls the API through its HA
-  endpoint every 200 ms: at most one failed request per host whose apiserver restarted or left, each
-  followed by a success; etcd ends with the right voters and the endpoint answers on every node;
+- add_control_plane.yml adds a 4th control-plane host and etcd member, day2-cp4, killed once the cluster has
+  its member (a learner, started or not) and run again, then remove_control_plane.yml removes day2-cp3, while a
+  client on day2-w1 polls the API through its HA endpoint every 200 ms: at most one failed request per host whose
+  apiserver restarted or left, each followed by a success; etcd ends with the right voters and the endpoint
+  answers on every node;
 - remove_control_plane.yml -e remove_control_plane_hosts_gone=true then removes day2-cp4 once it dies (day2-cp3
   has left the inventory): refused while its node is Ready, then its etcd member removed through the
   members that stay, its Node object deleted, and the other hosts' nginx, apiservers' etcd lists and
   firewalls without it, under the same poller; a second run changes nothing."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
+import tempfile
 
 import pytest
 from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, ApiPoller, ansible_env, busybox_image, create_namespace, docker, docker_exec,
@@ -246,12 +250,13 @@ def voters(hosts: list[str]) -> list[str]:
     return sorted(m.name for m in members)
 
 
-def run_polled(inventory: str, path: str, *extra: str, changed_hosts: int) -> None:
-    """Runs a playbook while a client on the worker polls the API through its HA endpoint every 200 ms:
+@contextlib.contextmanager
+def api_polled(changed_hosts: int):
+    """While the block runs, a client on the worker polls the API through its HA endpoint every 200 ms:
     at most one failed request per host changed, each followed by a success."""
     poller = ApiPoller(WORKER).start()
     try:
-        playbook(inventory, path, *extra, *FOUR_MEMBERS)
+        yield
     finally:
         results = poller.stop()
     failed, unanswered = poll_failures(results)
@@ -259,6 +264,21 @@ def run_polled(inventory: str, path: str, *extra: str, changed_hosts: int) -> No
     assert len(results) > 100, results[:5]
     assert not unanswered, f"failures not followed by a success on the next request: {unanswered}"
     assert len(failed) <= changed_hosts, failed
+
+
+def run_polled(inventory: str, path: str, *extra: str, changed_hosts: int) -> None:
+    """Runs a playbook under api_polled."""
+    with api_polled(changed_hosts):
+        playbook(inventory, path, *extra, *FOUR_MEMBERS)
+
+
+def new_member_state() -> str:
+    """What the cluster has at day2-cp4's peer URL: '' (no member), 'unstarted learner', 'learner' or 'voter'."""
+    members, _revision = etcd_client([f"https://{ADDRESSES[host]}:2379" for host in CONTROL_PLANE], timeout=2).member_list()
+    for member in members:
+        if f"https://{NEW_CP_ADDRESS}:2380" in member.peer_urls:
+            return "voter" if not member.is_learner else "learner" if member.started else "unstarted learner"
+    return ""
 
 
 def node_names() -> list[str]:
@@ -292,9 +312,25 @@ def test_remove_nodes_forgets_a_host_gone_for_good_and_refuses_one_whose_kubelet
     assert {host: c["changed"] for host, c in again.items() if c["changed"]} == {}, again
 
 
-def test_add_control_plane_adds_a_fourth_host_without_api_downtime(control_plane_inventory):
-    # The three apiservers restart (new certificate and etcd list) and a fourth starts.
-    run_polled(control_plane_inventory, ADD_CONTROL_PLANE, "-e", f"add_control_plane_hosts={NEW_CP}", changed_hosts=4)
+def test_add_control_plane_killed_once_its_member_is_added_then_finished_without_api_downtime(control_plane_inventory):
+    extra = ("-e", f"add_control_plane_hosts={NEW_CP}", *FOUR_MEMBERS)
+    seen = []
+    # The three apiservers restart (new certificate and etcd list) and a fourth starts, in the second run: the first is
+    # killed in the etcd phase, before any apiserver changes.
+    with api_polled(changed_hosts=4), tempfile.TemporaryFile(mode="w+") as output:
+        first = subprocess.Popen(playbook_command(control_plane_inventory, ADD_CONTROL_PLANE, *extra), stdout=output,
+                                 stderr=subprocess.STDOUT, env=ansible_env(), start_new_session=True)
+        try:
+            wait_for(lambda: seen.append(new_member_state()) or seen[-1] or first.poll() is not None, timeout=900,
+                     what=f"{NEW_CP}'s etcd member", interval=0.1)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(first.pid, signal.SIGKILL)
+            first.wait(timeout=60)
+        output.seek(0)
+        assert seen[-1], f"the first run ended before adding {NEW_CP}'s member: {output.read()[-4000:]}"
+        print(f"first run killed with {NEW_CP}'s member a {seen[-1]}")
+        playbook(control_plane_inventory, ADD_CONTROL_PLANE, *extra)
     assert voters(CONTROL_PLANE) == sorted([*CONTROL_PLANE, NEW_CP])
     assert nodes_ready(KUBECTL_HOST, [*CONTROL_PLANE, WORKER, NEW_CP])
     for host in [*CONTROL_PLANE, WORKER, NEW_CP]:

@@ -38,9 +38,10 @@ import time
 import pytest
 
 from kubeforge_verify import (FLANNEL_DAEMONSET, FLANNEL_NAMESPACE, HTTPD_PORT, HTTPD_SCRIPT, apiserver_request, busybox_image, busybox_pod,
-                              create_namespace, credentials_dir, delete_namespace, docker, docker_exec, edited_inventory, flannel_net_conf, host_kubectl,
-                              inventory_file, kubectl_apply, kubectl_json, node_pod_cidrs, nodes_ready, playbook, pod_network_problems,
-                              pod_ready, probe, project_dir, recap, unit_active, unit_properties, unit_property, wait_for, wait_pods_ready)
+                              create_namespace, credentials_dir, delete_namespace, docker, docker_exec, edited_inventory, flannel_net_conf,
+                              host_kubectl, inventory_file, kubectl_apply, kubectl_json, node_pod_cidrs, nodes_ready, playbook,
+                              pod_network_problems, pod_ready, probe, project_dir, recap, unit_active, unit_properties, unit_property, wait_for,
+                              wait_pods_ready)
 
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SITE = os.path.join(project_dir(), "site.yml")
