@@ -329,7 +329,7 @@ def test_add_control_plane_killed_once_its_member_is_added_then_finished_without
             first.wait(timeout=60)
         output.seek(0)
         assert seen[-1], f"the first run ended before adding {NEW_CP}'s member: {output.read()[-4000:]}"
-        print(f"first run killed with {NEW_CP}'s member a {seen[-1]}")
+        print(f"first run killed with {NEW_CP}'s etcd member: {seen[-1]}")
         playbook(control_plane_inventory, ADD_CONTROL_PLANE, *extra)
     assert voters(CONTROL_PLANE) == sorted([*CONTROL_PLANE, NEW_CP])
     assert nodes_ready(KUBECTL_HOST, [*CONTROL_PLANE, WORKER, NEW_CP])
