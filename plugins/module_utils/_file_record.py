@@ -31,8 +31,8 @@ import shlex
 import stat
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._fs import write_atomic
-from ansible_collections.kubeforge.cluster.plugins.module_utils._units import (SHOW_PROPERTIES, UnitsError, invocations_command, parse_invocations,
-                                                                              parse_show, plan)
+from ansible_collections.kubeforge.cluster.plugins.module_utils._units import (
+    SHOW_PROPERTIES, UnitsError, invocations_command, parse_invocations, parse_show, plan)
 
 RECORD_PATH = "/var/lib/kubeforge/file_bundle.json"
 RECORD_VERSION = 1

@@ -32,8 +32,8 @@ from collections.abc import Mapping
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _file_record, _fs
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._units import (UnitsBackend, UnitsError, invocations_command, parse_invocations,
-                                                                              units_diff)
+from ansible_collections.kubeforge.cluster.plugins.module_utils._units import (
+    UnitsBackend, UnitsError, invocations_command, parse_invocations, units_diff)
 
 UNCHANGED = _fs.UNCHANGED
 DEFAULT_MODE = "0644"
@@ -411,6 +411,7 @@ class FileBundleBackend:
         if not names:
             return {}
         rc, out, _err = self.run_command(["systemctl", *invocations_command(names)])
+        # Without a systemd to answer, no service runs under it: nothing is owed.
         return parse_invocations(out, names) if rc == 0 else {}
 
     @staticmethod
