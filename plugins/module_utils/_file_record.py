@@ -17,8 +17,9 @@ as the task asks (settled_result), it returns the module's result for a run that
 or when any answer cannot be read, the module runs as usual.
 
 A file written while a service that reads it was running also notes that service's invocation ID (``owed``):
-systemd gives a unit a new one at each start, so while the noted one still runs, the service has not read the
-file yet and a restart is owed, whether or not the run that wrote the file lived to do it. Both the module and
+systemd gives a unit a new one at each start, so while the unit runs with the noted one, the service has not read
+the file yet and a restart is owed, whether or not the run that wrote the file lived to do it (a stopped unit owes
+nothing: it reads the file when it starts). Both the module and
 the answer from the record name such services in services_changed, as a run that changed the file does.
 """
 

@@ -72,19 +72,20 @@ def parse_show(text: str, count: int) -> list[UnitState]:
 
 
 def invocations_command(names) -> list[str]:
-    """The ``systemctl show`` arguments that print each unit's invocation ID: systemd gives a unit a new one each
-    time it starts, and none while it is not running."""
-    return ["show", f"--property={INVOCATION_PROPERTY}", "--", *names]
+    """The ``systemctl show`` arguments that print each unit's state and invocation ID: systemd gives a unit a new
+    one each time it starts (and keeps the last one once it stops)."""
+    return ["show", "--property=ActiveState", f"--property={INVOCATION_PROPERTY}", "--", *names]
 
 
 def parse_invocations(text: str, names) -> dict[str, str]:
-    """{unit: invocation ID} of the running units of ``names`` from invocations_command's output; {} when it cannot
-    be read."""
+    """{unit: invocation ID} of the units of ``names`` that run (or start or stop), from invocations_command's output;
+    {} when it cannot be read."""
     names = list(names)
     blocks = [parse_unit_state(block) for block in text.split("\n\n") if block.strip()]
     if len(blocks) != len(names):
         return {}
-    return {name: block[INVOCATION_PROPERTY] for name, block in zip(names, blocks) if block.get(INVOCATION_PROPERTY)}
+    return {name: block[INVOCATION_PROPERTY] for name, block in zip(names, blocks)
+            if block.get(INVOCATION_PROPERTY) and block.get("ActiveState") not in ("inactive", "failed", None)}
 
 
 def unique(names: Iterable[str]) -> list[str]:

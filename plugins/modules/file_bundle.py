@@ -22,8 +22,8 @@ description:
     O(files[].diff); the result and the diff name the files and what changed about them.
   - Each file can name the O(files[].services) that read it; RV(services_changed) lists those of the files that changed,
     so that a play restarts only what is affected. With O(record), a service that was running when its file changed is
-    listed by every later run too, until systemd has started it again (a new invocation ID), so that a restart owed by
-    a run that stopped before it is not lost.
+    listed by every later run too, while the process that ran then still runs (its systemd invocation ID), so that a
+    restart owed by a run that stopped before it is not lost.
   - After the files, the systemd units of O(running_units) are enabled and started where they are not, and those of
     O(stopped_units) stopped and disabled where they are installed, with one systemctl call per kind of change. A role
     writes its files and starts its services in one task; restarts for changed files stay with the role's handlers.
@@ -279,8 +279,8 @@ stale_files:
 services_changed:
   description:
     - The services named by the files that changed, sorted, each once.
-    - With O(record), also those named by a file written while they ran, by this run or an earlier one, that have not
-      started again since.
+    - With O(record), also those named by a file written while they ran, by this run or an earlier one, that still run
+      the process that ran then.
   returned: always
   type: list
   elements: str

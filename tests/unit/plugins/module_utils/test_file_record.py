@@ -141,11 +141,14 @@ def test_units_are_settled_only_as_the_module_leaves_them(states, settled):
 
 
 FAKE_SYSTEMCTL = """#!/bin/sh
-# Stand-in for systemctl show --property=InvocationID -- UNIT... (systemd is not PID 1 here): the IDs in $INVOCATIONS.
-shift 3
+# Stand-in for systemctl show --property=ActiveState --property=InvocationID -- UNIT... (systemd is not PID 1 here):
+# the IDs in $INVOCATIONS, a unit without one inactive.
+shift 4
 for unit in "$@"; do
   [ "$unit" = "$1" ] || echo
-  echo "InvocationID=$(sed -n "s/^$unit=//p" "$INVOCATIONS")"
+  id=$(sed -n "s/^$unit=//p" "$INVOCATIONS")
+  if [ -n "$id" ]; then echo ActiveState=active; else echo ActiveState=inactive; fi
+  echo "InvocationID=$id"
 done
 """
 

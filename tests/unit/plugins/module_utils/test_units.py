@@ -6,7 +6,7 @@
 
 Stand-in: FakeSystemd answers systemctl the way systemd does (show blocks of the properties asked in the order
 asked, enable, start, restart, reload, stop, disable, daemon-reload; a new invocation ID at each start), because
-the unit tests run where systemd is not PID 1.
+the unit tests run where systemd is not PID 1. A stopped unit keeps its last invocation ID, as with systemd.
 The molecule site scenario runs the roles' bundles against real systemd.
 """
 from __future__ import annotations
@@ -57,8 +57,6 @@ class FakeSystemd:
             unit = self.units[name]
             if verb == "restart" or (verb == "start" and unit["active"] != "active"):
                 unit["invocation"] = f"{next(self.serial):032x}"
-            elif verb == "stop":
-                unit["invocation"] = ""
             unit[key] = value
         return 0, "", ""
 
@@ -195,10 +193,20 @@ def test_a_file_written_while_its_service_runs_owes_a_restart_until_the_service_
     assert "owed" not in json.loads((tmp_path / "record.json").read_text())["files"][str(tmp_path / "app.crt")]
 
 
-def test_a_service_not_running_when_its_file_changes_owes_nothing(tmp_path):
-    systemd = FakeSystemd(app={})
+def test_a_service_stopped_when_its_file_changes_owes_nothing(tmp_path):
+    systemd = FakeSystemd(app={"active": "active"})
+    systemd("systemctl stop app".split())
     assert owing(tmp_path, systemd, "first\n")["services_changed"] == ["app"]
+    assert owing(tmp_path, systemd, "first\n")["services_changed"] == []
     systemd("systemctl start app".split())
+    assert owing(tmp_path, systemd, "first\n")["services_changed"] == []
+
+
+def test_a_service_stopped_since_its_file_changed_owes_nothing_more(tmp_path):
+    systemd = FakeSystemd(app={"active": "active"})
+    owing(tmp_path, systemd, "first\n")
+    assert owing(tmp_path, systemd, "first\n")["services_changed"] == ["app"]
+    systemd("systemctl stop app".split())
     assert owing(tmp_path, systemd, "first\n")["services_changed"] == []
 
 
