@@ -19,8 +19,8 @@ or when any answer cannot be read, the module runs as usual.
 A file written while a service that reads it was running also notes that service's invocation ID (``owed``):
 systemd gives a unit a new one at each start, so while the unit runs with the noted one, the service has not read
 the file yet and a restart is owed, whether or not the run that wrote the file lived to do it (a stopped unit owes
-nothing: it reads the file when it starts). Both the module and
-the answer from the record name such services in services_changed, as a run that changed the file does.
+nothing: it reads the file when it starts). Both the module and the answer from the record name such services in
+services_changed, as a run that changed the file does.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import stat
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._fs import write_atomic
 from ansible_collections.kubeforge.cluster.plugins.module_utils._units import (
-    SHOW_PROPERTIES, UnitsError, invocations_command, parse_invocations, parse_show, plan)
+    SHOW_PROPERTIES, UnitsError, invocations_command, parse_invocations, parse_show, plan, unique)
 
 RECORD_PATH = "/var/lib/kubeforge/file_bundle.json"
 RECORD_VERSION = 1
@@ -141,7 +141,7 @@ def probe_command(record_path: str, files, directories, absent, units, services=
 
 def services_named(files) -> list[str]:
     """The services the ``files`` (asked_state's) name, each once, in order."""
-    return list(dict.fromkeys(service for entry in files for service in entry.get("services") or ()))
+    return unique(service for entry in files for service in entry.get("services") or ())
 
 
 def _stat_lines(text: str) -> dict:

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _file_record, _fs
 from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
 from ansible_collections.kubeforge.cluster.plugins.module_utils._units import (
-    UnitsBackend, UnitsError, invocations_command, parse_invocations, units_diff)
+    UnitsBackend, UnitsError, invocations_command, parse_invocations, unique, units_diff)
 
 UNCHANGED = _fs.UNCHANGED
 DEFAULT_MODE = "0644"
@@ -372,9 +372,9 @@ class FileBundleBackend:
                                      pending_units=unit_names(unit_files_changed))
         except UnitsError as exc:
             raise FilesError(f"{exc} (files written: {', '.join(spec.dest for spec in changed) or 'none'})") from exc
-        # A unit this run reloaded or started has read the new files.
-        applied = {name for name, kinds in unit_changes.items() if {"reloaded", "started"} & set(kinds)}
-        owed = {spec.dest: {service: invocations[service] for service in spec.services if service in invocations and service not in applied}
+        # A unit this run reloaded has read the new files (one it started was not running before: it owes nothing).
+        reloaded = {name for name, kinds in unit_changes.items() if "reloaded" in kinds}
+        owed = {spec.dest: {service: invocations[service] for service in spec.services if service in invocations and service not in reloaded}
                 if changes else _file_record.still_owed((record.get(spec.dest) or {}).get("owed"), invocations)
                 for spec, changes in plans}
         if self.record_path and not self.check_mode:
@@ -405,9 +405,8 @@ class FileBundleBackend:
         """{service: invocation ID} of the running services that the files changing now, or a restart owed, name."""
         if not self.record_path or self.run_command is None:
             return {}
-        names = list(dict.fromkeys([service for spec, changes in plans if changes for service in spec.services]
-                                   + [service for spec, changes in plans if not changes
-                                      for service in ((record.get(spec.dest) or {}).get("owed") or {})]))
+        names = unique([service for spec, changes in plans if changes for service in spec.services]
+                       + [service for spec, changes in plans if not changes for service in ((record.get(spec.dest) or {}).get("owed") or {})])
         if not names:
             return {}
         rc, out, _err = self.run_command(["systemctl", *invocations_command(names)])
