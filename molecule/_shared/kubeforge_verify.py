@@ -10,16 +10,19 @@ every command has one too, so a hung container or playbook fails the test instea
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import ipaddress
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.client import HTTPResponse
@@ -176,6 +179,27 @@ def playbook(inventory: str, path: str, *extra: str, timeout: float = PLAYBOOK_T
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-3000:]
     print(f"{os.path.basename(path)} {' '.join(extra)}: {time.monotonic() - started:.1f}s")
     return run.stdout
+
+
+def playbook_killed_when(inventory: str, path: str, *extra: str, condition: Callable[[], Any], what: str,
+                         timeout: float = PLAYBOOK_TIMEOUT, interval: float = 0.1) -> Any:
+    """Runs a playbook and kills it, its whole process group at once (SIGKILL: none of Ansible's clean-up runs), as
+    soon as ``condition()`` returns a true value: an operator's run that died half way. Returns that value; fails
+    when the run ends first, with the end of its output."""
+    seen: list = []
+    with tempfile.TemporaryFile(mode="w+") as output:
+        run = subprocess.Popen(playbook_command(inventory, path, *extra), stdout=output, stderr=subprocess.STDOUT, env=ansible_env(),
+                               start_new_session=True)
+        try:
+            wait_for(lambda: seen.append(condition()) or seen[-1] or run.poll() is not None, timeout=timeout, what=what, interval=interval)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.pid, signal.SIGKILL)
+            run.wait(timeout=60)
+        output.seek(0)
+        assert seen and seen[-1], f"{os.path.basename(path)} ended before {what}: {output.read()[-4000:]}"
+    print(f"{os.path.basename(path)} {' '.join(extra)}: killed once {what} ({seen[-1]})")
+    return seen[-1]
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -7,17 +7,19 @@ change the cluster):
   is Ready and runs a pod of a test Deployment that answers from the other worker across the pod
   network, and a second run changes nothing;
 - remove_nodes.yml removes it: refused, naming the budget, while a PodDisruptionBudget blocks the
-  drain; once the budget allows it, the node is drained (its pod rescheduled on day2-w1), its Node
-  object deleted, its services stopped and its state moved aside, and the hosts that stay no longer
-  accept its address;
-- remove_nodes.yml -e remove_nodes_hosts_gone=true forgets day2-w3, added and then stopped for good: refused
+  drain; once the budget allows it, a first run is killed once the node's kubelet is stopped and a second
+  finishes: the node is drained (its pod rescheduled on day2-w1), its Node object deleted, its services
+  stopped and its state moved aside, and the hosts that stay no longer accept its address;
+- add_nodes.yml adds day2-w3, the first run killed once its kubelet runs: the second approves its serving
+  certificate and the other hosts learn its address, with nothing restarted there;
+- remove_nodes.yml -e remove_nodes_hosts_gone=true forgets day2-w3, then stopped for good: refused
   while its node is Ready, then its Node object deleted (its pods after it, by the API) and the hosts
   that stay forget its address, with nothing restarted there; a second run changes nothing;
 - add_control_plane.yml adds a 4th control-plane host and etcd member, day2-cp4, killed once the cluster has
-  its member (a learner, started or not) and run again, then remove_control_plane.yml removes day2-cp3, while a
-  client on day2-w1 polls the API through its HA endpoint every 200 ms: at most one failed request per host whose
-  apiserver restarted or left, each followed by a success; etcd ends with the right voters and the endpoint
-  answers on every node;
+  its member (a learner, started or not) and run again, then remove_control_plane.yml removes day2-cp3 (killed
+  once its etcd member is removed, and run again), while a client on day2-w1 polls the API through its HA
+  endpoint every 200 ms: at most one failed request per host whose apiserver restarted or left, each followed
+  by a success; etcd ends with the right voters and the endpoint answers on every node;
 - remove_control_plane.yml -e remove_control_plane_hosts_gone=true then removes day2-cp4 once it dies (day2-cp3
   has left the inventory): refused while its node is Ready, then its etcd member removed through the
   members that stay, its Node object deleted, and the other hosts' nginx, apiservers' etcd lists and
@@ -28,14 +30,13 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
-import tempfile
 
 import pytest
 from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, ApiPoller, ansible_env, busybox_image, create_namespace, docker, docker_exec,
                               edited_inventory, etcd_client, host_kubectl, kubectl_apply, kubectl_json, nodes_ready, playbook,
-                              playbook_command, poll_failures, probe, project_dir, recap, unit_properties, wait_for)
+                              playbook_command, playbook_killed_when, poll_failures, probe, project_dir, recap, unit_active,
+                              unit_properties, wait_for)
 
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADD_NODES = os.path.join(project_dir(), "playbooks", "add_nodes.yml")
@@ -217,6 +218,10 @@ def test_remove_nodes_is_refused_while_a_disruption_budget_blocks_the_drain(inve
 def test_remove_nodes_drains_the_node_and_moves_its_state_aside(inventory):
     host_kubectl(KUBECTL_HOST, "-n", NAMESPACE, "delete", "poddisruptionbudget", APP)
     before = service_starts()
+    # The first run is killed once it has drained the node and stopped its kubelet, before the node's state moves aside
+    # and its Node object is deleted: the second run finishes.
+    playbook_killed_when(inventory, REMOVE_NODES, "-e", f"remove_nodes_hosts={NEW}", condition=lambda: not unit_active(NEW, "kubelet"),
+                         what=f"{NEW}'s kubelet is stopped")
     counts = recap(playbook(inventory, REMOVE_NODES, "-e", f"remove_nodes_hosts={NEW}"))
     assert counts[NEW]["failed"] == 0, counts
     assert NEW not in [node["metadata"]["name"] for node in kubectl_json(KUBECTL_HOST, "get", "nodes")["items"]]
@@ -272,11 +277,12 @@ def run_polled(inventory: str, path: str, *extra: str, changed_hosts: int) -> No
         playbook(inventory, path, *extra, *FOUR_MEMBERS)
 
 
-def new_member_state() -> str:
-    """What the cluster has at day2-cp4's peer URL: '' (no member), 'unstarted learner', 'learner' or 'voter'."""
-    members, _revision = etcd_client([f"https://{ADDRESSES[host]}:2379" for host in CONTROL_PLANE], timeout=2).member_list()
+def member_state(host: str, through: list[str]) -> str:
+    """What the etcd cluster has at ``host``'s peer URL, read through the members of ``through``: '' (no member),
+    'unstarted learner', 'learner' or 'voter'."""
+    members, _revision = etcd_client([f"https://{ADDRESSES[member]}:2379" for member in through], timeout=2).member_list()
     for member in members:
-        if f"https://{NEW_CP_ADDRESS}:2380" in member.peer_urls:
+        if f"https://{ADDRESSES[host]}:2380" in member.peer_urls:
             return "voter" if not member.is_learner else "learner" if member.started else "unstarted learner"
     return ""
 
@@ -285,8 +291,27 @@ def node_names() -> list[str]:
     return [node["metadata"]["name"] for node in kubectl_json(KUBECTL_HOST, "get", "nodes")["items"]]
 
 
+def test_add_nodes_killed_once_the_new_kubelet_runs_is_finished_by_a_second_run(gone_inventory):
+    before = service_starts()
+    # Killed before the new kubelet's serving certificate is approved and the other hosts learn its address.
+    playbook_killed_when(gone_inventory, ADD_NODES, "-e", f"add_nodes_hosts={GONE}", condition=lambda: unit_active(GONE, "kubelet"),
+                         what=f"{GONE}'s kubelet runs")
+    counts = recap(playbook(gone_inventory, ADD_NODES, "-e", f"add_nodes_hosts={GONE}"))
+    assert counts[GONE]["failed"] == 0, counts
+    assert service_starts() == before, "a service restarted on a host already in the cluster"
+    assert nodes_ready(KUBECTL_HOST, [GONE])
+    serving = kubectl_json(KUBECTL_HOST, "get", "csr")["items"]
+    assert [csr for csr in serving if csr["spec"].get("username") == f"system:node:{GONE}"
+            and csr["spec"].get("signerName") == "kubernetes.io/kubelet-serving"
+            and any(c["type"] == "Approved" for c in csr.get("status", {}).get("conditions") or [])], serving
+    for host in UNITS:
+        assert f"{GONE_ADDRESS} {GONE}" in docker_exec(host, "cat", "/etc/hosts"), host
+        assert GONE_ADDRESS in docker_exec(host, "nft", "list", "table", "inet", "kubeforge"), host
+    for host in CONTROL_PLANE:
+        assert GONE in json.loads(docker_exec(host, "cat", "/etc/kubernetes/kubelet-csr-nodes.json")), host
+
+
 def test_remove_nodes_forgets_a_host_gone_for_good_and_refuses_one_whose_kubelet_reports(gone_inventory):
-    playbook(gone_inventory, ADD_NODES, "-e", f"add_nodes_hosts={GONE}")
     gone = ("-e", f"remove_nodes_hosts={GONE}", "-e", "remove_nodes_hosts_gone=true")
     refused = subprocess.run(playbook_command(gone_inventory, REMOVE_NODES, *gone), capture_output=True, text=True, env=ansible_env(),
                              check=False, timeout=900)
@@ -314,22 +339,11 @@ def test_remove_nodes_forgets_a_host_gone_for_good_and_refuses_one_whose_kubelet
 
 def test_add_control_plane_killed_once_its_member_is_added_then_finished_without_api_downtime(control_plane_inventory):
     extra = ("-e", f"add_control_plane_hosts={NEW_CP}", *FOUR_MEMBERS)
-    seen = []
     # The three apiservers restart (new certificate and etcd list) and a fourth starts, in the second run: the first is
     # killed in the etcd phase, before any apiserver changes.
-    with api_polled(changed_hosts=4), tempfile.TemporaryFile(mode="w+") as output:
-        first = subprocess.Popen(playbook_command(control_plane_inventory, ADD_CONTROL_PLANE, *extra), stdout=output,
-                                 stderr=subprocess.STDOUT, env=ansible_env(), start_new_session=True)
-        try:
-            wait_for(lambda: seen.append(new_member_state()) or seen[-1] or first.poll() is not None, timeout=900,
-                     what=f"{NEW_CP}'s etcd member", interval=0.1)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(first.pid, signal.SIGKILL)
-            first.wait(timeout=60)
-        output.seek(0)
-        assert seen[-1], f"the first run ended before adding {NEW_CP}'s member: {output.read()[-4000:]}"
-        print(f"first run killed with {NEW_CP}'s etcd member: {seen[-1]}")
+    with api_polled(changed_hosts=4):
+        playbook_killed_when(control_plane_inventory, ADD_CONTROL_PLANE, *extra, condition=lambda: member_state(NEW_CP, CONTROL_PLANE),
+                             what=f"the cluster has {NEW_CP}'s etcd member")
         playbook(control_plane_inventory, ADD_CONTROL_PLANE, *extra)
     assert voters(CONTROL_PLANE) == sorted([*CONTROL_PLANE, NEW_CP])
     assert nodes_ready(KUBECTL_HOST, [*CONTROL_PLANE, WORKER, NEW_CP])
@@ -342,8 +356,13 @@ def test_add_control_plane_killed_once_its_member_is_added_then_finished_without
 
 def test_remove_control_plane_removes_an_original_host_without_api_downtime(control_plane_inventory):
     staying = [host for host in [*CONTROL_PLANE, NEW_CP] if host != LEAVING_CP]
-    # Three apiservers restart (etcd list) and one leaves.
-    run_polled(control_plane_inventory, REMOVE_CONTROL_PLANE, "-e", f"remove_control_plane_hosts={LEAVING_CP}", changed_hosts=4)
+    extra = ("-e", f"remove_control_plane_hosts={LEAVING_CP}", *FOUR_MEMBERS)
+    # Three apiservers restart (etcd list) and one leaves, in the first run: it is killed once the leaving member is
+    # removed, before that host's services stop and its data moves aside. The second run finishes.
+    with api_polled(changed_hosts=4):
+        playbook_killed_when(control_plane_inventory, REMOVE_CONTROL_PLANE, *extra,
+                             condition=lambda: member_state(LEAVING_CP, staying) == "", what=f"{LEAVING_CP}'s etcd member is removed")
+        playbook(control_plane_inventory, REMOVE_CONTROL_PLANE, *extra)
     assert voters(staying) == sorted(staying)
     assert LEAVING_CP not in [node["metadata"]["name"] for node in kubectl_json(KUBECTL_HOST, "get", "nodes")["items"]]
     leaving_address = ADDRESSES[LEAVING_CP]
@@ -357,7 +376,7 @@ def test_remove_control_plane_removes_an_original_host_without_api_downtime(cont
     listing = docker_exec(LEAVING_CP, "ls", "/var/lib")
     assert re.search(r"^etcd\.removed-\d{8}T\d{6}Z$", listing, re.M) and not re.search(r"^etcd$", listing, re.M), listing
     # A second run finds nothing left to do.
-    again = recap(playbook(control_plane_inventory, REMOVE_CONTROL_PLANE, "-e", f"remove_control_plane_hosts={LEAVING_CP}", *FOUR_MEMBERS))
+    again = recap(playbook(control_plane_inventory, REMOVE_CONTROL_PLANE, *extra))
     assert {host: c["changed"] for host, c in again.items() if c["changed"]} == {}, again
 
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import signal
 import subprocess
 import time
 
 from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, ApiPoller, Writer, ansible_env, busybox_image, create_namespace, docker_exec,
-                              etcd_client, inventory_file, kubectl_apply, kubectl_json, playbook, playbook_command, poll_failures,
-                              project_dir, recap, wait_for)
+                              etcd_client, inventory_file, kubectl_apply, kubectl_json, playbook, playbook_command,
+                              playbook_killed_when, poll_failures, project_dir, recap, wait_for)
 
 UPGRADE = os.path.join(project_dir(), "playbooks", "upgrade.yml")
 CONTROL_PLANE = {"upgrade-cp1": "172.30.43.11", "upgrade-cp2": "172.30.43.12", "upgrade-cp3": "172.30.43.13"}
@@ -125,14 +124,8 @@ def test_upgrade_killed_half_way_then_finished_without_downtime():
     writer.start()
     try:
         # First run, killed once an apiserver runs the new version (the control plane phase has begun).
-        first = subprocess.Popen(playbook_command(inventory_file(), UPGRADE, *TARGET), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 env=ansible_env(), start_new_session=True)
-        try:
-            wait_for(lambda: any(versions(host).get("kube-apiserver") == f"Kubernetes v{NEW_KUBE}" for host in CONTROL_PLANE),
-                     timeout=1800, what="a first apiserver on the new version", interval=2)
-        finally:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait(timeout=60)
+        playbook_killed_when(inventory_file(), UPGRADE, *TARGET, what="a first apiserver runs the new version", timeout=1800, interval=2,
+                             condition=lambda: any(versions(host).get("kube-apiserver") == f"Kubernetes v{NEW_KUBE}" for host in CONTROL_PLANE))
         time.sleep(5)
         finished = recap(playbook(inventory_file(), UPGRADE, *TARGET))
         assert all(counts["failed"] == 0 for counts in finished.values()), finished
