@@ -128,6 +128,10 @@ def apiserver_flags(settings: dict) -> dict:
         "--audit-log-maxbackup": settings["audit_log_maxbackup"],
         "--audit-log-maxsize": settings["audit_log_maxsize"],
         "--encryption-provider-config": p["encryption_config"],
+        # At shutdown, end the watches (their clients watch again through the load balancer, which a restart takes
+        # this apiserver out of first) instead of waiting out the HTTP server's 60 s for their connections: each
+        # apiserver of a rolling restart took a minute to stop.
+        "--shutdown-watch-termination-grace-period": "5s",
         **_tls(settings),
         "--v": 2,
     }

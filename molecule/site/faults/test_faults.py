@@ -15,6 +15,8 @@ is healthy again, so the verify step after it checks the cluster as converged:
   next run puts each back there though its unchanged writes answer from the hosts' record without a module run;
 - kube-scheduler's certificate re-issued by a run that ends after the pki phase (--tags pki): the schedulers
   keep running, and the next whole run restarts them, one host at a time, and nothing else;
+- every certificate re-issued by renew_certs.yml under an API poller: etcd and the apiservers serve the new
+  ones, etcd and the control plane restarted one host at a time, no request lost beyond one per host;
 - a containerd setting changed (the container_runtime phase with an extra var): containerd restarts
   on every node, one node at a time, and a running pod keeps its container; then the scenario's
   settings are converged again;
@@ -31,21 +33,23 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
 
 import pytest
 
-from kubeforge_verify import (FLANNEL_DAEMONSET, FLANNEL_NAMESPACE, HTTPD_PORT, HTTPD_SCRIPT, apiserver_request, busybox_image, busybox_pod,
-                              create_namespace, credentials_dir, delete_namespace, docker, docker_exec, edited_inventory, flannel_net_conf,
-                              host_kubectl, inventory_file, kubectl_apply, kubectl_json, node_pod_cidrs, nodes_ready, playbook,
-                              pod_network_problems, pod_ready, probe, project_dir, recap, unit_active, unit_properties, unit_property, wait_for,
-                              wait_pods_ready)
+from kubeforge_verify import (FLANNEL_DAEMONSET, FLANNEL_NAMESPACE, HTTPD_PORT, HTTPD_SCRIPT, ApiPoller, apiserver_request, busybox_image,
+                              busybox_pod, create_namespace, credentials_dir, delete_namespace, docker, docker_exec, edited_inventory,
+                              flannel_net_conf, host_kubectl, inventory_file, kubectl_apply, kubectl_json, node_pod_cidrs, nodes_ready, playbook,
+                              poll_failures, pod_network_problems, pod_ready, probe, project_dir, recap, unit_active, unit_properties, unit_property,
+                              wait_for, wait_pods_ready)
 
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SITE = os.path.join(project_dir(), "site.yml")
 HA_NGINX = os.path.join(project_dir(), "playbooks", "phases", "ha_nginx.yml")
+RENEW_CERTS = os.path.join(project_dir(), "playbooks", "renew_certs.yml")
 CONTROL_PLANE = {"site-cp1": "172.30.41.11", "site-cp2": "172.30.41.12", "site-cp3": "172.30.41.13"}
 HOSTS = {**CONTROL_PLANE, "site-w1": "172.30.41.21"}
 SERVICES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -164,12 +168,17 @@ def service_states() -> dict:
                    for service in SERVICES} for name in CONTROL_PLANE}
 
 
-def schedulers_restarted_one_host_at_a_time(after: dict) -> None:
-    """Each host's scheduler stopped only after the previous one was running again (service_states after the run)."""
-    order = sorted(CONTROL_PLANE)
+def restarted_one_host_at_a_time(after: dict, service: str) -> None:
+    """Each host's ``service`` stopped only after the one stopped before it was running again (``after``: the unit
+    properties read after the run, {host: {service: {...}}}). The hosts share one kernel, hence one monotonic clock."""
+    order = sorted(after, key=lambda name: int(after[name][service]["InactiveEnterTimestampMonotonic"]))
     for previous, following in zip(order, order[1:]):
-        assert int(after[following]["kube-scheduler"]["InactiveEnterTimestampMonotonic"]) > \
-            int(after[previous]["kube-scheduler"]["ActiveEnterTimestampMonotonic"]), (previous, following)
+        assert int(after[following][service]["InactiveEnterTimestampMonotonic"]) > \
+            int(after[previous][service]["ActiveEnterTimestampMonotonic"]), (service, previous, following)
+
+
+def schedulers_restarted_one_host_at_a_time(after: dict) -> None:
+    restarted_one_host_at_a_time(after, "kube-scheduler")
 
 
 def test_changing_a_scheduler_flag_restarts_only_the_scheduler_one_host_at_a_time():
@@ -235,13 +244,13 @@ def test_files_and_units_changed_by_hand_are_put_back_though_unchanged_writes_an
     assert all(counts[name]["changed"] == 0 for name in HOSTS), counts
 
 
-def test_a_restart_owed_by_a_run_that_ended_after_the_pki_phase_is_done_by_the_next_run():
+def test_a_restart_owed_by_a_run_that_ended_after_the_pki_phase_is_done_by_the_next_run(tmp_path):
     """A run that ends after the pki phase (--tags pki here; a run killed or failed there alike) leaves the services it
     sent new files running with the old ones. The hosts' record notes which process was running (systemd's invocation
     ID) when each file was written, so the next run still restarts them (plugins/module_utils/_file_record.py). Here
     kube-scheduler's certificate is re-issued, its key kept: its file moved away on the controller."""
     certificate = os.path.join(credentials_dir(), "pki", "kube-scheduler.crt")
-    shutil.move(certificate, os.path.join(tempfile.mkdtemp(prefix="kubeforge-faults-"), "kube-scheduler.crt"))
+    shutil.move(certificate, tmp_path / "kube-scheduler.crt")
     before = service_states()
     counts = recap(playbook(inventory_file(), SITE, "--tags", "pki"))
     assert all(counts[name]["changed"] >= 1 for name in CONTROL_PLANE), counts
@@ -260,6 +269,52 @@ def test_a_restart_owed_by_a_run_that_ended_after_the_pki_phase_is_done_by_the_n
     counts = recap(playbook(inventory_file(), SITE))
     assert all(count["changed"] == 0 for count in counts.values()), counts
     assert service_states() == after
+    all_healthy()
+
+
+def unit_starts(units: dict[str, tuple[str, ...]]) -> dict:
+    """{host: {unit: {MainPID, ActiveEnter..., InactiveEnter...}}} for ``units`` ({host: units})."""
+    return {name: {unit: unit_properties(name, unit, "MainPID", "ActiveEnterTimestampMonotonic", "InactiveEnterTimestampMonotonic")
+                   for unit in names} for name, names in units.items()}
+
+
+def served_certificates() -> dict:
+    """The certificate (PEM) each control-plane host's etcd and apiserver present, read without verifying it."""
+    return {name: {port: ssl.get_server_certificate((address, port), timeout=5) for port in (2379, 6443)}
+            for name, address in CONTROL_PLANE.items()}
+
+
+def test_renew_certs_restarts_through_the_phases_one_host_at_a_time_without_api_downtime():
+    """renew_certs.yml -e pki_reissue_all_enabled=true while a client on site-w1 polls the API through its HA endpoint
+    every 200 ms: each etcd and apiserver serves its new certificate, etcd and the control-plane services restarted one
+    host at a time (each apiserver out of the load balancers meanwhile), kube-proxy everywhere; at most one failed
+    request per control-plane host, each followed by a success; a second run, with nothing to renew, changes nothing."""
+    served = served_certificates()
+    units = {**{name: ("etcd", *SERVICES, "kube-proxy") for name in CONTROL_PLANE}, "site-w1": ("kube-proxy",)}
+    before = unit_starts(units)
+    poller = ApiPoller("site-w1").start()
+    try:
+        playbook(inventory_file(), RENEW_CERTS, "-e", "pki_reissue_all_enabled=true")
+    finally:
+        results = poller.stop()
+    failed, unanswered = poll_failures(results)
+    print(f"poller: {len(results)} requests, {len(failed)} failed: {failed}")
+    assert len(results) > 100, results[:5]
+    assert not unanswered, f"failures not followed by a success on the next request: {unanswered}"
+    assert len(failed) <= len(CONTROL_PLANE), failed
+    renewed = served_certificates()
+    for name in CONTROL_PLANE:
+        for port in (2379, 6443):
+            assert renewed[name][port] != served[name][port], f"{name}:{port} still serves its old certificate"
+    after = unit_starts(units)
+    for name, names in units.items():
+        for unit in names:
+            assert after[name][unit]["MainPID"] != before[name][unit]["MainPID"], f"{unit} not restarted on {name}"
+    control_plane_after = {name: after[name] for name in CONTROL_PLANE}
+    for service in ("etcd", *SERVICES):
+        restarted_one_host_at_a_time(control_plane_after, service)
+    counts = recap(playbook(inventory_file(), RENEW_CERTS))
+    assert all(counts[name]["changed"] == 0 for name in HOSTS), counts
     all_healthy()
 
 

@@ -335,6 +335,13 @@ def test_old_guides_flags_are_absent():
     assert "DynamicAuditing" not in str(result["units"])
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_apiserver_ends_its_watches_at_shutdown_within_its_shutdown_timeout(version):
+    """Without the grace period the apiserver waits its whole 60 s shutdown timeout for the watches' connections."""
+    grace = rendered(version)["units"]["kube-apiserver"].get("--shutdown-watch-termination-grace-period", "")
+    assert re.fullmatch(r"[1-9][0-9]?s", grace) and int(grace[:-1]) < 60, (version, grace)
+
+
 def test_the_encryption_key_is_secretbox_sized_and_the_same_on_every_host():
     keys = ControlPlaneFilters().filters()["control_plane_encryption_keys"]([], "ensure")
     docs = [yaml.safe_load(role_files(role_vars("1.36.4", host=host, control_plane_encryption_keys=keys))[
