@@ -348,6 +348,22 @@ def poll_failures(results: list) -> tuple[list, list]:
     return failed, unanswered
 
 
+@contextlib.contextmanager
+def api_polled(host: str, changed_hosts: int):
+    """While the block runs, a client on ``host`` polls the API through its HA endpoint every 200 ms (ApiPoller):
+    at most one failed request per host changed, each followed by a success."""
+    poller = ApiPoller(host).start()
+    try:
+        yield
+    finally:
+        results = poller.stop()
+    failed, unanswered = poll_failures(results)
+    print(f"poller: {len(results)} requests, {len(failed)} failed: {failed}")
+    assert len(results) > 100, results[:5]
+    assert not unanswered, f"failures not followed by a success on the next request: {unanswered}"
+    assert len(failed) <= changed_hosts, failed
+
+
 def apiserver_request(address: str, path: str, client: str | None = "admin", server_name: str | None = None,
                       port: int = APISERVER_PORT) -> tuple[int, str]:
     """(status, body) of a GET from the controller straight to one apiserver, its certificate verified

@@ -26,16 +26,15 @@ change the cluster):
   firewalls without it, under the same poller; a second run changes nothing."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import subprocess
 
 import pytest
-from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, ApiPoller, ansible_env, busybox_image, create_namespace, docker, docker_exec,
+from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, ansible_env, api_polled, busybox_image, create_namespace, docker, docker_exec,
                               edited_inventory, etcd_client, host_kubectl, kubectl_apply, kubectl_json, nodes_ready, playbook,
-                              playbook_command, playbook_killed_when, poll_failures, probe, project_dir, recap, unit_active,
+                              playbook_command, playbook_killed_when, probe, project_dir, recap, unit_active,
                               unit_properties, wait_for)
 
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -255,25 +254,9 @@ def voters(hosts: list[str]) -> list[str]:
     return sorted(m.name for m in members)
 
 
-@contextlib.contextmanager
-def api_polled(changed_hosts: int):
-    """While the block runs, a client on the worker polls the API through its HA endpoint every 200 ms:
-    at most one failed request per host changed, each followed by a success."""
-    poller = ApiPoller(WORKER).start()
-    try:
-        yield
-    finally:
-        results = poller.stop()
-    failed, unanswered = poll_failures(results)
-    print(f"poller: {len(results)} requests, {len(failed)} failed: {failed}")
-    assert len(results) > 100, results[:5]
-    assert not unanswered, f"failures not followed by a success on the next request: {unanswered}"
-    assert len(failed) <= changed_hosts, failed
-
-
 def run_polled(inventory: str, path: str, *extra: str, changed_hosts: int) -> None:
-    """Runs a playbook under api_polled."""
-    with api_polled(changed_hosts):
+    """Runs a playbook under api_polled, the poller on the worker."""
+    with api_polled(WORKER, changed_hosts):
         playbook(inventory, path, *extra, *FOUR_MEMBERS)
 
 
@@ -341,7 +324,7 @@ def test_add_control_plane_killed_once_its_member_is_added_then_finished_without
     extra = ("-e", f"add_control_plane_hosts={NEW_CP}", *FOUR_MEMBERS)
     # The three apiservers restart (new certificate and etcd list) and a fourth starts, in the second run: the first is
     # killed in the etcd phase, before any apiserver changes.
-    with api_polled(changed_hosts=4):
+    with api_polled(WORKER, changed_hosts=4):
         playbook_killed_when(control_plane_inventory, ADD_CONTROL_PLANE, *extra, condition=lambda: member_state(NEW_CP, CONTROL_PLANE),
                              what=f"the cluster has {NEW_CP}'s etcd member")
         playbook(control_plane_inventory, ADD_CONTROL_PLANE, *extra)
@@ -359,7 +342,7 @@ def test_remove_control_plane_removes_an_original_host_without_api_downtime(cont
     extra = ("-e", f"remove_control_plane_hosts={LEAVING_CP}", *FOUR_MEMBERS)
     # Three apiservers restart (etcd list) and one leaves, in the first run: it is killed once the leaving member is
     # removed, before that host's services stop and its data moves aside. The second run finishes.
-    with api_polled(changed_hosts=4):
+    with api_polled(WORKER, changed_hosts=4):
         playbook_killed_when(control_plane_inventory, REMOVE_CONTROL_PLANE, *extra,
                              condition=lambda: member_state(LEAVING_CP, staying) == "", what=f"{LEAVING_CP}'s etcd member is removed")
         playbook(control_plane_inventory, REMOVE_CONTROL_PLANE, *extra)
