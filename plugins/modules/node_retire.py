@@ -64,6 +64,13 @@ options:
     type: list
     elements: path
     default: []
+  lock_timeout:
+    description:
+      - Seconds to wait for another node_retire running on the same host to end (one left running by a run whose
+        controller was killed). When it still runs after that, the task fails with a message that names it (process
+        ID, start time and command line).
+    type: float
+    default: 30.0
 attributes:
   check_mode:
     support: full
@@ -80,6 +87,10 @@ attributes:
     description:
       - A second run finds no pod, no active or enabled service and none of the paths, and reports no change.
 notes:
+  - "A run that changes the host (not check mode) holds an exclusive lock of the host, C(flock) on
+    C(/run/lock/kubeforge/node_retire.lock). The module keeps running on the host when its controller dies (a lost SSH
+    session, a killed C(docker exec)); a second run started beside it would remove the same pods at the same time
+    (containerd refuses a container already being removed). The kernel releases the lock when its holder ends."
   - Needs root (systemctl, umount, renames in system directories). A unit that is enabled only statically (C(static),
     C(indirect), C(generated)) cannot be disabled and is only stopped.
 seealso:
@@ -154,11 +165,23 @@ moved:
       type: str
   sample:
     - {path: /var/lib/kubelet, moved_to: /var/lib/kubelet.removed-20250301T101500Z}
+lock_holder:
+  description: Who held this host's node_retire lock when the task stopped waiting for it (O(lock_timeout)); the task failed.
+  returned: when another node_retire held the lock too long
+  type: dict
+  sample: {pid: 4242, operation: node_retire, command: /usr/bin/python3 ..., started: "2026-12-05T22:22:49Z"}
 """
+
+import contextlib
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.kubeforge.cluster.plugins.module_utils._errors import KubeforgeError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._lock import host_lock, lock_argument_spec
 from ansible_collections.kubeforge.cluster.plugins.module_utils._retire import NodeRetirer, RetireError
+
+# One node_retire at a time on a host (module_utils/_lock.py): the one a killed run left running ends first.
+LOCK_DOMAIN = "node_retire"
 
 
 def argument_spec() -> dict:
@@ -168,6 +191,7 @@ def argument_spec() -> dict:
         "services": {"type": "list", "elements": "str", "default": []},
         "runtime_service": {"type": "str"},
         "paths": {"type": "list", "elements": "path", "default": []},
+        **lock_argument_spec(),
     }
 
 
@@ -176,10 +200,14 @@ def main() -> None:
     binaries = {name: module.get_bin_path(name, opt_dirs=["/usr/sbin", "/usr/bin", "/sbin", "/bin"]) or name
                 for name in ("systemctl", "umount")}
     backend = NodeRetirer(module.params, module.run_command, **binaries)
+    lock = contextlib.nullcontext() if module.check_mode else host_lock(LOCK_DOMAIN, "node_retire", module.params["lock_timeout"])
     try:
-        result = backend.run(check_mode=module.check_mode)
+        with lock:
+            result = backend.run(check_mode=module.check_mode)
     except RetireError as exc:
         module.fail_json(msg=str(exc), errors=exc.errors, **exc.result)
+    except KubeforgeError as exc:  # the host lock: held too long by another run (LockBusy names it), or not usable
+        module.fail_json(msg=str(exc), **getattr(exc, "result", {}))
     module.exit_json(**result)
 
 

@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A kubeforge host lock held by a process of its own, as a module left running by a killed run holds it.
 
-As a script: ``python lock_holder.py DIRECTORY OPERATION [child]`` takes the ``etcd`` lock in
+As a script: ``python lock_holder.py DIRECTORY DOMAIN OPERATION [child]`` takes the DOMAIN lock in
 DIRECTORY, prints ``held <child pid>`` and keeps it until its standard input closes. With
 ``child`` it first starts ``sleep 600`` (a program a module runs, such as etcdutl) with every
 inheritable descriptor passed on, then exits at once, leaving the child running.
@@ -20,10 +20,10 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def held(directory: str, operation: str = "etcd_mirror from https://a:2379 to https://b:2379",
-         child: bool = False) -> Iterator[tuple[subprocess.Popen, int]]:
+         child: bool = False, domain: str = "etcd") -> Iterator[tuple[subprocess.Popen, int]]:
     """(the holder process, its child's PID or 0) while the holder holds the lock; the holder is killed after."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), directory, operation, *(["child"] if child else [])],
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), directory, domain, operation, *(["child"] if child else [])],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline().split()  # type: ignore[union-attr]
@@ -40,9 +40,9 @@ def held(directory: str, operation: str = "etcd_mirror from https://a:2379 to ht
 def _main() -> None:
     # pylint: disable-next=import-outside-toplevel
     from ansible_collections.kubeforge.cluster.plugins.module_utils._lock import host_lock
-    directory, operation = sys.argv[1], sys.argv[2]
-    with host_lock("etcd", operation, timeout=5, directory=directory):
-        if sys.argv[3:] == ["child"]:
+    directory, domain, operation = sys.argv[1:4]
+    with host_lock(domain, operation, timeout=5, directory=directory):
+        if sys.argv[4:] == ["child"]:
             sleeper = subprocess.Popen(["sleep", "600"], close_fds=False)  # pylint: disable=consider-using-with
             print("held", sleeper.pid, flush=True)
             os._exit(0)  # the holder ends here; its child runs on

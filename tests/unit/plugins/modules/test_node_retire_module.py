@@ -9,6 +9,7 @@ The parsers and the backend are tested in tests/unit/plugins/module_utils/test_r
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import os
@@ -18,6 +19,7 @@ import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _lock
 from ansible_collections.kubeforge.cluster.plugins.modules import node_retire
 
 MODULE = "kubeforge.cluster.node_retire"
@@ -53,7 +55,7 @@ def test_examples_use_only_options_that_exist():
 
 
 def test_return_is_documented_with_samples():
-    assert set(RETURNED) == {"changed", "pods_removed", "stopped", "disabled", "missing", "unmounted", "moved"}
+    assert set(RETURNED) == {"changed", "pods_removed", "stopped", "disabled", "missing", "unmounted", "moved", "lock_holder"}
     for key, entry in RETURNED.items():
         assert {"description", "returned", "type", "sample"} <= set(entry), key
     assert set(RETURNED["moved"]["contains"]) == {"path", "moved_to"}
@@ -65,6 +67,23 @@ def run_main(args: dict, check_mode: bool = False) -> dict:
         with pytest.raises(SystemExit):
             node_retire.main()
     return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+@pytest.fixture(autouse=True)
+def lock_dir(tmp_path_factory, monkeypatch):
+    """The module's host lock in a directory of the test's own (beside the state directories, not among them)."""
+    directory = str(tmp_path_factory.mktemp("lock"))
+    monkeypatch.setattr(_lock, "LOCK_DIR", directory)
+    return directory
+
+
+def lock_holder():
+    """tests/unit/plugins/module_utils/lock_holder.py: a host lock held by a process of its own."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils", "lock_holder.py")
+    spec = importlib.util.spec_from_file_location("lock_holder", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 @pytest.fixture
@@ -111,3 +130,21 @@ def test_refused_paths_fail_the_module_with_every_one_named(state):
                              "/var/lib is a system directory")
     assert len(result["errors"]) == 3
     assert sorted(os.listdir(state)) == ["kubelet", "kubernetes"]
+
+
+def test_a_run_beside_one_a_killed_run_left_on_the_host_waits_then_fails_naming_it_and_changes_nothing(state, lock_dir):
+    paths = [os.path.join(state, "kubelet")]
+    with lock_holder().held(lock_dir, "node_retire", domain="node_retire") as (holder, _child):
+        result = run_main({"paths": paths, "lock_timeout": 0.3})
+    assert result["failed"] is True
+    assert f"another node_retire operation holds this host's lock {lock_dir}/node_retire.lock: PID {holder.pid} " in result["msg"], result
+    assert result["lock_holder"]["pid"] == holder.pid
+    assert sorted(os.listdir(state)) == ["kubelet", "kubernetes"]
+    # Once it has ended, the next run does the work.
+    assert run_main({"paths": paths})["moved"][0]["path"] == paths[0]
+
+
+def test_check_mode_does_not_wait_for_the_host_lock(state, lock_dir):
+    with lock_holder().held(lock_dir, "node_retire", domain="node_retire"):
+        result = run_main({"paths": [os.path.join(state, "kubelet")], "lock_timeout": 0.3}, check_mode=True)
+    assert not result.get("failed") and result["changed"] is True, result
