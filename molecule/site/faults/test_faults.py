@@ -177,10 +177,6 @@ def restarted_one_host_at_a_time(after: dict, service: str) -> None:
             int(after[previous][service]["ActiveEnterTimestampMonotonic"]), (service, previous, following)
 
 
-def schedulers_restarted_one_host_at_a_time(after: dict) -> None:
-    restarted_one_host_at_a_time(after, "kube-scheduler")
-
-
 def test_changing_a_scheduler_flag_restarts_only_the_scheduler_one_host_at_a_time():
     unit = docker_exec("site-cp1", "cat", SCHEDULER_UNIT)
     level = 4 if "--v=3" in unit else 3  # a value different from the current one, so the test can be re-run
@@ -201,7 +197,7 @@ def test_changing_a_scheduler_flag_restarts_only_the_scheduler_one_host_at_a_tim
         for service in ("kube-apiserver", "kube-controller-manager"):
             for prop in ("MainPID", "ActiveEnterTimestampMonotonic"):
                 assert after[name][service][prop] == before[name][service][prop], f"{service} restarted on {name} ({prop})"
-    schedulers_restarted_one_host_at_a_time(after)
+    restarted_one_host_at_a_time(after, "kube-scheduler")
     # The converge put the scenario's flag back.
     for name in CONTROL_PLANE:
         assert f"--v={level}" not in docker_exec(name, "cat", SCHEDULER_UNIT), name
@@ -265,7 +261,7 @@ def test_a_restart_owed_by_a_run_that_ended_after_the_pki_phase_is_done_by_the_n
         assert after[name]["kube-scheduler"]["MainPID"] != before[name]["kube-scheduler"]["MainPID"], f"kube-scheduler kept on {name}"
         assert {service: after[name][service] for service in SERVICES if service != "kube-scheduler"} == \
             {service: before[name][service] for service in SERVICES if service != "kube-scheduler"}, name
-    schedulers_restarted_one_host_at_a_time(after)
+    restarted_one_host_at_a_time(after, "kube-scheduler")
     counts = recap(playbook(inventory_file(), SITE))
     assert all(count["changed"] == 0 for count in counts.values()), counts
     assert service_states() == after

@@ -164,15 +164,6 @@ def test_bad_endpoint_is_a_failure_not_a_traceback():
     assert result["failed"] and "is not an http(s)://host:port URL" in result["msg"]
 
 
-def lock_holder():
-    """tests/unit/plugins/module_utils/lock_holder.py: the host lock held by a process of its own."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils", "lock_holder.py")
-    spec = importlib.util.spec_from_file_location("lock_holder", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def etcd_fakes():
     """tests/unit/plugins/module_utils/_etcd/fakes.py: the transport fake of the _etcd tests."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils", "_etcd", "fakes.py")
@@ -214,8 +205,8 @@ RESTORE = {"state": "restored", "path": "/tmp/kubeforge-never-read.db", "data_di
     ("etcd_member", {"promote_learners": ["m1"]}),
     ("etcd_snapshot", RESTORE),
 ])
-def test_a_change_refuses_while_a_left_over_run_holds_the_host_lock(name, extra, lock_dir, closed_port):
-    with lock_holder().held(lock_dir) as (holder, _child):
+def test_a_change_refuses_while_a_left_over_run_holds_the_host_lock(name, extra, lock_dir, closed_port, lock_holder):
+    with lock_holder.held(lock_dir) as (holder, _child):
         result = run_main(MODULES[name], {"endpoints": [f"https://127.0.0.1:{closed_port}"], "timeout": 0.3, "lock_timeout": 0.3, **extra})
     assert result["failed"] and f"another etcd operation holds this host's lock {lock_dir}/etcd.lock: PID {holder.pid} " in result["msg"], result
     assert result["lock_holder"]["pid"] == holder.pid and result["lock_holder"]["operation"].startswith("etcd_mirror from")
@@ -226,8 +217,8 @@ def test_a_change_refuses_while_a_left_over_run_holds_the_host_lock(name, extra,
     ("etcd_member", {"state": "absent", "name": "m1"}, True),
     ("etcd_mirror", {"destination": {"endpoints": ["https://127.0.0.1:1"]}}, True),
 ])
-def test_reads_and_check_mode_do_not_wait_for_the_host_lock(name, extra, check_mode, lock_dir, closed_port):
-    with lock_holder().held(lock_dir):
+def test_reads_and_check_mode_do_not_wait_for_the_host_lock(name, extra, check_mode, lock_dir, closed_port, lock_holder):
+    with lock_holder.held(lock_dir):
         result = run_main(MODULES[name], {"endpoints": [f"https://127.0.0.1:{closed_port}"], "timeout": 0.3, "lock_timeout": 5, **extra},
                           check_mode=check_mode)
     assert result["failed"] and "cannot connect to any etcd endpoint" in result["msg"], result["msg"]

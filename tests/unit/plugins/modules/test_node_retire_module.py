@@ -9,7 +9,6 @@ The parsers and the backend are tested in tests/unit/plugins/module_utils/test_r
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -77,15 +76,6 @@ def lock_dir(tmp_path_factory, monkeypatch):
     return directory
 
 
-def lock_holder():
-    """tests/unit/plugins/module_utils/lock_holder.py: a host lock held by a process of its own."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils", "lock_holder.py")
-    spec = importlib.util.spec_from_file_location("lock_holder", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
 @pytest.fixture
 def state(tmp_path):
     """Two state directories with content, and a path that does not exist."""
@@ -132,9 +122,9 @@ def test_refused_paths_fail_the_module_with_every_one_named(state):
     assert sorted(os.listdir(state)) == ["kubelet", "kubernetes"]
 
 
-def test_a_run_beside_one_a_killed_run_left_on_the_host_waits_then_fails_naming_it_and_changes_nothing(state, lock_dir):
+def test_a_run_beside_one_a_killed_run_left_on_the_host_waits_then_fails_naming_it_and_changes_nothing(state, lock_dir, lock_holder):
     paths = [os.path.join(state, "kubelet")]
-    with lock_holder().held(lock_dir, "node_retire", domain="node_retire") as (holder, _child):
+    with lock_holder.held(lock_dir, "node_retire", domain="node_retire") as (holder, _child):
         result = run_main({"paths": paths, "lock_timeout": 0.3})
     assert result["failed"] is True
     assert f"another node_retire operation holds this host's lock {lock_dir}/node_retire.lock: PID {holder.pid} " in result["msg"], result
@@ -144,7 +134,7 @@ def test_a_run_beside_one_a_killed_run_left_on_the_host_waits_then_fails_naming_
     assert run_main({"paths": paths})["moved"][0]["path"] == paths[0]
 
 
-def test_check_mode_does_not_wait_for_the_host_lock(state, lock_dir):
-    with lock_holder().held(lock_dir, "node_retire", domain="node_retire"):
+def test_check_mode_does_not_wait_for_the_host_lock(state, lock_dir, lock_holder):
+    with lock_holder.held(lock_dir, "node_retire", domain="node_retire"):
         result = run_main({"paths": [os.path.join(state, "kubelet")], "lock_timeout": 0.3}, check_mode=True)
     assert not result.get("failed") and result["changed"] is True, result
