@@ -298,7 +298,8 @@ for name, field in zip(files, ("client-certificate-data", "client-key-data")):
 context.load_cert_chain(*files)
 results, start = [], time.monotonic()
 while not os.path.exists(stop):
-    began = time.monotonic()
+    began, now = time.monotonic(), time.time()
+    clock = time.strftime("%H:%M:%S", time.gmtime(now)) + ".%02d" % int(now % 1 * 100)
     try:
         with socket.create_connection(("127.0.0.1", 6443), timeout=2) as raw:
             with context.wrap_socket(raw, server_hostname=server_name) as tls:
@@ -306,9 +307,9 @@ while not os.path.exists(stop):
                 response = http.client.HTTPResponse(tls)
                 response.begin()
                 body = response.read()
-        results.append([round(began - start, 2), response.status, "" if response.status == 200 else body.decode("utf-8", "replace")[:200]])
+        results.append([round(began - start, 2), response.status, "" if response.status == 200 else body.decode("utf-8", "replace")[:200], clock])
     except Exception as exc:
-        results.append([round(began - start, 2), 0, repr(exc)[:200]])
+        results.append([round(began - start, 2), 0, repr(exc)[:200], clock])
     time.sleep(max(0.0, interval - (time.monotonic() - began)))
 print(json.dumps(results))
 """
@@ -317,7 +318,7 @@ print(json.dumps(results))
 class ApiPoller:
     """A client on ``host`` polling the API through the host's HA endpoint every ``interval`` seconds
     (GET /readyz, the node's kube-proxy certificate) while an operation runs: start(), then stop()
-    gives [[seconds, status (0: no answer), error]] per request."""
+    gives [[seconds, status (0: no answer), error, UTC time of day to match the hosts' journals]] per request."""
 
     def __init__(self, host: str, interval: float = 0.2, path: str = "/readyz") -> None:
         self.host, self.interval, self.path = host, interval, path
