@@ -257,3 +257,25 @@ def test_an_upgraded_node_is_uncordoned_once_it_is_ready():
         "kubeconfig": "{{ kubeforge_credentials_dir }}/admin.kubeconfig", "names": ["{{ inventory_hostname }}"],
         "ready": True, "timeout": 300, "unschedulable": False}
     assert last["delegate_to"] == "localhost" and "when" not in last
+
+
+def test_the_upgrade_puts_the_control_plane_binaries_on_the_hosts_before_anything_restarts():
+    """upgrade.yml: the control_plane role's own binaries, at kube_version, go to the control-plane hosts before the
+    etcd snapshot and phase, linked in a directory no unit runs and with no daemon: nothing a unit runs changes."""
+    plays = load("playbooks/upgrade.yml")
+    [stage] = [play for play in plays if any((task.get("ansible.builtin.include_role") or {}).get("tasks_from") == "stage"
+                                             for task in play.get("tasks", []))]
+    order = [play.get("ansible.builtin.import_playbook") or play["name"] for play in plays]
+    snapshot = next(name for name in order if "snapshot" in name)
+    assert stage["hosts"] == "kube_control_plane"
+    assert order.index(stage["name"]) < order.index(snapshot) < order.index("phases/etcd.yml") < order.index("phases/control_plane.yml")
+    [task] = load("roles/control_plane/tasks/stage.yml")
+    role_vars = load("roles/control_plane/vars/main.yml")
+    variables = {"control_plane_artifacts": role_vars["control_plane_artifacts"],
+                 "artifacts_install_dir": load("roles/artifacts/defaults/main.yml")["artifacts_install_dir"]}
+    staged = template(task["vars"]["artifacts_list"], variables)
+    assert [{key: value for key, value in entry.items() if key not in ("bin_dir", "daemons")} for entry in staged] == [
+        {key: value for key, value in entry.items() if key != "daemons"} for entry in role_vars["control_plane_artifacts"]]
+    assert {entry["bin_dir"] for entry in staged} == {"/opt/kubeforge/staged"}
+    assert all(entry["daemons"] == [] for entry in staged)
+    assert load("inventory/sample/group_vars/all.yml")["artifacts_bin_dir"] != "/opt/kubeforge/staged"
