@@ -52,13 +52,6 @@ def merged_doc(module) -> dict:
     return doc
 
 
-@pytest.fixture(autouse=True)
-def lock_dir(tmp_path, monkeypatch):
-    """The modules' host lock in a directory of the test's own."""
-    directory = str(tmp_path / "lock")
-    monkeypatch.setattr(_lock, "LOCK_DIR", directory)
-    return directory
-
 
 def compare(doc_options: dict, spec_options: dict, where: str) -> None:
     assert set(doc_options) == set(spec_options), f"{where}: {set(doc_options) ^ set(spec_options)}"

@@ -18,7 +18,6 @@ import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _lock
 from ansible_collections.kubeforge.cluster.plugins.modules import node_retire
 
 MODULE = "kubeforge.cluster.node_retire"
@@ -67,13 +66,6 @@ def run_main(args: dict, check_mode: bool = False) -> dict:
             node_retire.main()
     return json.loads(out.getvalue().strip().splitlines()[-1])
 
-
-@pytest.fixture(autouse=True)
-def lock_dir(tmp_path_factory, monkeypatch):
-    """The module's host lock in a directory of the test's own (beside the state directories, not among them)."""
-    directory = str(tmp_path_factory.mktemp("lock"))
-    monkeypatch.setattr(_lock, "LOCK_DIR", directory)
-    return directory
 
 
 @pytest.fixture
