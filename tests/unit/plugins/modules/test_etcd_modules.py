@@ -52,7 +52,6 @@ def merged_doc(module) -> dict:
     return doc
 
 
-
 def compare(doc_options: dict, spec_options: dict, where: str) -> None:
     assert set(doc_options) == set(spec_options), f"{where}: {set(doc_options) ^ set(spec_options)}"
     for name, spec in spec_options.items():

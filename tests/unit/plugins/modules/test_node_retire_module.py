@@ -67,7 +67,6 @@ def run_main(args: dict, check_mode: bool = False) -> dict:
     return json.loads(out.getvalue().strip().splitlines()[-1])
 
 
-
 @pytest.fixture
 def state(tmp_path):
     """Two state directories with content, and a path that does not exist."""
