@@ -14,8 +14,9 @@ converge and the new worker their fact gathering):
 Prints each wall time, the changed count of runs 2 and 3 outside kf-w2, the ratios of runs 2 and 3
 to run 1 against the goals (re-run <= 0.3x, add one worker <= 0.2x), how run 3 splits at the new
 kubelet's start (before it: the new host's install; after it: mostly the node's own start, which the
-run waits for), and the slowest tasks of each run (ansible.posix.profile_tasks). The lab hosts are
-removed at the end unless --keep.
+run waits for), where each run's CPU time went (the controller, the new host, the other lab hosts, the rest of
+the machine: dockerd and the like) and the slowest tasks of each run (ansible.posix.profile_tasks). The lab
+hosts are removed at the end unless --keep.
 Prints figures only.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,6 +39,11 @@ LAB_SH = os.path.join(REPO, "tests", "harness", "lab.sh")
 NEW, NEW_ADDRESS = "kf-w2", "172.30.40.22"
 GOALS = {"re-run": 0.3, "add one worker": 0.2}
 SLOWEST = 6
+IDLE_SECONDS = 5
+# Where a lab host's container counts its CPU time: cgroup v1 (cpuacct.usage, ns), then v2 with the systemd or the
+# cgroupfs driver (cpu.stat usage_usec).
+CGROUP_CPU = ("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage", "/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat",
+              "/sys/fs/cgroup/docker/{id}/cpu.stat")
 
 
 def inventory(directory: str, with_new_worker: bool) -> str:
@@ -72,6 +79,44 @@ def run_playbook(playbook: str, inventory_path: str, *extra: str) -> tuple[float
     if done.returncode != 0:
         sys.exit(f"{playbook} failed after {elapsed:.0f} s:\n{failures(done.stdout)}\n{done.stderr[-2000:]}")
     return elapsed, done.stdout
+
+
+def cpu_seconds(hosts: list[str]) -> dict[str, float]:
+    """CPU seconds used so far: "controller" by this process's ended children (ansible-playbook, its workers and their
+    docker calls), each lab host of ``hosts`` by its container (absent where its cgroup cannot be read), and
+    "machine" by every core (/proc/stat)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open("/proc/stat", encoding="ascii") as handle:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(field) for field in handle.readline().split()[1:9])
+    used = {"controller": children.ru_utime + children.ru_stime,
+            "machine": (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")}
+    listed = subprocess.run(["docker", "inspect", "--format", "{{.Name}} {{.Id}}", *hosts], capture_output=True, text=True, check=False)
+    for line in listed.stdout.splitlines():
+        name, container = line.lstrip("/").split()
+        for pattern in CGROUP_CPU:
+            try:
+                with open(pattern.format(id=container), encoding="ascii") as handle:
+                    text = handle.read()
+            except OSError:
+                continue
+            usage = re.search(r"^usage_usec (\d+)", text, re.M)
+            used[name] = int(usage.group(1)) / 1e6 if usage else int(text) / 1e9
+            break
+    return used
+
+
+def cpu_split(before: dict, after: dict, new_host: str = "") -> str:
+    """Where a run's CPU time went, from two cpu_seconds() snapshots (``new_host`` on its own)."""
+    spent = {key: after[key] - before[key] for key in after if key in before}
+    hosts = {key: value for key, value in spent.items() if key not in ("controller", "machine")}
+    if not hosts:
+        return f"controller {spent['controller']:.1f}, the lab hosts' share not readable here (no container cgroup found)"
+    rest = spent["machine"] - spent["controller"] - sum(hosts.values())
+    if new_host in hosts:
+        lab = f"{new_host} {hosts[new_host]:.1f}, the other lab hosts {sum(hosts.values()) - hosts[new_host]:.1f}"
+    else:
+        lab = f"the lab hosts {sum(hosts.values()):.1f}"
+    return f"controller {spent['controller']:.1f}, {lab}, the rest (dockerd, ...) {rest:.1f}"
 
 
 def kubelet_started(host: str) -> float:
@@ -115,10 +160,21 @@ def main() -> None:
     try:
         subprocess.run(["bash", LAB_SH, "up", options.image], env=env, check=True)
         before = inventory(directory, with_new_worker=False)
+        with open(before, encoding="utf-8") as handle:
+            hosts = [*yaml.safe_load(handle)["all"]["hosts"], NEW]
+        cpu = [cpu_seconds(hosts)]
         fresh, fresh_out = run_playbook("site.yml", before)
+        cpu.append(cpu_seconds(hosts))
         rerun, rerun_out = run_playbook("site.yml", before)
+        cpu.append(cpu_seconds(hosts))
+        # What the running cluster itself uses, which an add shares the machine's cores with and a fresh converge
+        # only in its second half.
+        time.sleep(IDLE_SECONDS)
+        idle = cpu_seconds(hosts)
         after = inventory(directory, with_new_worker=True)
+        cpu.append(cpu_seconds(hosts))
         added, added_out = run_playbook("playbooks/add_nodes.yml", after, "-e", f"add_nodes_hosts={NEW}")
+        cpu.append(cpu_seconds(hosts))
         after_kubelet = time.monotonic() - kubelet_started(NEW)
     finally:
         if options.keep:
@@ -142,6 +198,18 @@ def main() -> None:
     print(f"  add one worker, until the new kubelet starts {added - after_kubelet:.1f} s; from then to the run's end "
           f"{after_kubelet:.1f} s (the node registers, starts flannel and turns Ready; the hosts that stay learn its address)")
     print(f"  re-run changed: {sum(changed(rerun_out).values())}; add one worker changed on the other hosts: {others}")
+    print(f"CPU seconds of each run ({os.cpu_count()} cores):")
+    for name, seconds, start, end, new_host in (("fresh converge", fresh, cpu[0], cpu[1], ""), ("re-run", rerun, cpu[1], cpu[2], ""),
+                                                ("add one worker", added, cpu[3], cpu[4], NEW)):
+        busy = (end["machine"] - start["machine"]) / (seconds * (os.cpu_count() or 1))
+        print(f"  {name:<16} {cpu_split(start, end, new_host)}; the machine {busy:.0%} busy")
+    idle_rate = (idle["machine"] - cpu[2]["machine"]) / IDLE_SECONDS
+    print(f"  the converged cluster, idle for {IDLE_SECONDS} s before the add: {cpu_split(cpu[2], idle)}; "
+          f"{idle_rate:.2f} of the {os.cpu_count()} cores, {idle_rate * added:.1f} CPU seconds over the add's time")
+    fresh_cpu, added_cpu = cpu[1]["machine"] - cpu[0]["machine"], cpu[4]["machine"] - cpu[3]["machine"]
+    own = added_cpu - idle_rate * added
+    print(f"  add one worker's own CPU seconds (its total {added_cpu:.1f} less the idle cluster's {idle_rate * added:.1f}): {own:.1f}, "
+          f"{own / fresh_cpu:.2f}x the fresh converge's {fresh_cpu:.1f}")
     for name, output in (("fresh converge", fresh_out), ("re-run", rerun_out), ("add one worker", added_out)):
         print(f"Slowest tasks, {name}:")
         for line in slowest(output):
