@@ -261,13 +261,14 @@ def test_an_upgraded_node_is_uncordoned_once_it_is_ready():
 
 def test_the_upgrade_puts_the_control_plane_binaries_on_the_hosts_before_anything_restarts():
     """upgrade.yml: the control_plane role's own binaries, at kube_version, go to the control-plane hosts before the
-    etcd snapshot and phase, linked in a directory no unit runs and with no daemon: nothing a unit runs changes."""
+    etcd snapshot and phase, one host at a time, linked in a directory no unit runs and with no daemon: nothing a unit
+    runs changes."""
     plays = load("playbooks/upgrade.yml")
     [stage] = [play for play in plays if any((task.get("ansible.builtin.include_role") or {}).get("tasks_from") == "stage"
                                              for task in play.get("tasks", []))]
     order = [play.get("ansible.builtin.import_playbook") or play["name"] for play in plays]
     snapshot = next(name for name in order if "snapshot" in name)
-    assert stage["hosts"] == "kube_control_plane"
+    assert stage["hosts"] == "kube_control_plane" and stage["serial"] == 1
     assert order.index(stage["name"]) < order.index(snapshot) < order.index("phases/etcd.yml") < order.index("phases/control_plane.yml")
     [task] = load("roles/control_plane/tasks/stage.yml")
     role_vars = load("roles/control_plane/vars/main.yml")
