@@ -199,17 +199,17 @@ def main() -> None:
           f"{after_kubelet:.1f} s (the node registers, starts flannel and turns Ready; the hosts that stay learn its address)")
     print(f"  re-run changed: {sum(changed(rerun_out).values())}; add one worker changed on the other hosts: {others}")
     print(f"CPU seconds of each run ({os.cpu_count()} cores):")
+    machine = {}
     for name, seconds, start, end, new_host in (("fresh converge", fresh, cpu[0], cpu[1], ""), ("re-run", rerun, cpu[1], cpu[2], ""),
                                                 ("add one worker", added, cpu[3], cpu[4], NEW)):
-        busy = (end["machine"] - start["machine"]) / (seconds * (os.cpu_count() or 1))
-        print(f"  {name:<16} {cpu_split(start, end, new_host)}; the machine {busy:.0%} busy")
+        machine[name] = end["machine"] - start["machine"]
+        print(f"  {name:<16} {cpu_split(start, end, new_host)}; the machine {machine[name] / (seconds * (os.cpu_count() or 1)):.0%} busy")
     idle_rate = (idle["machine"] - cpu[2]["machine"]) / IDLE_SECONDS
     print(f"  the converged cluster, idle for {IDLE_SECONDS} s before the add: {cpu_split(cpu[2], idle)}; "
           f"{idle_rate:.2f} of the {os.cpu_count()} cores, {idle_rate * added:.1f} CPU seconds over the add's time")
-    fresh_cpu, added_cpu = cpu[1]["machine"] - cpu[0]["machine"], cpu[4]["machine"] - cpu[3]["machine"]
-    own = added_cpu - idle_rate * added
-    print(f"  add one worker's own CPU seconds (its total {added_cpu:.1f} less the idle cluster's {idle_rate * added:.1f}): {own:.1f}, "
-          f"{own / fresh_cpu:.2f}x the fresh converge's {fresh_cpu:.1f}")
+    own = machine["add one worker"] - idle_rate * added
+    print(f"  add one worker's own CPU seconds (its total {machine['add one worker']:.1f} less the idle cluster's {idle_rate * added:.1f}): "
+          f"{own:.1f}, {own / machine['fresh converge']:.2f}x the fresh converge's {machine['fresh converge']:.1f}")
     for name, output in (("fresh converge", fresh_out), ("re-run", rerun_out), ("add one worker", added_out)):
         print(f"Slowest tasks, {name}:")
         for line in slowest(output):
