@@ -198,18 +198,22 @@ def main() -> None:
     print(f"  add one worker, until the new kubelet starts {added - after_kubelet:.1f} s; from then to the run's end "
           f"{after_kubelet:.1f} s (the node registers, starts flannel and turns Ready; the hosts that stay learn its address)")
     print(f"  re-run changed: {sum(changed(rerun_out).values())}; add one worker changed on the other hosts: {others}")
-    print(f"CPU seconds of each run ({os.cpu_count()} cores):")
+    cores = os.cpu_count() or 1
+    print(f"CPU seconds of each run ({cores} cores):")
     machine = {}
     for name, seconds, start, end, new_host in (("fresh converge", fresh, cpu[0], cpu[1], ""), ("re-run", rerun, cpu[1], cpu[2], ""),
                                                 ("add one worker", added, cpu[3], cpu[4], NEW)):
         machine[name] = end["machine"] - start["machine"]
-        print(f"  {name:<16} {cpu_split(start, end, new_host)}; the machine {machine[name] / (seconds * (os.cpu_count() or 1)):.0%} busy")
+        print(f"  {name:<16} {cpu_split(start, end, new_host)}; the machine {machine[name] / (seconds * cores):.0%} busy")
     idle_rate = (idle["machine"] - cpu[2]["machine"]) / IDLE_SECONDS
     print(f"  the converged cluster, idle for {IDLE_SECONDS} s before the add: {cpu_split(cpu[2], idle)}; "
-          f"{idle_rate:.2f} of the {os.cpu_count()} cores, {idle_rate * added:.1f} CPU seconds over the add's time")
+          f"{idle_rate:.2f} of the {cores} cores, {idle_rate * added:.1f} CPU seconds over the add's time")
     own = machine["add one worker"] - idle_rate * added
     print(f"  add one worker's own CPU seconds (its total {machine['add one worker']:.1f} less the idle cluster's {idle_rate * added:.1f}): "
           f"{own:.1f}, {own / machine['fresh converge']:.2f}x the fresh converge's {machine['fresh converge']:.1f}")
+    # The add's floor on this machine without less work: no wait, no idle core.
+    print(f"  add one worker with all {cores} cores busy throughout: {machine['add one worker'] / cores:.1f} s; "
+          f"the goal: {GOALS['add one worker'] * fresh:.1f} s")
     for name, output in (("fresh converge", fresh_out), ("re-run", rerun_out), ("add one worker", added_out)):
         print(f"Slowest tasks, {name}:")
         for line in slowest(output):
