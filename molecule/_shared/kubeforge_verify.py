@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -125,6 +126,23 @@ def unit_property(host: str, unit: str, name: str) -> str:
 def unit_active(host: str, unit: str) -> bool:
     """Whether a unit is active on a host (False when the host does not answer)."""
     return docker("exec", host, "systemctl", "is-active", unit, check=False).stdout.strip() == "active"
+
+
+def host_state(host: str, units: tuple[str, ...], paths: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """What a run that changes nothing leaves as it was on a host, read in one command: each unit's main process and
+    start (``systemctl show``; a unit the host lacks shows MainPID 0), and the sha256 of every file under ``paths``
+    (absent paths are left out)."""
+    script = ("systemctl show -p Id -p MainPID -p ActiveEnterTimestampMonotonic " + " ".join(map(shlex.quote, units)) + "; echo ---; "
+              "find " + " ".join(map(shlex.quote, paths)) + " -type f -print0 2>/dev/null | xargs -0 -r sha256sum")
+    shown, digests = docker_exec(host, "sh", "-c", script).split("---\n", 1)
+    found: dict[str, dict[str, str]] = {"units": {}, "files": {}}
+    for block in shown.strip().split("\n\n"):
+        fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        found["units"][fields["Id"]] = f"{fields['MainPID']} {fields['ActiveEnterTimestampMonotonic']}"
+    for line in digests.splitlines():
+        digest, path = line.split(None, 1)
+        found["files"][path] = digest
+    return found
 
 
 def host_kubectl(host: str, *args: str, kubeconfig: str = ADMIN_KUBECONFIG, check: bool = True,

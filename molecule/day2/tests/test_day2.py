@@ -2,6 +2,7 @@
 """Day 2 on the converged day2 scenario, as an operator runs it (the tests run in file order and
 change the cluster):
 
+- add_nodes.yml in check mode changes nothing (on the new host or the others);
 - add_nodes.yml adds day2-w2 (put in kube_node in an edited copy of molecule's inventory): no service
   on a host already in the cluster restarts (MainPID and ActiveEnterTimestamp unchanged), the new node
   is Ready and runs a pod of a test Deployment that answers from the other worker across the pod
@@ -15,11 +16,12 @@ change the cluster):
 - remove_nodes.yml -e remove_nodes_hosts_gone=true forgets day2-w3, then stopped for good: refused
   while its node is Ready, then its Node object deleted (its pods after it, by the API) and the hosts
   that stay forget its address, with nothing restarted there; a second run changes nothing;
-- add_control_plane.yml adds a 4th control-plane host and etcd member, day2-cp4, killed once the cluster has
-  its member (a learner, started or not) and run again, then remove_control_plane.yml removes day2-cp3 (killed
-  once its etcd member is removed, and run again), while a client on day2-w1 polls the API through its HA
-  endpoint every 200 ms: at most one failed request per host whose apiserver restarted or left, each followed
-  by a success; etcd ends with the right voters and the endpoint answers on every node;
+- add_control_plane.yml in check mode changes nothing; then it adds a 4th control-plane host and etcd member,
+  day2-cp4, killed once the cluster has its member (a learner, started or not) and run again, then
+  remove_control_plane.yml removes day2-cp3 (killed once its etcd member is removed, and run again), while a
+  client on day2-w1 polls the API through its HA endpoint every 200 ms: at most one failed request per host whose
+  apiserver restarted or left, each followed by a success; etcd ends with the right voters and the endpoint
+  answers on every node;
 - remove_control_plane.yml -e remove_control_plane_hosts_gone=true then removes day2-cp4 once it dies (day2-cp3
   has left the inventory): refused while its node is Ready, then its etcd member removed through the
   members that stay, its Node object deleted, and the other hosts' nginx, apiservers' etcd lists and
@@ -33,7 +35,7 @@ import subprocess
 
 import pytest
 from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, ansible_env, api_polled, busybox_image, create_namespace, docker, docker_exec,
-                              edited_inventory, etcd_client, host_kubectl, kubectl_apply, kubectl_json, nodes_ready, playbook,
+                              edited_inventory, etcd_client, host_kubectl, host_state, kubectl_apply, kubectl_json, nodes_ready, playbook,
                               playbook_command, playbook_killed_when, probe, project_dir, recap, unit_active,
                               unit_properties, wait_for)
 
@@ -57,6 +59,8 @@ KUBECTL_HOST = CONTROL_PLANE[0]
 UNITS = {**{host: ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "containerd", "nginx"]
             for host in CONTROL_PLANE},
          WORKER: ["kubelet", "kube-proxy", "containerd", "nginx"]}
+# Every service a host of the scenario may run (the --check test compares each host's, absent ones included).
+CHECKED_UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "containerd", "nginx")
 NAMESPACE = "kubeforge-day2"
 APP = "day2-httpd"
 
@@ -170,6 +174,18 @@ def fetch(host: str, address: str) -> str:
     """GET http://address:HTTPD_PORT/ from a host (python3 is in the node image)."""
     script = f"import urllib.request; print(urllib.request.urlopen('http://{address}:{HTTPD_PORT}/', timeout=5).read().decode().strip())"
     return docker_exec(host, "python3", "-c", script).strip()
+
+
+def test_add_nodes_in_check_mode_finishes_and_changes_nothing(inventory):
+    """The operator's preview: nothing installed on the new host, nothing changed on the others."""
+    hosts = [*UNITS, NEW]
+    paths = ("/etc/kubernetes", "/etc/containerd", "/etc/nginx", "/etc/hosts", "/etc/systemd/system", "/var/lib/kubeforge")
+    before = {host: host_state(host, CHECKED_UNITS, paths) for host in hosts}
+    counts = recap(playbook(inventory, ADD_NODES, "-e", f"add_nodes_hosts={NEW}", "--check"))
+    assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in counts.values()), counts
+    assert {host: host_state(host, CHECKED_UNITS, paths) for host in hosts} == before, "add_nodes.yml --check changed a host"
+    assert docker("exec", NEW, "test", "-e", "/opt/kubeforge", check=False).returncode != 0, f"--check installed binaries on {NEW}"
+    assert NEW not in [node["metadata"]["name"] for node in kubectl_json(KUBECTL_HOST, "get", "nodes")["items"]]
 
 
 def test_add_nodes_adds_a_worker_and_restarts_nothing_on_the_others(inventory):
@@ -318,6 +334,18 @@ def test_remove_nodes_forgets_a_host_gone_for_good_and_refuses_one_whose_kubelet
              timeout=180, what=f"no pod bound to {GONE}", interval=5)
     again = recap(playbook(gone_inventory, REMOVE_NODES, *gone))
     assert {host: c["changed"] for host, c in again.items() if c["changed"]} == {}, again
+
+
+def test_add_control_plane_in_check_mode_finishes_and_changes_nothing(control_plane_inventory):
+    """The preview of a 4th control-plane host: no etcd member added, nothing changed on any host."""
+    hosts = [*CONTROL_PLANE, WORKER, NEW_CP]
+    paths = ("/etc/kubernetes", "/etc/etcd", "/etc/nginx", "/etc/hosts", "/etc/systemd/system", "/var/lib/kubeforge")
+    before = ({host: host_state(host, CHECKED_UNITS, paths) for host in hosts}, voters(CONTROL_PLANE))
+    counts = recap(playbook(control_plane_inventory, ADD_CONTROL_PLANE, "-e", f"add_control_plane_hosts={NEW_CP}", *FOUR_MEMBERS, "--check"))
+    assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in counts.values()), counts
+    after = ({host: host_state(host, CHECKED_UNITS, paths) for host in hosts}, voters(CONTROL_PLANE))
+    assert after == before, "add_control_plane.yml --check changed a host or the etcd members"
+    assert not member_state(NEW_CP, CONTROL_PLANE)
 
 
 def test_add_control_plane_killed_once_its_member_is_added_then_finished_without_api_downtime(control_plane_inventory):

@@ -2,6 +2,7 @@
 """upgrade.yml on the converged upgrade scenario, as an operator runs it (the tests run in file order
 and change the cluster):
 
+- upgrade.yml in check mode finishes and changes nothing: no version, service, file or snapshot;
 - Kubernetes 1.36 -> 1.37 and etcd 3.5 -> 3.6 in one run, while a client on the worker polls the API
   through its HA endpoint every 200 ms, another polls a Service, and a writer puts keys into etcd:
   the first run is killed once the control plane has started to change, a second run finishes it;
@@ -19,13 +20,17 @@ import subprocess
 import time
 
 from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, ApiPoller, Writer, ansible_env, busybox_image, create_namespace, docker_exec,
-                              etcd_client, inventory_file, kubectl_apply, kubectl_json, playbook, playbook_command,
+                              etcd_client, host_state, inventory_file, kubectl_apply, kubectl_json, playbook, playbook_command,
                               playbook_killed_when, poll_failures, project_dir, recap, wait_for)
 
 UPGRADE = os.path.join(project_dir(), "playbooks", "upgrade.yml")
 CONTROL_PLANE = {"upgrade-cp1": "172.30.43.11", "upgrade-cp2": "172.30.43.12", "upgrade-cp3": "172.30.43.13"}
 WORKER = "upgrade-w1"
 HOSTS = [*CONTROL_PLANE, WORKER]
+SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "kube-proxy", "nginx")
+# What an upgrade writes on the hosts besides the binaries (compared by their --version): configurations, units, the
+# staged links, the etcd snapshot on the member.
+CHECKED_PATHS = ("/etc/kubernetes", "/etc/etcd", "/etc/nginx", "/etc/systemd/system", "/opt/kubeforge/staged", "/var/backups/etcd")
 KUBECTL_HOST = "upgrade-cp1"
 
 
@@ -91,6 +96,19 @@ def _epoch(stamp) -> float:
     if not stamp:
         return 0.0
     return datetime.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+
+
+def test_upgrade_in_check_mode_finishes_and_changes_nothing():
+    """The operator's preview: the whole run in check mode (the etcd snapshot only reported), nothing upgraded."""
+    backups = os.path.join(os.path.dirname(inventory_file()), "etcd-backups")
+    before = ({host: versions(host) for host in HOSTS}, {host: host_state(host, SERVICES, CHECKED_PATHS) for host in HOSTS},
+              os.listdir(backups) if os.path.isdir(backups) else [])
+    counts = recap(playbook(inventory_file(), UPGRADE, *TARGET, "--check"))
+    assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in counts.values()), counts
+    after = ({host: versions(host) for host in HOSTS}, {host: host_state(host, SERVICES, CHECKED_PATHS) for host in HOSTS},
+             os.listdir(backups) if os.path.isdir(backups) else [])
+    assert after == before, "upgrade.yml --check changed a version, a service, a file or the controller's snapshots"
+    assert not [node["metadata"]["name"] for node in kubectl_json(KUBECTL_HOST, "get", "nodes")["items"] if node["spec"].get("unschedulable")]
 
 
 def test_upgrade_killed_half_way_then_finished_without_downtime():

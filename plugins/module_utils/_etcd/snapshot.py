@@ -199,7 +199,8 @@ class EtcdSnapshotBackend:
     def save(self, check_mode: bool) -> dict:
         path = self.params["path"]
         directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
+        # In check mode the task that would create the directory has not: the save is only reported.
+        if not os.path.isdir(directory) and not check_mode:
             raise EtcdError(f"the directory of {path} does not exist", code=INVALID_ARGUMENT)
         if os.path.exists(path) and not self.params.get("force"):
             check = check_file(path)

@@ -244,6 +244,20 @@ def test_save_check_mode(tmp_path):
     assert backend.run(check_mode=True)["changed"] and os.listdir(tmp_path) == []
 
 
+def test_save_refuses_a_missing_directory(tmp_path):
+    backend = save_backend(tmp_path / "absent", [GOOD])[0]
+    with pytest.raises(EtcdError, match="the directory of .*absent/s.db does not exist"):
+        backend.run()
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_check_mode_reports_a_save_into_a_directory_a_run_would_create(tmp_path):
+    backend, client = save_backend(tmp_path / "absent", [GOOD])
+    result = backend.run(check_mode=True)
+    assert result["changed"] and result["path"] == str(tmp_path / "absent" / "s.db") and not client.closed
+    assert os.listdir(tmp_path) == []
+
+
 def test_status(tmp_path, tools):
     (tmp_path / "s.db").write_bytes(GOOD)
     result = snap.EtcdSnapshotBackend({"state": "status", "path": str(tmp_path / "s.db")}, tools).run()

@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The maintenance and day-2 playbooks in check mode, on the converged cluster (site.yml's own check run is in
+test_control_plane.py). An operator previews a change this way: each run must finish, and change nothing. Not a
+service restarted, not a file on a host or the controller, not an etcd member, not a node cordoned, not a snapshot."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from kubeforge_verify import credentials_dir, etcd_client, host_state, inventory_file, kubectl_json, playbook, project_dir, recap
+
+CONTROL_PLANE = {"site-cp1": "172.30.41.11", "site-cp2": "172.30.41.12", "site-cp3": "172.30.41.13"}
+HOSTS = [*CONTROL_PLANE, "site-w1"]
+UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "kube-proxy", "nginx")
+# What these playbooks write on the hosts: configurations, units, certificates and keys, snapshots (etcd_backup_dir).
+HOST_PATHS = ("/etc/kubernetes", "/etc/etcd", "/etc/nginx", "/etc/hosts", "/etc/systemd/system", "/var/lib/kubelet/pki",
+              "/var/backups/etcd")
+
+
+def controller_files() -> dict[str, str]:
+    """sha256 of every file in the credentials directory and the controller's etcd snapshots (etcd_controller_backup_dir)."""
+    found = {}
+    for top in (credentials_dir(), os.path.join(os.path.dirname(inventory_file()), "etcd-backups")):
+        for directory, _dirs, files in os.walk(top):
+            for name in files:
+                path = os.path.join(directory, name)
+                with open(path, "rb") as handle:
+                    found[path] = hashlib.sha256(handle.read()).hexdigest()
+    return found
+
+
+def cluster_state() -> dict:
+    members, _revision = etcd_client([f"https://{address}:2379" for address in CONTROL_PLANE.values()]).member_list()
+    return {
+        "hosts": {host: host_state(host, UNITS, HOST_PATHS) for host in HOSTS},
+        "etcd members": sorted((member.name, member.is_learner) for member in members),
+        "unschedulable nodes": sorted(node["metadata"]["name"] for node in kubectl_json("site-cp1", "get", "nodes")["items"]
+                                      if node["spec"].get("unschedulable")),
+        "controller files": controller_files(),
+    }
+
+
+@pytest.mark.parametrize("run", [
+    pytest.param(("etcd_backup.yml",), id="etcd_backup"),
+    pytest.param(("renew_certs.yml", "-e", "pki_reissue_all_enabled=true"), id="renew_certs, every certificate"),
+    pytest.param(("rotate_encryption_key.yml",), id="rotate_encryption_key"),
+    pytest.param(("remove_control_plane.yml", "-e", "remove_control_plane_hosts=site-cp3"), id="remove_control_plane"),
+    pytest.param(("remove_nodes.yml", "-e", "remove_nodes_hosts=site-w1"), id="remove_nodes"),
+])
+def test_a_playbook_in_check_mode_finishes_and_changes_nothing(run):
+    before = cluster_state()
+    output = playbook(inventory_file(), os.path.join(project_dir(), "playbooks", run[0]), *run[1:], "--check")
+    failed = {host: counts for host, counts in recap(output).items() if counts["failed"] or counts["unreachable"]}
+    assert failed == {}, output[-6000:]
+    after = cluster_state()
+    for part, seen in before.items():
+        assert after[part] == seen, f"{run[0]} --check changed the {part}"
