@@ -62,6 +62,22 @@ def test_the_promotion_waits_like_the_health_check_when_no_host_joins(health, co
 def test_the_health_check_runs_after_a_bootstrap_or_a_join(bootstrap, joining, checked):
     wait = task("cluster.yml", "Wait for every member and a leader")
     assert wait["ansible.builtin.import_tasks"] == "health.yml"
-    assert holds(wait["when"], {}, etcd_bootstrap=bootstrap, etcd_joining_hosts=joining) is checked
+    assert holds(wait["when"], {}, etcd_bootstrap=bootstrap, etcd_joining_hosts=joining, ansible_check_mode=False) is checked
+    # Check mode started and added nothing: waiting for the members would fail.
+    assert holds(wait["when"], {}, etcd_bootstrap=bootstrap, etcd_joining_hosts=joining, ansible_check_mode=True) is False
     # A bootstrap skips the promotion: it is then the only wait.
     assert holds(task("cluster.yml", "Promote the members")["when"], {}, etcd_bootstrap=bootstrap) is not bootstrap
+
+
+@pytest.mark.parametrize("check_mode, client_host", [(False, "e3"), (True, "e1")])
+def test_a_join_talks_to_the_members_from_the_new_host_and_in_check_mode_from_one_that_stays(check_mode, client_host):
+    # In check mode the pki phase sent the new host no client certificate.
+    read = task("join.yml", "Read the members before a host joins")
+    variables = {**load("vars", "main.yml"), "etcd_cluster_group": "etcd", "groups": {"etcd": MEMBERS}, "etcd_joining_host": "e3",
+                 "etcd_joining_hosts": ["e3"], "ansible_check_mode": check_mode, **read["vars"]}
+    templar = Templar(loader=DataLoader(), variables=variables)
+    assert templar.template(read["delegate_to"]) == client_host
+    for name in ("Remove the old member", "Add a learner", "Promote the learner"):
+        assert task("join.yml", name)["delegate_to"] == read["delegate_to"], name
+    start = task("join.yml", "Start etcd on the joining host")
+    assert start["delegate_to"] == "{{ etcd_joining_host }}" and start["when"] == "not ansible_check_mode"
