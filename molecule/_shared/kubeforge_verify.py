@@ -43,6 +43,8 @@ APISERVER_PORT = 6443
 # The HA endpoint every node has (roles/ha_nginx), and the name the apiserver certificate carries for it.
 HA_ADDRESS = "127.0.0.1"
 APISERVER_NAME = "kubernetes.default.svc"
+# Every service the phases run on a host: what a check-mode run must leave as it was.
+SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "kube-proxy", "nginx")
 
 
 # --------------------------------------------------------------------------- the scenario
@@ -240,6 +242,19 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 def changed_counts(output: str) -> dict[str, int]:
     """{host: changed} from the PLAY RECAP."""
     return {host: counts["changed"] for host, counts in recap(output).items()}
+
+
+def check_run_changes_nothing(inventory: str, path: str, *extra: str, state: Callable[[], dict]) -> str:
+    """Runs a playbook with --check between two readings of ``state()`` ({part: value}): fails unless no host failed
+    or was unreachable, naming the parts that differ afterwards; the run's output."""
+    before = state()
+    output = playbook(inventory, path, *extra, "--check")
+    failed = {host: counts for host, counts in recap(output).items() if counts["failed"] or counts["unreachable"]}
+    assert failed == {}, output[-6000:]
+    after = state()
+    differing = [part for part in before if after.get(part) != before[part]]
+    assert not differing, f"{os.path.basename(path)} --check changed {', '.join(map(str, differing))}"
+    return output
 
 
 # --------------------------------------------------------------------------- the apiservers

@@ -9,11 +9,11 @@ import os
 
 import pytest
 
-from kubeforge_verify import credentials_dir, etcd_client, host_state, inventory_file, kubectl_json, playbook, project_dir, recap
+from kubeforge_verify import (SERVICES, check_run_changes_nothing, credentials_dir, etcd_client, host_state, inventory_file, kubectl_json,
+                              project_dir)
 
 CONTROL_PLANE = {"site-cp1": "172.30.41.11", "site-cp2": "172.30.41.12", "site-cp3": "172.30.41.13"}
 HOSTS = [*CONTROL_PLANE, "site-w1"]
-UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet", "kube-proxy", "nginx")
 # What these playbooks write on the hosts: configurations, units, certificates and keys, snapshots (etcd_backup_dir).
 HOST_PATHS = ("/etc/kubernetes", "/etc/etcd", "/etc/nginx", "/etc/hosts", "/etc/systemd/system", "/var/lib/kubelet/pki",
               "/var/backups/etcd")
@@ -34,7 +34,7 @@ def controller_files() -> dict[str, str]:
 def cluster_state() -> dict:
     members, _revision = etcd_client([f"https://{address}:2379" for address in CONTROL_PLANE.values()]).member_list()
     return {
-        "hosts": {host: host_state(host, UNITS, HOST_PATHS) for host in HOSTS},
+        "hosts": {host: host_state(host, SERVICES, HOST_PATHS) for host in HOSTS},
         "etcd members": sorted((member.name, member.is_learner) for member in members),
         "unschedulable nodes": sorted(node["metadata"]["name"] for node in kubectl_json("site-cp1", "get", "nodes")["items"]
                                       if node["spec"].get("unschedulable")),
@@ -50,10 +50,4 @@ def cluster_state() -> dict:
     pytest.param(("remove_nodes.yml", "-e", "remove_nodes_hosts=site-w1"), id="remove_nodes"),
 ])
 def test_a_playbook_in_check_mode_finishes_and_changes_nothing(run):
-    before = cluster_state()
-    output = playbook(inventory_file(), os.path.join(project_dir(), "playbooks", run[0]), *run[1:], "--check")
-    failed = {host: counts for host, counts in recap(output).items() if counts["failed"] or counts["unreachable"]}
-    assert failed == {}, output[-6000:]
-    after = cluster_state()
-    for part, seen in before.items():
-        assert after[part] == seen, f"{run[0]} --check changed the {part}"
+    check_run_changes_nothing(inventory_file(), os.path.join(project_dir(), "playbooks", run[0]), *run[1:], state=cluster_state)
