@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from http.client import HTTPResponse
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -112,6 +112,14 @@ def docker(*args: str, check: bool = True, timeout: float = DOCKER_TIMEOUT, stdi
 def docker_exec(host: str, *command: str, check: bool = True, timeout: float = DOCKER_TIMEOUT) -> str:
     """The standard output of a command in a scenario container."""
     return docker("exec", host, *command, check=check, timeout=timeout).stdout
+
+
+def lab_host(network: str, name: str, address: str) -> Iterator[str]:
+    """A new host on a scenario's network, started as the lab starts its hosts (a fixture's body); removed at the end."""
+    lab = os.path.join(project_dir(), "tests", "harness", "lab.sh")
+    subprocess.run(["bash", lab, "host", os.environ["KUBEFORGE_NODE_IMAGE"], network, f"{name}:{address}"], check=True, timeout=300)
+    yield name
+    subprocess.run(["bash", lab, "remove", name], check=False, timeout=300)
 
 
 def unit_properties(host: str, unit: str, *names: str) -> dict[str, str]:

@@ -35,7 +35,7 @@ import subprocess
 
 import pytest
 from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, SERVICES, ansible_env, api_polled, busybox_image, check_run_changes_nothing,
-                              create_namespace, docker, docker_exec, edited_inventory, etcd_client, host_kubectl, host_state, kubectl_apply,
+                              create_namespace, docker, docker_exec, edited_inventory, etcd_client, host_kubectl, host_state, kubectl_apply, lab_host,
                               kubectl_json, nodes_ready, playbook, playbook_command, playbook_killed_when, probe, project_dir, recap,
                               unit_active, unit_properties, wait_for)
 
@@ -94,27 +94,19 @@ def without_the_removed_control_plane_host(inventory: dict) -> None:
     inventory["all"]["hosts"].pop(LEAVING_CP)
 
 
-def lab_host(name: str, address: str):
-    """A new host on the scenario's network, started as the lab starts its hosts; removed at the end."""
-    lab = os.path.join(project_dir(), "tests", "harness", "lab.sh")
-    subprocess.run(["bash", lab, "host", os.environ["KUBEFORGE_NODE_IMAGE"], NETWORK, f"{name}:{address}"], check=True, timeout=300)
-    yield name
-    subprocess.run(["bash", lab, "remove", name], check=False, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def new_host():
-    yield from lab_host(NEW, NEW_ADDRESS)
+    yield from lab_host(NETWORK, NEW, NEW_ADDRESS)
 
 
 @pytest.fixture(scope="module")
 def new_control_plane_host():
-    yield from lab_host(NEW_CP, NEW_CP_ADDRESS)
+    yield from lab_host(NETWORK, NEW_CP, NEW_CP_ADDRESS)
 
 
 @pytest.fixture(scope="module")
 def gone_host():
-    yield from lab_host(GONE, GONE_ADDRESS)
+    yield from lab_host(NETWORK, GONE, GONE_ADDRESS)
 
 
 @pytest.fixture(scope="module")

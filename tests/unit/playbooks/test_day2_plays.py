@@ -91,7 +91,7 @@ def test_add_nodes_runs_the_node_phases_of_site_on_the_new_hosts_only():
                                 **settled, **deferred, **early}
     for phase in NODE_PHASES:
         hosts = load(f"playbooks/phases/{phase}.yml")[1]["hosts"]
-        assert hosts.endswith(":&{{ kubeforge_phase_hosts | default('all') }}"), (phase, hosts)
+        assert hosts.endswith(" | kubeforge.cluster.phase_hosts(kubeforge_phase_hosts | default('all'), groups) }}"), (phase, hosts)
 
 
 def test_add_nodes_writes_nginx_with_containerd_and_kube_proxy_with_the_kubelet_as_their_roles_define_them():

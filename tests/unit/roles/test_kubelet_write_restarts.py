@@ -116,13 +116,13 @@ def test_site_runs_the_ipvs_phase_only_where_the_kubelet_write_did_not(kubelet_p
                            groups={"k8s_cluster": [host.name for host in inventory.groups["k8s_cluster"].get_hosts()]},
                            hostvars=hostvars)
     hosts_pattern = load(REPO, "playbooks", "phases", "ipvs.yml")[1]["hosts"]
-    pattern = evaluate(hosts_pattern, kubeforge_phase_hosts=phase_hosts)
+    pattern = evaluate(hosts_pattern, kubeforge_phase_hosts=phase_hosts, groups=inventory.get_groups_dict())
     assert sorted(host.name for host in inventory.get_hosts(pattern)) == ipvs_phase_runs_on
 
 
 def test_site_hands_kube_proxy_to_the_kubelet_phase_only_in_a_run_with_the_ipvs_tag():
     handover = site_play("Kube-proxy - hand its artifact and files")
-    assert handover["tags"] == ["ipvs"] and handover["hosts"] == "k8s_cluster"
+    assert handover["tags"] == ["ipvs"] and evaluate(handover["hosts"], groups={"k8s_cluster": []}) == "k8s_cluster:&all"
     assert [task["ansible.builtin.import_role"] for task in handover["tasks"]] == [{"name": "kubeforge.cluster.ipvs", "tasks_from": "node_files"}]
     settings = site_play("Phase kubelet_bootstrap")["vars"]
     handed = {"ipvs_node_artifacts": [{"name": "kube-proxy"}], "ipvs_node_files": [{"dest": "/etc/kubernetes/kube-proxy-config.yaml"}]}
