@@ -13,9 +13,9 @@ description:
   - Builds the C(hosts:) pattern of a phase's play. It is the phase's groups, limited to the hosts the calling
     playbook names (C(kubeforge_phase_hosts), C(all) when it names none).
   - It also leaves out the hosts for which a check-mode run ended early. On a cluster whose etcd never ran, a
-    check-mode run ends in the etcd phase, because every later phase needs the cluster that the run would start.
-    The etcd role then puts every host into the group C(kubeforge_preview_ended), and the later phases' plays find
-    no host.
+    check-mode run ends in the etcd phase, because every later phase needs the cluster that the run would start (where
+    no apiserver ever ran, in the control_plane phase). The role then puts every host into the group
+    C(kubeforge_preview_ended) (C(playbooks/tasks/end_preview.yml)), and the later phases' plays find no host.
   - The group is named only once it exists. An inventory pattern that names a missing group makes Ansible warn.
 options:
   _input:
@@ -48,7 +48,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-# One name for the group, here and in the etcd role's tasks/cluster.yml.
+# One name for the group, here and in playbooks/tasks/end_preview.yml.
 PREVIEW_ENDED_GROUP = "kubeforge_preview_ended"
 
 

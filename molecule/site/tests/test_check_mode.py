@@ -3,16 +3,17 @@
 test_control_plane.py). An operator previews a change this way: each run must finish, and change nothing. Not a
 service restarted, not a file on a host or the controller, not an etcd member, not a node cordoned, not a snapshot.
 Last, site.yml in check mode on a host that was never converged: the preview ends, without failing, where the new
-cluster's etcd would first start."""
+cluster's etcd would first start, or, after a first run that stopped after the etcd phase, its apiservers."""
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 import pytest
 
 from kubeforge_verify import (SERVICES, check_run_changes_nothing, credentials_dir, edited_inventory, etcd_client, host_state, inventory_file,
-                              kubectl_json, lab_host, project_dir)
+                              kubectl_json, lab_host, playbook, project_dir)
 
 CONTROL_PLANE = {"site-cp1": "172.30.41.11", "site-cp2": "172.30.41.12", "site-cp3": "172.30.41.13"}
 HOSTS = [*CONTROL_PLANE, "site-w1"]
@@ -58,11 +59,6 @@ def test_a_playbook_in_check_mode_finishes_and_changes_nothing(run):
     check_run_changes_nothing(inventory_file(), os.path.join(project_dir(), "playbooks", run[0]), *run[1:], state=cluster_state)
 
 
-@pytest.fixture(scope="module")
-def new_host():
-    yield from lab_host("kubeforge-molecule-site", NEW, NEW_ADDRESS)
-
-
 def only_the_new_host(inventory: dict) -> None:
     """The scenario's inventory, its hosts replaced by the new one in every group it needs (a one-host cluster)."""
     connection = next(iter(inventory["all"]["hosts"].values()))
@@ -70,22 +66,51 @@ def only_the_new_host(inventory: dict) -> None:
         inventory[group]["hosts"] = {NEW: {**connection, "kubeforge_node_ip": NEW_ADDRESS}}
 
 
-def test_site_yml_in_check_mode_on_a_new_cluster_ends_at_etcds_first_start(new_host, tmp_path):
+@pytest.fixture(scope="module")
+def new_host():
+    yield from lab_host("kubeforge-molecule-site", NEW, NEW_ADDRESS)
+
+
+@pytest.fixture(scope="module")
+def new_cluster(new_host, tmp_path_factory):
+    """A one-host cluster that site.yml never ran on: (its inventory, its state, the -e arguments giving it its own
+    controller files and API endpoint). Its state: the host's services and files, and the controller's files."""
+    directory = tmp_path_factory.mktemp("new-cluster")
+    controller = directory / "controller"
+    settings = (f"kubeforge_credentials_dir={controller}/credentials", f"kubeforge_artifacts_lock_file={controller}/artifacts.lock.yml",
+                f"kube_apiserver_lb_address={NEW_ADDRESS}")
+
+    def state() -> dict:
+        return {"host": host_state(new_host, SERVICES, HOST_PATHS), "controller files": sorted(str(path) for path in controller.glob("**/*"))}
+
+    return edited_inventory(str(directory), SCENARIO, only_the_new_host), state, [arg for setting in settings for arg in ("-e", setting)]
+
+
+def check_run_ends_early(new_cluster, why: str) -> str:
+    """site.yml --check on the new cluster: it finishes, changes nothing, says ``why`` it ends, and runs no later task;
+    its output up to the end."""
+    inventory, state, settings = new_cluster
+    output = check_run_changes_nothing(inventory, os.path.join(project_dir(), "site.yml"), *settings, state=state)
+    assert f"Check mode ends here: {why}" in output, output[-6000:]
+    shown, later = output.split("Check mode ends here", 1)
+    tasks = [task.split(" : ")[-1] for task in re.findall(r"^TASK \[(.+)\] \*", later, flags=re.MULTILINE)]
+    assert tasks == ["Leave every host out of the later phases of this run", "End the play"], later[-6000:]
+    assert "PLAY [CoreDNS - cluster DNS] ***" in later and later.count("skipping: no hosts matched") >= 8, later[-6000:]
+    return shown
+
+
+def test_site_yml_in_check_mode_on_a_new_cluster_ends_at_etcds_first_start(new_cluster):
     """The run reports the phases before etcd's first start (prepare, the certificates it would create, etcd's files),
     then ends there, rc 0: every later phase needs the cluster it would start. Nothing on the host or the controller
     changes: not a file, not a unit, no credentials directory."""
-    controller = tmp_path / "controller"
-    new_cluster = (f"kubeforge_credentials_dir={controller}/credentials", f"kubeforge_artifacts_lock_file={controller}/artifacts.lock.yml",
-                   f"kube_apiserver_lb_address={NEW_ADDRESS}")
-    inventory = edited_inventory(str(tmp_path), SCENARIO, only_the_new_host)
+    shown = check_run_ends_early(new_cluster, f"etcd has never run on {NEW}")
+    assert "TASK [kubeforge.cluster.etcd : Write the first-start settings of a new cluster]" in shown, shown[-6000:]
 
-    def state() -> dict:
-        return {"host": host_state(new_host, SERVICES, HOST_PATHS), "controller files": sorted(p.name for p in tmp_path.glob("controller/**/*"))}
 
-    output = check_run_changes_nothing(inventory, os.path.join(project_dir(), "site.yml"), *(arg for var in new_cluster for arg in ("-e", var)),
-                                       state=state)
-    assert "TASK [kubeforge.cluster.etcd : Write the first-start settings of a new cluster]" in output, output[-6000:]
-    assert "Check mode ends here: etcd has never run on site-new1" in output, output[-6000:]
-    later = output.split("Check mode ends here", 1)[1]
-    assert "TASK [kubeforge.cluster.etcd : Start etcd" not in later and "TASK [kubeforge.cluster.control_plane" not in later, later[-6000:]
-    assert "PLAY [CoreDNS - cluster DNS] ***" in later and later.count("skipping: no hosts matched") >= 8, later[-6000:]
+def test_site_yml_in_check_mode_after_a_first_run_that_stopped_after_etcd_ends_at_the_apiservers_first_start(new_cluster):
+    """A first run that stopped after the etcd phase: the preview goes through etcd and the HA endpoint, and ends where
+    the apiservers would first start."""
+    inventory, _state, settings = new_cluster
+    playbook(inventory, os.path.join(project_dir(), "site.yml"), *settings, "--tags", "prepare,pki,etcd")
+    shown = check_run_ends_early(new_cluster, f"no apiserver has run on {NEW}")
+    assert "TASK [kubeforge.cluster.ha_nginx" in shown, shown[-6000:]
