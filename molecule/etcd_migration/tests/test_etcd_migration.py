@@ -2,7 +2,7 @@
 """playbooks/etcd_migrate.yml on a single etcd (mig-1) holding 20,000 keys, some with leases, with a
 writer running throughout: by grow (interrupted once, then finished by a second run), then, after
 the scenario puts a single etcd back, by mirror, and once more by mirror on the same hosts with
-the controller killed during the copy. Each time: no key lost or stale, leased keys still expire,
+the controller killed during the copy. First, both methods in check mode change nothing. Each time: no key lost or stale, leased keys still expire,
 the revision never goes backwards, 3 voting members, and a second run changes nothing. Every
 cluster built on these hosts has an ID of its own (a new token each time), and a copy left
 running by a killed controller is never run twice at once (the host lock).
@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-from kubeforge_verify import (Writer, ansible_env, changed_counts, credentials_dir, docker, docker_exec, edited_inventory, inventory_file, playbook,
-                              playbook_command, project_dir, unit_active, wait_for)
+from kubeforge_verify import (Writer, ansible_env, changed_counts, check_run_changes_nothing, credentials_dir, docker, docker_exec, edited_inventory,
+                              host_state, inventory_file, playbook, playbook_command, project_dir, unit_active, wait_for)
 from seed import KEYS, LEASE_TTL, LEASED, client, endpoints, seed, seed_key, seed_value
 
 PROJECT = project_dir()
@@ -133,6 +133,27 @@ def check_migrated(writer, short, final_reads):
     for compare in final_reads:
         compare(reads)
     print(f"writer: {len(writer.written)} puts, {writer.retried} attempts retried, paused {writer.paused} times")
+
+
+def migration_state(workdir) -> dict:
+    """What a check-mode migration must leave as it was: the single etcd's members, each host's etcd and apiserver
+    units and etcd files, the data directories (etcd's own writes aside), and the controller's files."""
+    members = client(endpoints(["mig-1"])).member_list()[0]
+    return {
+        "members": sorted((member.name, member.is_learner) for member in members),
+        "hosts": {name: host_state(name, ("etcd", "kube-apiserver"), ("/etc/etcd", "/etc/systemd/system", "/etc/hosts")) for name in ALL},
+        "data directories": {name: docker_exec(name, "sh", "-c", "ls -d /var/lib/etcd* 2>/dev/null || true") for name in ALL},
+        "controller files": sorted(glob.glob(os.path.join(workdir, "**"), recursive=True) + glob.glob(os.path.join(credentials_dir(), "**"), recursive=True)),
+    }
+
+
+@pytest.mark.parametrize("method", ["grow", "mirror"])
+def test_a_migration_in_check_mode_finishes_and_changes_nothing(inventory, workdir, method):
+    """An operator previews the migration first: the run finishes and changes nothing, not a member, not a file, not
+    a snapshot. A mirror's preview ends where the new cluster's etcd would first start (the copy needs it)."""
+    output = check_run_changes_nothing(inventory, MIGRATE, "-e", f"etcd_migrate_method={method}", state=lambda: migration_state(workdir))
+    ended = "Check mode ends here: etcd has never run on mig-2, mig-3" in output
+    assert ended == (method == "mirror"), output[-6000:]
 
 
 def test_grow_interrupted_after_a_learner_was_added_then_finished(inventory, workdir):
