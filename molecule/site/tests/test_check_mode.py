@@ -44,6 +44,8 @@ def cluster_state() -> dict:
         "etcd members": sorted((member.name, member.is_learner) for member in members),
         "unschedulable nodes": sorted(node["metadata"]["name"] for node in kubectl_json("site-cp1", "get", "nodes")["items"]
                                       if node["spec"].get("unschedulable")),
+        "users' bindings": sorted(binding["metadata"]["name"] for binding in kubectl_json("site-cp1", "get", "clusterrolebindings")["items"]
+                                  if binding["metadata"]["name"].startswith("kubeforge-user-")),
         "controller files": controller_files(),
     }
 
@@ -54,6 +56,9 @@ def cluster_state() -> dict:
     pytest.param(("rotate_encryption_key.yml",), id="rotate_encryption_key"),
     pytest.param(("remove_control_plane.yml", "-e", "remove_control_plane_hosts=site-cp3"), id="remove_control_plane"),
     pytest.param(("remove_nodes.yml", "-e", "remove_nodes_hosts=site-w1"), id="remove_nodes"),
+    pytest.param(("user_kubeconfig.yml", "-e", '{"user_kubeconfig_name": "check-mode-user", "user_kubeconfig_groups": ["developers"], '
+                  '"user_kubeconfig_clusterrole": "view"}'), id="user_kubeconfig, a first user"),
+    pytest.param(("recover_credentials.yml",), id="recover_credentials"),
 ])
 def test_a_playbook_in_check_mode_finishes_and_changes_nothing(run):
     check_run_changes_nothing(inventory_file(), os.path.join(project_dir(), "playbooks", run[0]), *run[1:], state=cluster_state)

@@ -150,6 +150,31 @@ def test_the_operators_admin_kubeconfig_works_from_the_controller():
     assert_cluster_admin_by_rbac(json.loads(who.stdout)["status"]["userInfo"], can_i.stdout + can_i.stderr)
 
 
+def test_user_kubeconfig_gives_a_user_its_name_its_groups_and_the_bound_role_only():
+    """playbooks/user_kubeconfig.yml: a client certificate from the cluster CA for the user and its groups, and a
+    kubeconfig (0600) in <credentials>/users. With a ClusterRole (view) bound, the user reads pods and may not create
+    them or read secrets. A second run changes nothing. The binding is removed at the end."""
+    name, group = "kubeforge-verify-jane", "kubeforge-verify-developers"
+    settings = json.dumps({"user_kubeconfig_name": name, "user_kubeconfig_groups": [group], "user_kubeconfig_clusterrole": "view"})
+    path = os.path.join(project_dir(), "playbooks", "user_kubeconfig.yml")
+    try:
+        playbook(inventory_file(), path, "-e", settings)
+        kubeconfig = os.path.join(credentials_dir(), "users", f"{name}.kubeconfig")
+        assert oct(os.stat(kubeconfig).st_mode & 0o777) == "0o600"
+        kubectl = [controller_kubectl(), f"--kubeconfig={kubeconfig}", "--request-timeout=20s", "auth"]
+        who = subprocess.run([*kubectl, "whoami", "-o", "json"], capture_output=True, text=True, check=False, timeout=60)
+        assert who.returncode == 0, who.stderr
+        user = json.loads(who.stdout)["status"]["userInfo"]
+        assert user["username"] == name and group in user["groups"] and "system:masters" not in user["groups"], user
+
+        def can_i(*args: str) -> str:
+            return subprocess.run([*kubectl, "can-i", *args], capture_output=True, text=True, check=False, timeout=60).stdout.strip()
+        assert (can_i("list", "pods", "-n", "kube-system"), can_i("create", "pods"), can_i("get", "secrets", "-n", "kube-system")) == ("yes", "no", "no")
+        assert set(recap(playbook(inventory_file(), path, "-e", settings))["site-cp1"][key] for key in ("changed", "failed")) == {0}
+    finally:
+        host_kubectl("site-cp1", "delete", "clusterrolebinding", f"kubeforge-user-{name}-view", "--ignore-not-found")
+
+
 def test_the_break_glass_super_admin_is_on_the_controller_only_and_in_system_masters():
     """<credentials>/super-admin.kubeconfig (0600) works from the controller as kubeforge:super-admin in
     system:masters; no host holds it (test_pki.py checks every host's files)."""

@@ -144,7 +144,8 @@ class X509CertBackend:
 
     def _plan_key(self, spec: KeySpec) -> KeyPlan:
         """A missing key is generated; an existing one is kept whatever its type (never replaced), its attributes fixed."""
-        if not os.path.isdir(os.path.dirname(spec.path)):
+        # In check mode, a directory the run would create first (as a check-mode run creates none).
+        if not os.path.isdir(os.path.dirname(spec.path)) and not self.check_mode:
             raise PkiError(f"private_keys: directory {os.path.dirname(spec.path)} does not exist")
         plan = KeyPlan(spec, _files.resolve_owner(self.params.get("owner")), _files.resolve_group(self.params.get("group")))
         data = _inspect.read_file(spec.path, "private key")
@@ -185,7 +186,7 @@ class X509CertBackend:
 
     def _plan(self, spec: CertSpec) -> Plan:
         for directory in sorted({os.path.dirname(spec.path), os.path.dirname(spec.privatekey_path)}):
-            if not os.path.isdir(directory):
+            if not os.path.isdir(directory) and not self.check_mode:  # in check mode, as _plan_key
                 raise PkiError(f"directory {directory} does not exist")
         uid, gid = _files.resolve_owner(spec.owner), _files.resolve_group(spec.group)
         issuer_cert, issuer_key = self._authority(spec.ca_cert, spec.ca_key) if not spec.self_signed else (None, None)

@@ -380,6 +380,14 @@ def test_missing_directory(pki):
     assert str(error_of(dict(pki.ca, path=str(pki.dir / "no" / "ca.crt")))) == f"directory {pki.dir}/no does not exist"
 
 
+def test_check_mode_reports_a_certificate_in_a_directory_the_run_would_create(with_ca):
+    """user_kubeconfig.yml --check for the first user: the task before would create the users directory."""
+    pki = with_ca
+    result = run(pki.leaf(path=str(pki.dir / "users" / "jane.crt"), privatekey_path=str(pki.dir / "users" / "jane.key")), check_mode=True)
+    assert result["changed"] and result["reasons"] == ["missing", "key_missing"]
+    assert not (pki.dir / "users").exists()
+
+
 def test_unknown_owner(pki):
     assert "no such user" in str(error_of(dict(pki.ca, owner="no-such-user-kf")))
 
