@@ -16,7 +16,7 @@ description:
     check-mode run ends in the etcd phase, because every later phase needs the cluster that the run would start (where
     no apiserver ever ran, in the control_plane phase). The role then puts every host into the group
     C(kubeforge_preview_ended) (C(playbooks/tasks/end_preview.yml)), and the later phases' plays find no host.
-    C(etcd_migrate.yml)'s plays use it too: a mirror migration's preview ends where the new cluster would first
+    C(etcd_migrate.yml)'s plays use it too, so a mirror migration's preview ends where the new cluster would first
     start.
   - The group is named only once it exists. An inventory pattern that names a missing group makes Ansible warn.
 options:

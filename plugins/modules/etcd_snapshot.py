@@ -223,6 +223,13 @@ data_dir_in_use:
   returned: when O(state=restored) and the member is not already restored from this snapshot
   type: bool
   sample: false
+snapshot_missing:
+  description:
+    - In check mode, the snapshot is not at O(path) yet (a check-mode run copied none to the member). The restore is
+      reported as a change, and nothing is read. Outside check mode a missing snapshot is an error.
+  returned: when O(state=restored), in check mode, and O(path) does not exist
+  type: bool
+  sample: true
 snapshot_sha256:
   description: SHA-256 of the snapshot file restored (recorded in the marker file).
   returned: when O(state=restored)

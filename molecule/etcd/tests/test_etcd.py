@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from kubeforge_verify import (Writer, changed_counts, credentials_dir, docker_exec, edited_inventory, etcd_client, playbook, project_dir,
-                              unit_property, wait_for)
+from kubeforge_verify import (Writer, changed_counts, check_run_changes_nothing, credentials_dir, docker_exec, edited_inventory, etcd_client,
+                              playbook, project_dir, unit_property, wait_for)
 
 PROJECT = project_dir()
 SCENARIO = os.path.join(PROJECT, "molecule", "etcd")
@@ -144,9 +144,17 @@ def test_backup_to_the_controller_then_restore_gives_exactly_the_snapshot(grown,
     assert oct(snapshot.stat().st_mode & 0o777) == "0o600"
     snapshot_revision = int(snapshot.name.rsplit("-r", 1)[1][:-3])
     etcd.put("/molecule/restore/after", "not-in-the-snapshot")
+    restore = (grown, os.path.join(PROJECT, "playbooks", "etcd_restore.yml"), "-e", f"etcd_restore_snapshot={snapshot}",
+               "-e", f"etcd_controller_backup_dir={backups}")
 
-    playbook(grown, os.path.join(PROJECT, "playbooks", "etcd_restore.yml"), "-e", f"etcd_restore_snapshot={snapshot}",
-             "-e", f"etcd_controller_backup_dir={backups}")
+    def cluster_state() -> dict:
+        return {"members": {name: (main_pid(name), docker_exec(name, "sh", "-c", "ls -d /var/lib/etcd*")) for name in ADDRESSES},
+                "the key written after the snapshot": etcd.get("/molecule/restore/after").value,
+                "snapshots on the controller": sorted(path.name for path in backups.iterdir())}
+    # Previewed first: the check run finishes and changes nothing (no member restarted, no data moved aside, no snapshot).
+    check_run_changes_nothing(*restore, state=cluster_state)
+
+    playbook(*restore)
     # The cluster as it was before the restore was saved first.
     assert len(list(backups.glob("etcd-*-r*.db"))) == 2
     cluster_ids = set()

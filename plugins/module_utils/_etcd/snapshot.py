@@ -298,6 +298,9 @@ class EtcdSnapshotBackend:
             raise EtcdError(f"state=restored needs {', '.join(missing)}", code=INVALID_ARGUMENT)
         path, data_dir = p["path"], os.path.abspath(p["data_dir"].rstrip("/"))
         if not os.path.isfile(path):
+            if check_mode:
+                # A check-mode run copied no snapshot to the member: its restore is reported, nothing read.
+                return {"changed": True, "path": path, "data_dir": data_dir, "snapshot_missing": True, "moved_to": None}
             raise EtcdError(f"snapshot {path} does not exist", code=INVALID_ARGUMENT)
         check = check_file(path)
         if not check.valid and not p.get("skip_hash_check"):

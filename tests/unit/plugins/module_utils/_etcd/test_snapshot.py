@@ -159,6 +159,17 @@ def test_restore_check_mode_writes_nothing(tmp_path, tools):
     assert sorted(os.listdir(tmp_path)) == ["bin", "s.db"]
 
 
+def test_restore_in_check_mode_before_the_snapshot_is_on_the_member_reports_the_restore(tmp_path, tools):
+    """etcd_restore.yml --check: the copy to the member only reported, the restore is too; a real run still refuses."""
+    backend = restore_backend(tmp_path, tools)
+    (tmp_path / "s.db").unlink()
+    result = backend.run(check_mode=True)
+    assert result["changed"] and result["snapshot_missing"] and tools.calls == []
+    assert sorted(os.listdir(tmp_path)) == ["bin"]
+    with pytest.raises(EtcdError, match="does not exist"):
+        backend.run()
+
+
 def test_restore_refuses_a_damaged_snapshot(tmp_path, tools):
     backend = restore_backend(tmp_path, tools)
     (tmp_path / "s.db").write_bytes(GOOD[:-1] + b"\0")
