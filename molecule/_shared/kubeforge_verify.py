@@ -114,6 +114,11 @@ def docker_exec(host: str, *command: str, check: bool = True, timeout: float = D
     return docker("exec", host, *command, check=check, timeout=timeout).stdout
 
 
+def etcd_data_directories(host: str) -> str:
+    """The etcd data directory of a host and those moved aside beside it (a restore's, a migration's), one per line."""
+    return docker_exec(host, "sh", "-c", "ls -d /var/lib/etcd* 2>/dev/null || true")
+
+
 def lab_host(network: str, name: str, address: str) -> Iterator[str]:
     """A new host on a scenario's network, started as the lab starts its hosts (a fixture's body); removed at the end."""
     lab = os.path.join(project_dir(), "tests", "harness", "lab.sh")

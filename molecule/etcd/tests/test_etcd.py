@@ -15,7 +15,7 @@ import time
 import pytest
 
 from kubeforge_verify import (Writer, changed_counts, check_run_changes_nothing, credentials_dir, docker_exec, edited_inventory, etcd_client,
-                              playbook, project_dir, unit_property, wait_for)
+                              etcd_data_directories, playbook, project_dir, unit_property, wait_for)
 
 PROJECT = project_dir()
 SCENARIO = os.path.join(PROJECT, "molecule", "etcd")
@@ -148,7 +148,7 @@ def test_backup_to_the_controller_then_restore_gives_exactly_the_snapshot(grown,
                "-e", f"etcd_controller_backup_dir={backups}")
 
     def cluster_state() -> dict:
-        return {"members": {name: (main_pid(name), docker_exec(name, "sh", "-c", "ls -d /var/lib/etcd*")) for name in ADDRESSES},
+        return {"members": {name: (main_pid(name), etcd_data_directories(name)) for name in ADDRESSES},
                 "the key written after the snapshot": etcd.get("/molecule/restore/after").value,
                 "snapshots on the controller": sorted(path.name for path in backups.iterdir())}
     # Previewed first: the check run finishes and changes nothing (no member restarted, no data moved aside, no snapshot).

@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """playbooks/etcd_migrate.yml on a single etcd (mig-1) holding 20,000 keys, some with leases, with a
-writer running throughout: by grow (interrupted once, then finished by a second run), then, after
-the scenario puts a single etcd back, by mirror, and once more by mirror on the same hosts with
-the controller killed during the copy. First, both methods in check mode change nothing. Each time: no key lost or stale, leased keys still expire,
-the revision never goes backwards, 3 voting members, and a second run changes nothing. Every
-cluster built on these hosts has an ID of its own (a new token each time), and a copy left
-running by a killed controller is never run twice at once (the host lock).
+writer running throughout: first both methods in check mode, which change nothing; then by grow
+(interrupted once, then finished by a second run), then, after the scenario puts a single etcd back,
+by mirror, and once more by mirror on the same hosts with the controller killed during the copy.
+Each time: no key lost or stale, leased keys still expire, the revision never goes backwards, 3
+voting members, and a second run changes nothing. Every cluster built on these hosts has an ID of
+its own (a new token each time), and a copy left running by a killed controller is never run twice
+at once (the host lock).
 
 The tests run in file order; each one changes the cluster."""
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 import pytest
 
 from kubeforge_verify import (Writer, ansible_env, changed_counts, check_run_changes_nothing, credentials_dir, docker, docker_exec, edited_inventory,
-                              host_state, inventory_file, playbook, playbook_command, project_dir, unit_active, wait_for)
+                              etcd_data_directories, host_state, inventory_file, playbook, playbook_command, project_dir, unit_active, wait_for)
 from seed import KEYS, LEASE_TTL, LEASED, client, endpoints, seed, seed_key, seed_value
 
 PROJECT = project_dir()
@@ -142,8 +143,9 @@ def migration_state(workdir) -> dict:
     return {
         "members": sorted((member.name, member.is_learner) for member in members),
         "hosts": {name: host_state(name, ("etcd", "kube-apiserver"), ("/etc/etcd", "/etc/systemd/system", "/etc/hosts")) for name in ALL},
-        "data directories": {name: docker_exec(name, "sh", "-c", "ls -d /var/lib/etcd* 2>/dev/null || true") for name in ALL},
-        "controller files": sorted(glob.glob(os.path.join(workdir, "**"), recursive=True) + glob.glob(os.path.join(credentials_dir(), "**"), recursive=True)),
+        "data directories": {name: etcd_data_directories(name) for name in ALL},
+        "controller files": sorted(glob.glob(os.path.join(workdir, "**"), recursive=True)
+                                   + glob.glob(os.path.join(credentials_dir(), "**"), recursive=True)),
     }
 
 
