@@ -214,6 +214,15 @@ def playbook(inventory: str, path: str, *extra: str, timeout: float = PLAYBOOK_T
     return run.stdout
 
 
+def playbook_refused(inventory: str, path: str, *extra: str, timeout: float = PLAYBOOK_TIMEOUT) -> str:
+    """Runs a playbook that must fail; fails with the end of its output if it succeeds; its output (stdout and stderr)."""
+    run = subprocess.run(playbook_command(inventory, path, *extra), capture_output=True, text=True, env=ansible_env(), check=False,
+                         timeout=timeout)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, f"{os.path.basename(path)} {' '.join(extra)} was not refused:\n{output[-6000:]}"
+    return output
+
+
 def playbook_killed_when(inventory: str, path: str, *extra: str, condition: Callable[[], Any], what: str,
                          timeout: float = PLAYBOOK_TIMEOUT, interval: float = 0.1) -> Any:
     """Runs a playbook and kills it, its whole process group at once (SIGKILL: none of Ansible's clean-up runs), as

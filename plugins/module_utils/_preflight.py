@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _cis, _node_facts, _versions
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _cis, _node_facts, _phases, _versions
 
 # Groups every cluster needs, as kubespray names them.
 ROLE_GROUPS = ("etcd", "kube_control_plane", "kube_node")
@@ -55,6 +55,10 @@ REQUIRED_SETTINGS = (
 ROLE_VARS_KEY = "kubeforge_role_vars"
 # Where it puts the function that hashes the offline artifacts (its cache of their sha256); file_sha256 without.
 OFFLINE_DIGEST_KEY = "kubeforge_offline_digest"
+# Where it puts the phases the run selects (_phases.selected; None when the playbook names none, as the day-2 ones),
+# and whether the controller's credentials directory holds any of the cluster's CAs.
+RUN_PHASES_KEY = "kubeforge_run_phases"
+CONTROLLER_HAS_CA_KEY = "kubeforge_controller_has_ca"
 KUBELET_TLS_MODES = ("bootstrap", "signed")
 KUBE_PROXY_MODES = ("ipvs", "iptables", "nftables")
 FLANNEL_BACKENDS = ("vxlan", "host-gw")
@@ -277,6 +281,25 @@ def check_pki(cluster, hosts, groups, report: Report) -> None:
                                "(127.0.0.1, localhost, the load balancer, a control-plane host or kube_apiserver_extra_sans)")
 
 
+def check_phase_order(cluster, hosts, groups, report: Report) -> None:
+    """On a cluster no run has converged from this controller (its credentials directory holds no CA), a phase runs
+    only with the phases it needs (_phases.NEEDS): site.yml --tags control_plane there would start an apiserver with
+    no certificate and no etcd, and fail after a minute of waiting, the hosts changed."""
+    phases = cluster.get(RUN_PHASES_KEY)
+    if not phases or cluster.get(CONTROLLER_HAS_CA_KEY, True):
+        return
+    lacking = _phases.left_out(phases)
+    if not lacking:
+        return
+    directory = cluster.get("kubeforge_credentials_dir")
+    runs = [phase for phase in _phases.ORDER if phase in phases or any(phase in missing for missing in lacking.values())]
+    needs = "; ".join(f"{phase} needs {', '.join(missing)}" for phase, missing in lacking.items())
+    report.problems.append(f"no run has converged this cluster from this controller (its credentials directory {directory} holds none of "
+                           f"the cluster's CAs), and the phases this run selects need earlier ones it leaves out: {needs}. Run site.yml "
+                           f"whole, or site.yml --tags {','.join(runs)}. If the cluster runs already, {directory} is not its credentials "
+                           "directory (docs/pki.md)")
+
+
 def _san_matches(san: str, host: str) -> bool:
     """Whether a TLS client connecting to ``host`` accepts a certificate with this SAN."""
     san_ip, host_ip = _address(san), _address(host)
@@ -429,7 +452,7 @@ def check_cis(cluster, hosts, groups, report: Report) -> None:
 
 
 RULES = (check_settings_defined, check_groups, check_etcd_size, check_hosts, check_networks, check_node_cidrs, check_endpoint, check_pki,
-         check_versions, check_extra_args, check_kube_proxy, check_node_facts, check_artifacts, check_cis)
+         check_phase_order, check_versions, check_extra_args, check_kube_proxy, check_node_facts, check_artifacts, check_cis)
 
 
 def validate(cluster: dict, hosts: dict, groups: dict) -> Report:

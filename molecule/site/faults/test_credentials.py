@@ -20,11 +20,10 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import time
 
-from kubeforge_verify import (ansible_env, apiserver_request, changed_counts, create_namespace, credentials_dir, delete_namespace, docker,
-                              host_kubectl, inventory_file, playbook, playbook_command, project_dir, wait_for)
+from kubeforge_verify import (apiserver_request, changed_counts, create_namespace, credentials_dir, delete_namespace, docker, host_kubectl,
+                              inventory_file, playbook, playbook_refused, project_dir, wait_for)
 
 SITE = os.path.join(project_dir(), "site.yml")
 RECOVER = os.path.join(project_dir(), "playbooks", "recover_credentials.yml")
@@ -76,11 +75,7 @@ def differences(before: dict, after: dict) -> list:
 
 def refused_run(*extra: str) -> str:
     """site.yml that must fail; its output."""
-    run = subprocess.run(playbook_command(inventory_file(), SITE, *extra), capture_output=True, text=True, env=ansible_env(),
-                         check=False, timeout=REFUSAL_TIMEOUT)
-    output = run.stdout + run.stderr
-    assert run.returncode != 0, f"site.yml {' '.join(extra)} ran from a controller without credentials:\n{output[-6000:]}"
-    return output
+    return playbook_refused(inventory_file(), SITE, *extra, timeout=REFUSAL_TIMEOUT)
 
 
 def fingerprint(pem_path: str) -> str:

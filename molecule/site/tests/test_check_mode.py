@@ -3,7 +3,8 @@
 test_control_plane.py). An operator previews a change this way: each run must finish, and change nothing. Not a
 service restarted, not a file on a host or the controller, not an etcd member, not a node cordoned, not a snapshot.
 Last, site.yml in check mode on a host that was never converged: the preview ends, without failing, where the new
-cluster's etcd would first start, or, after a first run that stopped after the etcd phase, its apiservers."""
+cluster's etcd would first start, or, after a first run that stopped after the etcd phase, its apiservers. There too,
+a run of phases without the earlier ones they need is refused by the preflight, with or without --check."""
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +14,7 @@ import re
 import pytest
 
 from kubeforge_verify import (SERVICES, check_run_changes_nothing, credentials_dir, edited_inventory, etcd_client, host_state, inventory_file,
-                              kubectl_json, lab_host, playbook, project_dir)
+                              kubectl_json, lab_host, playbook, playbook_refused, project_dir)
 
 CONTROL_PLANE = {"site-cp1": "172.30.41.11", "site-cp2": "172.30.41.12", "site-cp3": "172.30.41.13"}
 HOSTS = [*CONTROL_PLANE, "site-w1"]
@@ -111,6 +112,29 @@ def test_site_yml_in_check_mode_on_a_new_cluster_ends_at_etcds_first_start(new_c
     changes: not a file, not a unit, no credentials directory."""
     shown = check_run_ends_early(new_cluster, f"etcd has never run on {NEW}")
     assert "TASK [kubeforge.cluster.etcd : Write the first-start settings of a new cluster]" in shown, shown[-6000:]
+
+
+@pytest.mark.parametrize("run", [
+    pytest.param(("site.yml", "--tags", "control_plane"), id="site.yml --tags control_plane"),
+    pytest.param(("site.yml", "--check", "--tags", "kubelet_bootstrap,flannel"), id="site.yml --check --tags kubelet_bootstrap,flannel"),
+    pytest.param(("playbooks/phases/coredns.yml",), id="the coredns phase playbook"),
+])
+def test_on_a_new_cluster_phases_without_the_phases_they_need_are_refused_before_any_host_changes(new_cluster, run):
+    """Without the refusal, site.yml --tags control_plane installed and started an apiserver with no certificate and no
+    etcd, and failed a minute later; the API phases failed on the admin kubeconfig that no run had written."""
+    inventory, state, settings = new_cluster
+    before = state()
+    output = playbook_refused(inventory, os.path.join(project_dir(), run[0]), *settings, *run[1:])
+    assert "Preflight found 1 problem; nothing was changed on any host" in output, output[-6000:]
+    assert "the phases this run selects need earlier ones it leaves out" in output, output[-6000:]
+    assert state() == before
+
+
+def test_on_a_new_cluster_a_phase_that_needs_no_earlier_one_is_previewed(new_cluster):
+    """The container runtime needs nothing that the pki phase makes: its preview runs to the end, and changes nothing."""
+    inventory, state, settings = new_cluster
+    output = check_run_changes_nothing(inventory, os.path.join(project_dir(), "site.yml"), *settings, "--tags", "container_runtime", state=state)
+    assert "TASK [kubeforge.cluster.container_runtime : Import into containerd the images" in output, output[-6000:]
 
 
 def test_site_yml_in_check_mode_after_a_first_run_that_stopped_after_etcd_ends_at_the_apiservers_first_start(new_cluster):

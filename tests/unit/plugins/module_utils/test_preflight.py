@@ -457,3 +457,22 @@ def test_each_artifact_is_checked_at_its_own_version(tmp_path, name, var, versio
     assert run(cluster=cluster).problems == [f"offline artifact {name} {version} is missing: {tmp_path}/{path}"]
     _write_artifact(str(tmp_path), name, version, data=name.encode())
     assert run(cluster={**cluster, "kubeforge_artifacts_checksum_source": "sidecar"}).problems == []
+
+
+def test_a_phase_without_the_phases_it_needs_is_refused_on_a_cluster_this_controller_never_converged():
+    report = run({_preflight.RUN_PHASES_KEY: ["control_plane", "coredns"], _preflight.CONTROLLER_HAS_CA_KEY: False})
+    assert report.problems == [
+        "no run has converged this cluster from this controller (its credentials directory /srv/kubeforge/mycluster/credentials holds none of "
+        "the cluster's CAs), and the phases this run selects need earlier ones it leaves out: control_plane needs pki, etcd; coredns needs "
+        "pki, etcd, kubelet_bootstrap, flannel. Run site.yml whole, or site.yml --tags pki,etcd,control_plane,kubelet_bootstrap,flannel,coredns. "
+        "If the cluster runs already, /srv/kubeforge/mycluster/credentials is not its credentials directory (docs/pki.md)"]
+
+
+@pytest.mark.parametrize("phases, has_ca", [
+    (["control_plane"], True),  # converged from this controller: the phases ran before
+    (["prepare", "pki", "etcd", "control_plane"], False),
+    (["container_runtime"], False),
+    (None, False),  # a day-2 playbook, which names no phase
+])
+def test_a_run_with_what_its_phases_need_passes(phases, has_ca):
+    assert run({_preflight.RUN_PHASES_KEY: phases, _preflight.CONTROLLER_HAS_CA_KEY: has_ca}).problems == []
