@@ -17,13 +17,13 @@ from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import load_extra_vars
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _cis, _phases, _preflight
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _cis, _preflight
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki import trust
 from ansible_collections.kubeforge.cluster.plugins.module_utils._inventory import node_address
 
 # Cluster-wide settings the rules read (from inventory group_vars), plus the play's internal list
-# of artifacts to check.
-CLUSTER_SETTINGS = _preflight.REQUIRED_SETTINGS + ("kubeforge_required_artifacts",)
+# of artifacts to check and the phases the entry playbook names.
+CLUSTER_SETTINGS = _preflight.REQUIRED_SETTINGS + ("kubeforge_required_artifacts", _preflight.PHASES_KEY)
 # Hosts only in these groups are not cluster members (kubespray's bastion).
 IGNORED_GROUPS = ("bastion",)
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
@@ -73,14 +73,19 @@ class ActionModule(ActionBase):
         cluster[_preflight.ROLE_VARS_KEY], render_problems = role_variables(self._templar, self._loader, task_vars,
                                                                             frozenset(load_extra_vars(self._loader)))
 
-        phase_problems = self._run_phases(cluster, task_vars)
+        # The phase-order rule (with the phases the playbook names): the run's tags, and whether the controller holds a
+        # trust anchor.
+        cluster[_preflight.TAGS_KEY] = (task_vars.get("ansible_run_tags"), task_vars.get("ansible_skip_tags"))
+        credentials = cluster.get("kubeforge_credentials_dir")
+        cluster[_preflight.CONTROLLER_HAS_CA_KEY] = not isinstance(credentials, str) or any(
+            os.path.exists(os.path.join(credentials, anchor.controller_path)) for anchor in trust.ANCHORS)
 
         directory = cluster.get("kubeforge_artifacts_dir")
         digests = _artifacts.controller_digests(directory) if isinstance(directory, str) and directory else None
         cluster[_preflight.OFFLINE_DIGEST_KEY] = digests.digest if digests else None
 
         report = _preflight.validate(cluster, hosts, groups)
-        report.problems.extend(render_problems + phase_problems)
+        report.problems.extend(render_problems)
         if digests:
             try:
                 digests.save()
@@ -93,17 +98,3 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(report.message(), result=result)
         result["msg"] = f"Preflight passed for {len(hosts)} hosts"
         return result
-
-    def _run_phases(self, cluster: dict, task_vars: dict) -> list:
-        """Puts in ``cluster`` the phases this run selects of those the playbook names (kubeforge_preflight_phases:
-        site.yml all, a phase playbook its own) and whether the controller holds a CA of the cluster; the problems."""
-        named = self._templar.template(task_vars.get("kubeforge_preflight_phases"))
-        try:
-            cluster[_preflight.RUN_PHASES_KEY] = _phases.selected(named, task_vars.get("ansible_run_tags"),
-                                                                  task_vars.get("ansible_skip_tags")) if named else None
-        except ValueError as exc:
-            return [f"kubeforge_preflight_phases: {exc}"]
-        directory = cluster.get("kubeforge_credentials_dir")
-        cluster[_preflight.CONTROLLER_HAS_CA_KEY] = not isinstance(directory, str) or any(
-            os.path.exists(os.path.join(directory, anchor.controller_path)) for anchor in trust.ANCHORS)
-        return []

@@ -55,9 +55,11 @@ REQUIRED_SETTINGS = (
 ROLE_VARS_KEY = "kubeforge_role_vars"
 # Where it puts the function that hashes the offline artifacts (its cache of their sha256); file_sha256 without.
 OFFLINE_DIGEST_KEY = "kubeforge_offline_digest"
-# Where it puts the phases the run selects (_phases.selected; None when the playbook names none, as the day-2 ones),
-# and whether the controller's credentials directory holds any of the cluster's CAs.
-RUN_PHASES_KEY = "kubeforge_run_phases"
+# Where it puts the phases the playbook names (kubeforge_preflight_phases: "all" or a list; none in the day-2
+# playbooks), the run's (ansible_run_tags, ansible_skip_tags), and whether the controller's credentials directory holds
+# any of the cluster's CAs.
+PHASES_KEY = "kubeforge_preflight_phases"
+TAGS_KEY = "kubeforge_run_tags"
 CONTROLLER_HAS_CA_KEY = "kubeforge_controller_has_ca"
 KUBELET_TLS_MODES = ("bootstrap", "signed")
 KUBE_PROXY_MODES = ("ipvs", "iptables", "nftables")
@@ -285,8 +287,15 @@ def check_phase_order(cluster, hosts, groups, report: Report) -> None:
     """On a cluster no run has converged from this controller (its credentials directory holds no CA), a phase runs
     only with the phases it needs (_phases.NEEDS): site.yml --tags control_plane there would start an apiserver with
     no certificate and no etcd, and fail after a minute of waiting, the hosts changed."""
-    phases = cluster.get(RUN_PHASES_KEY)
-    if not phases or cluster.get(CONTROLLER_HAS_CA_KEY, True):
+    named = cluster.get(PHASES_KEY)
+    if not named:
+        return
+    try:
+        phases = _phases.selected(named, *(cluster.get(TAGS_KEY) or (None, None)))
+    except ValueError as exc:
+        report.problems.append(f"kubeforge_preflight_phases: {exc}")
+        return
+    if cluster.get(CONTROLLER_HAS_CA_KEY, True):
         return
     lacking = _phases.left_out(phases)
     if not lacking:

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _preflight
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _phases, _preflight
 
 CLUSTER = {
     "kube_version": "1.36.4",
@@ -460,7 +460,7 @@ def test_each_artifact_is_checked_at_its_own_version(tmp_path, name, var, versio
 
 
 def test_a_phase_without_the_phases_it_needs_is_refused_on_a_cluster_this_controller_never_converged():
-    report = run({_preflight.RUN_PHASES_KEY: ["control_plane", "coredns"], _preflight.CONTROLLER_HAS_CA_KEY: False})
+    report = run({_preflight.PHASES_KEY: "all", _preflight.TAGS_KEY: (["control_plane", "coredns"], []), _preflight.CONTROLLER_HAS_CA_KEY: False})
     assert report.problems == [
         "no run has converged this cluster from this controller (its credentials directory /srv/kubeforge/mycluster/credentials holds none of "
         "the cluster's CAs), and the phases this run selects need earlier ones it leaves out: control_plane needs pki, etcd; coredns needs "
@@ -468,11 +468,23 @@ def test_a_phase_without_the_phases_it_needs_is_refused_on_a_cluster_this_contro
         "If the cluster runs already, /srv/kubeforge/mycluster/credentials is not its credentials directory (docs/pki.md)"]
 
 
-@pytest.mark.parametrize("phases, has_ca", [
-    (["control_plane"], True),  # converged from this controller: the phases ran before
-    (["prepare", "pki", "etcd", "control_plane"], False),
-    (["container_runtime"], False),
-    (None, False),  # a day-2 playbook, which names no phase
+@pytest.mark.parametrize("phases, tags, has_ca", [
+    ("all", (["control_plane"], []), True),  # converged from this controller: the phases ran before
+    ("all", (["prepare", "pki", "etcd", "control_plane"], []), False),
+    ("all", (["all"], ["ipvs", "flannel", "coredns"]), False),
+    ("all", (["container_runtime"], []), False),
+    (["pki"], (["all"], []), False),  # a phase playbook
+    (None, (["coredns"], []), False),  # a day-2 playbook, which names no phase
 ])
-def test_a_run_with_what_its_phases_need_passes(phases, has_ca):
-    assert run({_preflight.RUN_PHASES_KEY: phases, _preflight.CONTROLLER_HAS_CA_KEY: has_ca}).problems == []
+def test_a_run_with_what_its_phases_need_passes(phases, tags, has_ca):
+    assert run({_preflight.PHASES_KEY: phases, _preflight.TAGS_KEY: tags, _preflight.CONTROLLER_HAS_CA_KEY: has_ca}).problems == []
+
+
+def test_a_phase_playbook_alone_is_judged_by_its_own_phase():
+    report = run({_preflight.PHASES_KEY: ["flannel"], _preflight.TAGS_KEY: (["all"], []), _preflight.CONTROLLER_HAS_CA_KEY: False})
+    assert len(report.problems) == 1 and "flannel needs pki, etcd, control_plane, kubelet_bootstrap." in report.problems[0]
+
+
+def test_an_unknown_phase_named_by_a_playbook_is_a_problem():
+    report = run({_preflight.PHASES_KEY: ["nginx"], _preflight.TAGS_KEY: (["all"], [])})
+    assert report.problems == ["kubeforge_preflight_phases: unknown phases nginx: the phases are " + ", ".join(_phases.ORDER)]
