@@ -11,6 +11,9 @@ import subprocess
 import sys
 
 import pytest
+import yaml
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _phases
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
@@ -66,3 +69,17 @@ def test_etcd_migrate_opens_the_etcd_ports_on_every_etcd_host_before_any_etcd_pl
     first_etcd = min(index for index, name in enumerate(names) if name.startswith("Etcd migrate - ") and index != firewall)
     assert firewall < first_etcd, names
     assert dict(plays["playbooks/etcd_migrate.yml"])[names[firewall]] == dict(plays["playbooks/etcd_migrate.yml"])[names[first_etcd]], names
+
+
+def test_the_phases_the_preflight_knows_are_site_ymls_in_its_order_and_each_phase_playbook_names_its_own():
+    """_phases.ORDER (the phase-order rule's) must follow site.yml: a phase added or moved there is a phase the rule
+    would not know."""
+    with open(os.path.join(REPO, "site.yml"), encoding="utf-8") as handle:
+        site = yaml.safe_load(handle)
+    imported = [os.path.basename(play["ansible.builtin.import_playbook"])[:-len(".yml")] for play in site
+                if str(play.get("ansible.builtin.import_playbook", "")).startswith("playbooks/phases/")]
+    assert tuple(imported) == _phases.ORDER
+    assert site[0]["vars"] == {"kubeforge_preflight_phases": "all"}
+    for phase in _phases.ORDER:
+        with open(os.path.join(REPO, "playbooks", "phases", f"{phase}.yml"), encoding="utf-8") as handle:
+            assert yaml.safe_load(handle)[0]["vars"] == {"kubeforge_preflight_phases": [phase]}, phase
