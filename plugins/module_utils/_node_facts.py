@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._file_record import RECORD_PATH
+from ansible_collections.kubeforge.cluster.plugins.module_utils._phases import WRITES
 
 # What the kernel says about IP_VS (the module kube-proxy's ipvs mode needs), best first.
 IP_VS_STATES = ("loaded", "builtin", "loadable", "missing")
@@ -173,7 +174,8 @@ class NodeFactsBackend:
         return {"cgroup_version": self.cgroup_version(), "ip_vs": self.ip_vs(release), "kernel_release": release,
                 "hostname": self.hostname(), "fstab_swap": self.fstab_swap(), "installed_packages": self.installed_packages(),
                 "os": self.os(), "swap_total_mb": swap_total_mb(_read(self._path("/proc/meminfo")) or ""),
-                "file_record": os.path.isfile(self._path(RECORD_PATH))}
+                "file_record": os.path.isfile(self._path(RECORD_PATH)),
+                "phase_units": {phase: os.path.isfile(self._path(unit)) for phase, (_group, unit) in WRITES.items()}}
 
     def run(self) -> dict:
         return {"changed": False, "ansible_facts": {"kubeforge_node": self.facts()}}

@@ -5,9 +5,10 @@
 
 """The phases of site.yml, the ones a run selects by its tags, and what each needs an earlier phase to have done.
 
-The preflight (check_phase_order) refuses a run that selects a phase without what it needs, on a cluster that no run
-has converged from this controller: such a phase would change the hosts, then fail (an apiserver started with no
-certificate and no etcd waits a minute for its health, then fails)."""
+The preflight (check_phase_order) refuses a run that selects a phase without what it needs: on a cluster that no run
+has converged from this controller, or where a phase it leaves out has not run on its hosts (a first run that stopped
+part way). Such a phase would change the hosts, then fail (an apiserver started with no certificate and no etcd waits
+a minute for its health, then fails)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ NEEDS = {
     "ipvs": ("control_plane",),
     "flannel": ("kubelet_bootstrap",),
     "coredns": ("flannel",),
+}
+# The unit file each of these phases writes on every host of its group (the node_facts module says which a host holds):
+# a host of the group without it has not had the phase. The flannel phase writes nothing on the hosts (its DaemonSet
+# does), so a run that needs it is not judged by them.
+WRITES = {
+    "etcd": ("etcd", "/etc/systemd/system/etcd.service"),
+    "control_plane": ("kube_control_plane", "/etc/systemd/system/kube-apiserver.service"),
+    "kubelet_bootstrap": ("k8s_cluster", "/etc/systemd/system/kubelet.service"),
 }
 # Ansible's special tags that select every tagged play.
 _EVERY_TAG = frozenset(("all", "tagged"))

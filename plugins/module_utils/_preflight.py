@@ -284,9 +284,11 @@ def check_pki(cluster, hosts, groups, report: Report) -> None:
 
 
 def check_phase_order(cluster, hosts, groups, report: Report) -> None:
-    """On a cluster no run has converged from this controller (its credentials directory holds no CA), a phase runs
-    only with the phases it needs (_phases.NEEDS): site.yml --tags control_plane there would start an apiserver with
-    no certificate and no etcd, and fail after a minute of waiting, the hosts changed."""
+    """A phase runs only with the phases it needs (_phases.NEEDS), unless they ran before: site.yml --tags control_plane
+    on a cluster whose etcd never ran would start an apiserver with no etcd, and fail after a minute of waiting, the hosts
+    changed. They did not run before on a cluster that no run converged from this controller (its credentials directory
+    holds no CA), nor on a host of their group that lacks the unit file they write there (_phases.WRITES, read by the
+    node_facts module: a first run that stopped part way, a host new to the inventory)."""
     named = cluster.get(PHASES_KEY)
     if not named:
         return
@@ -295,18 +297,40 @@ def check_phase_order(cluster, hosts, groups, report: Report) -> None:
     except ValueError as exc:
         report.problems.append(f"kubeforge_preflight_phases: {exc}")
         return
-    if cluster.get(CONTROLLER_HAS_CA_KEY, True):
-        return
     lacking = _phases.left_out(phases)
     if not lacking:
         return
-    directory = cluster.get("kubeforge_credentials_dir")
-    runs = [phase for phase in _phases.ORDER if phase in phases or any(phase in missing for missing in lacking.values())]
-    needs = "; ".join(f"{phase} needs {', '.join(missing)}" for phase, missing in lacking.items())
-    report.problems.append(f"no run has converged this cluster from this controller (its credentials directory {directory} holds none of "
-                           f"the cluster's CAs), and the phases this run selects need earlier ones it leaves out: {needs}. Run site.yml "
-                           f"whole, or site.yml --tags {','.join(runs)}. If the cluster runs already, {directory} is not its credentials "
-                           "directory (docs/pki.md)")
+    earlier = [phase for phase in _phases.ORDER if any(phase in missing for missing in lacking.values())]
+    if not cluster.get(CONTROLLER_HAS_CA_KEY, True):
+        directory = cluster.get("kubeforge_credentials_dir")
+        needs = "; ".join(f"{phase} needs {', '.join(missing)}" for phase, missing in lacking.items())
+        report.problems.append(f"no run has converged this cluster from this controller (its credentials directory {directory} holds none of "
+                               f"the cluster's CAs), and the phases this run selects need earlier ones it leaves out: {needs}. Run site.yml "
+                               f"whole, or {_site_tags(phases + earlier)}. If the cluster runs already, {directory} is not its credentials "
+                               "directory (docs/pki.md)")
+        return
+    not_run = {}
+    for phase in (phase for phase in earlier if phase in _phases.WRITES):
+        group, unit = _phases.WRITES[phase]
+        without = [name for name in groups.get(group, []) if _node_facts_of(hosts, name).get("phase_units", {}).get(phase) is False]
+        if without:
+            not_run[phase] = f"{phase} has not run on {', '.join(without)} (no {unit} there)"
+    if not_run:
+        needs = "; ".join(f"{phase} needs {', '.join(name for name in missing if name in not_run)}" for phase, missing in lacking.items()
+                          if any(name in not_run for name in missing))
+        report.problems.append(f"the phases this run selects need earlier ones it leaves out, and those have not run on every host of theirs: "
+                               f"{needs}. {'; '.join(not_run.values())}. Run site.yml whole, or {_site_tags(phases + list(not_run))} "
+                               "(add_nodes.yml or add_control_plane.yml for a host new to the cluster)")
+
+
+def _node_facts_of(hosts, name) -> dict:
+    """The node_facts module's facts of host ``name``; {} where the run did not read them."""
+    return (hosts.get(name) or {}).get("kubeforge_node") or {}
+
+
+def _site_tags(phases) -> str:
+    """The site.yml run of ``phases``, in site.yml's order."""
+    return f"site.yml --tags {','.join(phase for phase in _phases.ORDER if phase in phases)}"
 
 
 def _san_matches(san: str, host: str) -> bool:

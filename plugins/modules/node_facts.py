@@ -117,13 +117,24 @@ ansible_facts:
           returned: always
           type: list
           elements: str
+          sample: [ca-certificates, conntrack, curl]
         file_record:
           description:
             - Whether the host has the record of kubeforge.cluster.file_bundle's runs (C(/var/lib/kubeforge/file_bundle.json)).
               Without one (a new host), the file_bundle action does not ask the host whether a run would change nothing.
           returned: always
           type: bool
-          sample: [ca-certificates, conntrack, curl]
+          sample: true
+        phase_units:
+          description:
+            - For each phase that writes a unit file on every host of its group (etcd, control_plane, kubelet_bootstrap),
+              whether this host holds that file (C(etcd.service), C(kube-apiserver.service), C(kubelet.service) in
+              C(/etc/systemd/system)).
+            - The preflight refuses a run that leaves out a phase its other phases need where a host of that phase's group
+              lacks the file (the phase has not run there).
+          returned: always
+          type: dict
+          sample: {etcd: true, control_plane: true, kubelet_bootstrap: true}
         os:
           description:
             - The operating system, from C(/etc/os-release). C(family) is V(Debian) or V(RedHat) for a distribution of

@@ -4,7 +4,8 @@ test_control_plane.py). An operator previews a change this way: each run must fi
 service restarted, not a file on a host or the controller, not an etcd member, not a node cordoned, not a snapshot.
 Last, site.yml in check mode on a host that was never converged: the preview ends, without failing, where the new
 cluster's etcd would first start, or, after a first run that stopped after the etcd phase, its apiservers. There too,
-a run of phases without the earlier ones they need is refused by the preflight, with or without --check."""
+a run of phases without the earlier ones they need is refused by the preflight, with or without --check: before any run,
+and after one that stopped part way."""
 from __future__ import annotations
 
 import hashlib
@@ -137,6 +138,25 @@ def test_on_a_new_cluster_a_phase_that_needs_no_earlier_one_is_previewed(new_clu
     assert "TASK [kubeforge.cluster.container_runtime : Import into containerd the images" in output, output[-6000:]
 
 
+def refused_as_not_run(new_cluster, run, not_run: str) -> None:
+    """``run`` on the new cluster is refused by the preflight, which says the phase ``not_run`` has not run on it; nothing
+    changes on the host or the controller."""
+    inventory, state, settings = new_cluster
+    before = state()
+    output = playbook_refused(inventory, os.path.join(project_dir(), run[0]), *settings, *run[1:])
+    assert "Preflight found 1 problem; nothing was changed on any host" in output, output[-6000:]
+    assert f"{not_run} there)" in output, output[-6000:]
+    assert state() == before
+
+
+def test_after_a_first_run_that_stopped_after_pki_a_phase_that_needs_etcd_is_refused(new_cluster):
+    """The controller holds the new cluster's CAs now, but its etcd never ran: without the refusal, site.yml --tags
+    control_plane started an apiserver with no etcd, and failed a minute later."""
+    inventory, _state, settings = new_cluster
+    playbook(inventory, os.path.join(project_dir(), "site.yml"), *settings, "--tags", "prepare,pki")
+    refused_as_not_run(new_cluster, ("site.yml", "--tags", "control_plane"), f"etcd has not run on {NEW} (no /etc/systemd/system/etcd.service")
+
+
 def test_site_yml_in_check_mode_after_a_first_run_that_stopped_after_etcd_ends_at_the_apiservers_first_start(new_cluster):
     """A first run that stopped after the etcd phase: the preview goes through etcd and the HA endpoint, and ends where
     the apiservers would first start."""
@@ -144,3 +164,11 @@ def test_site_yml_in_check_mode_after_a_first_run_that_stopped_after_etcd_ends_a
     playbook(inventory, os.path.join(project_dir(), "site.yml"), *settings, "--tags", "prepare,pki,etcd")
     shown = check_run_ends_early(new_cluster, f"no apiserver has run on {NEW}")
     assert "TASK [kubeforge.cluster.ha_nginx" in shown, shown[-6000:]
+
+
+@pytest.mark.parametrize("run", [
+    pytest.param(("site.yml", "--tags", "kubelet_bootstrap"), id="site.yml --tags kubelet_bootstrap"),
+    pytest.param(("playbooks/phases/ipvs.yml", "--check"), id="the ipvs phase playbook in check mode"),
+])
+def test_after_a_first_run_that_stopped_after_etcd_phases_that_need_the_apiservers_are_refused(new_cluster, run):
+    refused_as_not_run(new_cluster, run, f"control_plane has not run on {NEW} (no /etc/systemd/system/kube-apiserver.service")

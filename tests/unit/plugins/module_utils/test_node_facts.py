@@ -109,13 +109,20 @@ def test_run_returns_the_facts_and_changes_nothing(tmp_path):
                       "ansible_facts": {"kubeforge_node": {"cgroup_version": 1, "ip_vs": "loadable", "kernel_release": RELEASE,
                                                            "hostname": {"transient": "", "static": ""}, "fstab_swap": [],
                                                            "installed_packages": None, "os": {"family": "unknown", "name": "an unknown Linux"},
-                                                           "swap_total_mb": 0, "file_record": False}}}
+                                                           "swap_total_mb": 0, "file_record": False,
+                                                           "phase_units": {"etcd": False, "control_plane": False, "kubelet_bootstrap": False}}}}
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 def test_file_record_says_whether_the_host_has_file_bundles_record(tmp_path):
     root = tree(tmp_path, base(**{"proc/self/mounts": MOUNTS_HYBRID, "var/lib/kubeforge/file_bundle.json": "{}"}))
     assert facts(root)["file_record"] is True
+
+
+def test_phase_units_say_which_phases_unit_files_the_host_holds(tmp_path):
+    root = tree(tmp_path, base(**{"proc/self/mounts": MOUNTS_HYBRID, "etc/systemd/system/etcd.service": "[Unit]\n",
+                                  "etc/systemd/system/kubelet.service": "[Unit]\n"}))
+    assert facts(root)["phase_units"] == {"etcd": True, "control_plane": False, "kubelet_bootstrap": True}
 
 
 def test_kernel_release_falls_back_to_uname(tmp_path):

@@ -2,6 +2,10 @@
 """The phases a run selects by its tags, and what each needs done before it."""
 from __future__ import annotations
 
+import glob
+import os
+import re
+
 import pytest
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _phases
@@ -55,3 +59,14 @@ def test_every_phase_a_phase_needs_is_a_phase_before_it():
 ])
 def test_what_a_selection_leaves_out(phases, expected):
     assert _phases.left_out(phases) == expected
+
+
+@pytest.mark.parametrize("phase", sorted(_phases.WRITES))
+def test_each_phase_writes_the_unit_file_it_is_known_by_on_the_hosts_of_its_group(phase):
+    """_phases.WRITES repeats a path of the phase's role and the group of its playbook: a change to either fails here."""
+    group, unit = _phases.WRITES[phase]
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+    role = "".join(open(path, encoding="utf-8").read() for path in sorted(glob.glob(os.path.join(repo, "roles", phase, "*", "*.yml"))))
+    assert re.search(rf"""['"]?dest['"]?: ['"]?{re.escape(unit)}['",}}]""", role), f"roles/{phase} writes no {unit}"
+    with open(os.path.join(repo, "playbooks", "phases", f"{phase}.yml"), encoding="utf-8") as handle:
+        assert f"""hosts: "{{{{ '{group}' | kubeforge.cluster.phase_hosts(""" in handle.read()

@@ -485,6 +485,40 @@ def test_a_phase_playbook_alone_is_judged_by_its_own_phase():
     assert len(report.problems) == 1 and "flannel needs pki, etcd, control_plane, kubelet_bootstrap." in report.problems[0]
 
 
+def with_phase_units(absent: dict) -> dict:
+    """HOSTS with their node facts' phase_units: every phase's unit file on every host, but ``absent`` ({host: [phase]})."""
+    return with_facts({name: {**V2_IPVS, "phase_units": {phase: phase not in absent.get(name, []) for phase in _phases.WRITES}} for name in HOSTS})
+
+
+def test_a_phase_is_refused_without_an_earlier_phase_it_leaves_out_that_has_not_run_on_every_host_of_its_group():
+    hosts = with_phase_units({"master1": ["etcd", "control_plane", "kubelet_bootstrap"], "master2": ["control_plane", "kubelet_bootstrap"],
+                              "master3": ["control_plane", "kubelet_bootstrap"], "worker1": ["kubelet_bootstrap"]})
+    report = run({_preflight.PHASES_KEY: "all", _preflight.TAGS_KEY: (["control_plane", "flannel"], [])}, hosts=hosts)
+    assert report.problems == [
+        "the phases this run selects need earlier ones it leaves out, and those have not run on every host of theirs: control_plane needs "
+        "etcd; flannel needs etcd, kubelet_bootstrap. etcd has not run on master1 (no /etc/systemd/system/etcd.service there); kubelet_bootstrap "
+        "has not run on master1, master2, master3, worker1 (no /etc/systemd/system/kubelet.service there). Run site.yml whole, or site.yml "
+        "--tags etcd,control_plane,kubelet_bootstrap,flannel (add_nodes.yml or add_control_plane.yml for a host new to the cluster)"]
+
+
+@pytest.mark.parametrize("tags, absent", [
+    ((["control_plane"], []), {}),  # every host had every phase
+    ((["control_plane"], []), {"worker1": ["etcd", "control_plane"]}),  # not etcd or control-plane hosts
+    ((["etcd", "control_plane"], []), {"master1": ["etcd", "control_plane"]}),  # the run has etcd too
+    ((["kubelet_bootstrap"], []), {"worker1": ["kubelet_bootstrap"]}),  # the phase that lacks it is the one the run has
+    ((["coredns"], []), {}),  # flannel, which coredns needs, writes no unit: not judged by the hosts
+])
+def test_a_phase_whose_earlier_phases_ran_on_their_hosts_or_run_with_it_passes(tags, absent):
+    assert run({_preflight.PHASES_KEY: "all", _preflight.TAGS_KEY: tags}, hosts=with_phase_units(absent)).problems == []
+
+
+def test_hosts_whose_node_facts_the_run_did_not_read_are_not_judged():
+    hosts = with_phase_units({"master1": ["etcd"], "master2": ["etcd"]})
+    del hosts["master1"]["kubeforge_node"]["phase_units"]  # facts of an earlier kubeforge
+    del hosts["master2"]["kubeforge_node"]  # not read (a --limit run)
+    assert run({_preflight.PHASES_KEY: "all", _preflight.TAGS_KEY: (["control_plane"], [])}, hosts=hosts).problems == []
+
+
 def test_an_unknown_phase_named_by_a_playbook_is_a_problem():
     report = run({_preflight.PHASES_KEY: ["nginx"], _preflight.TAGS_KEY: (["all"], [])})
     assert report.problems == ["kubeforge_preflight_phases: unknown phases nginx: the phases are " + ", ".join(_phases.ORDER)]
