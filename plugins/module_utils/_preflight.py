@@ -316,8 +316,8 @@ def check_phase_order(cluster, hosts, groups, report: Report) -> None:
         if without:
             not_run[phase] = f"{phase} has not run on {', '.join(without)} (no {unit} there)"
     if not_run:
-        needs = "; ".join(f"{phase} needs {', '.join(name for name in missing if name in not_run)}" for phase, missing in lacking.items()
-                          if any(name in not_run for name in missing))
+        gaps = {phase: [name for name in missing if name in not_run] for phase, missing in lacking.items()}
+        needs = "; ".join(f"{phase} needs {', '.join(names)}" for phase, names in gaps.items() if names)
         report.problems.append(f"the phases this run selects need earlier ones it leaves out, and those have not run on every host of theirs: "
                                f"{needs}. {'; '.join(not_run.values())}. Run site.yml whole, or {_site_tags(phases + list(not_run))} "
                                "(add_nodes.yml or add_control_plane.yml for a host new to the cluster)")
