@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import pathlib
 import re
 
 import pytest
@@ -66,7 +67,7 @@ def test_each_phase_writes_the_unit_file_it_is_known_by_on_the_hosts_of_its_grou
     """_phases.WRITES repeats a path of the phase's role and the group of its playbook: a change to either fails here."""
     group, unit = _phases.WRITES[phase]
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-    role = "".join(open(path, encoding="utf-8").read() for path in sorted(glob.glob(os.path.join(repo, "roles", phase, "*", "*.yml"))))
+    role = "".join(pathlib.Path(path).read_text(encoding="utf-8") for path in sorted(glob.glob(os.path.join(repo, "roles", phase, "*", "*.yml"))))
     assert re.search(rf"""['"]?dest['"]?: ['"]?{re.escape(unit)}['",}}]""", role), f"roles/{phase} writes no {unit}"
     with open(os.path.join(repo, "playbooks", "phases", f"{phase}.yml"), encoding="utf-8") as handle:
         assert f"""hosts: "{{{{ '{group}' | kubeforge.cluster.phase_hosts(""" in handle.read()
