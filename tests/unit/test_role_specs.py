@@ -39,7 +39,8 @@ def test_argument_specs_match_defaults(role):
     assert set(options) == set(defaults), (
         f"roles/{role}: only in argument_specs: {sorted(set(options) - set(defaults))}; only in defaults: {sorted(set(defaults) - set(options))}")
     for name, option in options.items():
-        assert option.get("description"), f"roles/{role}: {name} has no description"
+        description = " ".join(option.get("description") or []) if isinstance(option.get("description"), list) else option.get("description")
+        assert description and description.strip() != name, f"roles/{role}: {name} has no description (its name is none)"
         assert option.get("default") == defaults[name], f"roles/{role}: {name} defaults to {defaults[name]!r} but its spec says {option.get('default')!r}"
         kind = option.get("type", "str")
         assert isinstance(defaults[name], TYPES[kind]), f"roles/{role}: {name} is a {kind} but defaults to {defaults[name]!r}"
