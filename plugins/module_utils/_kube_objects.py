@@ -36,6 +36,8 @@ WAIT_CHOICES = ("none", "changed", "all")
 # Seconds between two reads of a wait (one GET or list each): a node or rollout that becomes ready is seen
 # within a quarter of a second, which a day-2 run that waits for one node feels.
 POLL_INTERVAL = 0.25
+# The pods a rollout's timeout explains, at most (a DaemonSet stuck on every node repeats one reason).
+PODS_NAMED = 3
 # Times a node patch is made again on a fresh read when the API answers 409 Conflict (the node changed).
 CONFLICT_RETRIES = 3
 REDACTED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
@@ -198,9 +200,41 @@ def rollout_problem(obj: dict) -> str | None:
     return f"{', '.join(short)} of {wanted}" if short else None
 
 
+def pods_not_ready(client, workload: dict, limit: int = PODS_NAMED) -> list[str]:
+    """Why pods of a Deployment or DaemonSet are not ready, for a rollout that timed out: each waiting container's reason
+    and message (ImagePullBackOff, CrashLoopBackOff, ...), else the pod's phase and why it is not scheduled. At most
+    ``limit`` pods; none when they cannot be read (the timeout is the failure, this only explains it)."""
+    namespace = (workload.get("metadata") or {}).get("namespace") or "default"
+    labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if not labels:
+        return []
+    try:
+        answer = client.request("GET", f"/api/v1/namespaces/{_quote(namespace)}/pods",
+                                query={"labelSelector": ",".join(f"{key}={value}" for key, value in sorted(labels.items()))})
+    except APIError:
+        return []
+    found = []
+    for pod in answer.get("items") or []:
+        status = pod.get("status") or {}
+        conditions = status.get("conditions") or []
+        if any(condition.get("type") == "Ready" and condition.get("status") == "True" for condition in conditions):
+            continue
+        waiting = [(container.get("state") or {}).get("waiting") or {}
+                   for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])]
+        reasons = [": ".join(filter(None, (state.get("reason"), (state.get("message") or "")[:200]))) for state in waiting if state.get("reason")]
+        if not reasons:
+            unscheduled = [condition.get("message") or "" for condition in conditions
+                           if condition.get("type") == "PodScheduled" and condition.get("status") == "False"]
+            reasons = [": ".join(filter(None, (status.get("phase") or "no status yet", unscheduled[0][:200] if unscheduled else "")))]
+        node = (pod.get("spec") or {}).get("nodeName")
+        found.append(f"pod {pod['metadata']['name']}{f' on {node}' if node else ''}: {'; '.join(reasons)}")
+    return found[:limit]
+
+
 def wait_rollouts(client, applied: list[dict], timeout: float, interval: float = POLL_INTERVAL,
                   clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Wait until every Deployment and DaemonSet of ``applied`` (entries of apply()) has rolled out."""
+    """Wait until every Deployment and DaemonSet of ``applied`` (entries of apply()) has rolled out; a timeout names
+    each one that has not, and why some of its pods are not ready."""
     resources = Resources(client)
     waiting = {resources.path(entry["applied"]): describe(entry["applied"]) for entry in applied
                if entry["kind"] in ROLLOUT_KINDS}
@@ -214,11 +248,13 @@ def wait_rollouts(client, applied: list[dict], timeout: float, interval: float =
                 raise _fail(exc, f"cannot read {name}") from exc
             problem = rollout_problem(current)
             if problem:
-                problems[path] = f"{name}: {problem}"
+                problems[path] = (f"{name}: {problem}", current)
         if not problems:
             return
         if clock() >= deadline:
-            raise KubeObjectsError(f"not rolled out after {timeout:g} s: {'; '.join(problems.values())}")
+            raise KubeObjectsError(f"not rolled out after {timeout:g} s: " + "; ".join(
+                text + "".join(f" ({', '.join(pods)})" for pods in [pods_not_ready(client, current)] if pods)
+                for text, current in problems.values()))
         waiting = {path: waiting[path] for path in problems}
         sleep(interval)
 

@@ -117,7 +117,7 @@ reason:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeforge.cluster.plugins.module_utils._kube_objects import (
-    FIELD_MANAGER, WAIT_CHOICES, apply, describe, run_module, summary, wait_rollouts)
+    FIELD_MANAGER, WAIT_CHOICES, KubeObjectsError, apply, describe, run_module, summary, wait_rollouts)
 
 
 def argument_spec() -> dict:
@@ -137,8 +137,13 @@ def main() -> None:
     def work(client) -> list:
         applied = apply(client, params["objects"], check_mode=module.check_mode, field_manager=params["field_manager"])
         if not module.check_mode and params["wait"] != "none":
-            wait_rollouts(client, [entry for entry in applied if params["wait"] == "all" or entry["changed"]],
-                          timeout=params["wait_timeout"])
+            try:
+                wait_rollouts(client, [entry for entry in applied if params["wait"] == "all" or entry["changed"]],
+                              timeout=params["wait_timeout"])
+            except KubeObjectsError as exc:
+                # The apply went through: the failed wait still reports what it changed.
+                raise KubeObjectsError(str(exc), exc.status, {**exc.result, "changed": any(entry["changed"] for entry in applied),
+                                                              "objects": [summary(entry) for entry in applied]}) from exc
         return applied
 
     applied = run_module(module, work, "kube-apply")

@@ -15,7 +15,8 @@ they are never skipped.
 - kube-scheduler: loads the KubeSchedulerConfiguration config_doc() builds (--write-config-to),
   and refuses one with an unknown field (strict decoding).
 - module_utils/_kube_objects (the kube_apply and kube_nodes modules) against that apiserver: server-side
-  apply that reports a change once, dry runs, a refusal's status, node labels and taints.
+  apply that reports a change once, dry runs, a refusal's status, node labels and taints, a rollout timeout naming
+  why its pods are not ready.
 """
 from __future__ import annotations
 
@@ -374,6 +375,29 @@ def test_kube_objects_apply_and_patch_nodes_on_the_real_apiserver(tmp_path, clus
         # No kubelet posts a Ready condition here: a wait for Ready times out naming the nodes.
         with pytest.raises(ko.KubeObjectsError, match="not Ready: cp1"):
             ko.reconcile_nodes(admin, ["cp1"], {}, [], ready=True, timeout=1)
+
+        # A rollout that does not finish says why its pods are not ready. No controller-manager runs here (the
+        # Deployment's generation is never observed), so the test makes its pod, and writes its status as a kubelet
+        # would, through the pods/status subresource.
+        labels = {"app": "web"}
+        container = {"name": "web", "image": "registry.example.invalid/web:1"}
+        deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "kf-apply"},
+                      "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                               "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}}}
+        account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "kf-apply"}}
+        applied = ko.apply(admin, [account, deployment])
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "kf-apply", "labels": labels},
+               "spec": {"nodeName": "cp1", "containers": [container]}}
+        status, body = server.request("POST", "/api/v1/namespaces/kf-apply/pods", pod)
+        assert status == 201, body
+        waiting = {"reason": "ErrImagePull", "message": "failed to resolve reference registry.example.invalid/web:1"}
+        admin.request("PATCH", "/api/v1/namespaces/kf-apply/pods/web-1/status", {"status": {"phase": "Pending", "containerStatuses": [
+            dict(container, imageID="", ready=False, restartCount=0, state={"waiting": waiting})]}},
+            content_type="application/merge-patch+json")
+        with pytest.raises(ko.KubeObjectsError) as stuck:
+            ko.wait_rollouts(admin, applied[1:], timeout=1)
+        assert str(stuck.value) == ("not rolled out after 1 s: Deployment kf-apply/web: the controller has not seen its current generation yet "
+                                    "(pod web-1 on cp1: ErrImagePull: failed to resolve reference registry.example.invalid/web:1)")
     finally:
         server.stop()
 

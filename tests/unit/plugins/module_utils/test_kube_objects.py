@@ -10,14 +10,18 @@ converge, its idempotence and check-mode runs)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 
 import pytest
+from ansible.module_utils.testing import patch_module_args
 from fake_clock import Clock  # pylint: disable=import-error  # beside this file
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _kube_objects as ko
 from ansible_collections.kubeforge.cluster.plugins.module_utils._kubelet_csr import APIError
+from ansible_collections.kubeforge.cluster.plugins.modules import kube_apply
 
 DISCOVERY = {
     "/api/v1": [("Namespace", "namespaces", False), ("Secret", "secrets", True), ("ConfigMap", "configmaps", True),
@@ -405,3 +409,47 @@ def test_run_module_fails_with_the_apis_status_and_reason_or_the_kubeconfigs_pro
     with pytest.raises(Failed) as caught:
         ko.run_module(Module(str(tmp_path / "absent")), refused, "kube-apply")
     assert caught.value.args[0]["status"] == 0 and "cannot read the kubeconfig" in caught.value.args[0]["msg"]
+
+
+def stuck_deployment():
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "coredns", "namespace": "kube-system", "generation": 1},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"k8s-app": "kube-dns"}}},
+            "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 0, "replicas": 2}}
+
+
+def test_a_rollout_timeout_says_why_its_pods_are_not_ready():
+    def pod(name, node_name, status, labels=None):
+        return {"metadata": {"name": name, "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"} if labels is None else labels},
+                "spec": {"nodeName": node_name} if node_name else {}, "status": status}
+
+    api = FakeAPI([stuck_deployment()])
+    pulling = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "registry.k8s.io/coredns/coredns:v9"'}
+    api.pods = {"/api/v1/namespaces/kube-system/pods": [
+        pod("coredns-a", "w1", {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}],
+                                "containerStatuses": [{"name": "coredns", "state": {"waiting": pulling}}]}),
+        pod("coredns-b", None, {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "message": "0/4 nodes are available: 4 node(s) had untolerated taint."}]}),
+        pod("coredns-c", "w2", {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}),
+        pod("other", "w2", {"phase": "Pending"}, labels={"app": "other"}),
+    ]}
+    clock = Clock()
+    with pytest.raises(ko.KubeObjectsError) as caught:
+        ko.wait_rollouts(api, [{"kind": "Deployment", "applied": stuck_deployment()}], timeout=2, clock=clock, sleep=clock.sleep)
+    assert str(caught.value) == (
+        "not rolled out after 2 s: Deployment kube-system/coredns: 0 available of 2 (pod coredns-a on w1: ImagePullBackOff: Back-off pulling "
+        'image "registry.k8s.io/coredns/coredns:v9", pod coredns-b: Pending: 0/4 nodes are available: 4 node(s) had untolerated taint.)')
+    # Pods that cannot be read leave the timeout as it was.
+    api.forbidden = True
+    assert ko.pods_not_ready(api, stuck_deployment()) == []
+
+
+def test_kube_apply_reports_what_it_changed_when_its_wait_fails(monkeypatch):
+    api = FakeAPI()
+    monkeypatch.setattr(ko, "client_from_kubeconfig", lambda path, user_agent: api)
+    out = io.StringIO()
+    with patch_module_args({"kubeconfig": "/k", "objects": [stuck_deployment()], "wait": "changed", "wait_timeout": 0}):
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            kube_apply.main()
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert result["failed"] and result["msg"].startswith("not rolled out after 0 s: Deployment kube-system/coredns: 0 available of 2")
+    assert result["changed"] is True and result["objects"] == [{"kind": "Deployment", "namespace": "kube-system", "name": "coredns", "changed": True}]
