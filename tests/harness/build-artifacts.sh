@@ -31,3 +31,7 @@ echo "build-artifacts: $link -> $dir" >&2
 images_link=$(dirname "$link")/images
 ln -sfn "$(dirname "$dir")/images" "$images_link"
 echo "build-artifacts: $images_link -> $(dirname "$dir")/images" >&2
+# --all-versions: the images the upgrade scenario starts from (an earlier CoreDNS).
+if [ -d "$(dirname "$dir")/images-previous" ]; then
+  ln -sfn "$(dirname "$dir")/images-previous" "${images_link}-previous"
+fi

@@ -3,11 +3,12 @@
 and change the cluster):
 
 - upgrade.yml in check mode finishes and changes nothing: no version, service, file or snapshot;
-- Kubernetes 1.36 -> 1.37 and etcd 3.5 -> 3.6 in one run, while a client on the worker polls the API
+- Kubernetes 1.36 -> 1.37, etcd 3.5 -> 3.6 and CoreDNS to its next version (its image new in the images
+  directory, as an offline operator brings it) in one run, while a client on the worker polls the API
   through its HA endpoint every 200 ms, another polls a Service, and a writer puts keys into etcd:
   the first run is killed once the control plane has started to change, a second run finishes it;
-  every component then reports the new version, at most one failed request per host restarted or
-  node drained (each followed by a success), 0 etcd writes lost;
+  every component then reports the new version, CoreDNS runs its new image and answers, at most one
+  failed request per host restarted or node drained (each followed by a success), 0 etcd writes lost;
 - a third run changes nothing;
 - a downgrade is refused before anything changes (a skipped minor is refused by the preflight, which
   finds no artifacts of an unknown release; the policy itself is unit-tested)."""
@@ -20,8 +21,8 @@ import subprocess
 import time
 
 from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, SERVICES, ApiPoller, Writer, ansible_env, busybox_image, check_run_changes_nothing,
-                              create_namespace, docker_exec, etcd_client, host_state, inventory_file, kubectl_apply, kubectl_json, playbook, playbook_command,
-                              playbook_killed_when, poll_failures, project_dir, recap, wait_for)
+                              create_namespace, docker_exec, etcd_client, host_kubectl, host_state, inventory_file, kubectl_apply, kubectl_json, playbook,
+                              playbook_command, playbook_killed_when, poll_failures, project_dir, recap, wait_for)
 
 UPGRADE = os.path.join(project_dir(), "playbooks", "upgrade.yml")
 CONTROL_PLANE = {"upgrade-cp1": "172.30.43.11", "upgrade-cp2": "172.30.43.12", "upgrade-cp3": "172.30.43.13"}
@@ -40,7 +41,11 @@ def components() -> dict:
 
 OLD_KUBE, NEW_KUBE = components()["kubernetes"][:2]
 OLD_ETCD, NEW_ETCD = components()["etcd"][:2]
-TARGET = ("-e", f"kube_version={NEW_KUBE}", "-e", f"etcd_version={NEW_ETCD}")
+# The scenario starts on the second CoreDNS (its images directory: images-previous) and upgrades to the lab's.
+NEW_COREDNS, OLD_COREDNS = components()["coredns"][:2]
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v{}"
+TARGET = ("-e", f"kube_version={NEW_KUBE}", "-e", f"etcd_version={NEW_ETCD}",
+          "-e", f"kubeforge_images_dir={os.path.join(project_dir(), '.cache', 'images')}", "-e", f"coredns_image_tag=v{NEW_COREDNS}")
 NAMESPACE, APP = "kubeforge-upgrade", "upgrade-httpd"
 PREFIX = "/kubeforge-upgrade/"
 # Runs inside the worker: GET the Service every 0.2 s until the stop file exists; prints [[seconds, ok]].
@@ -67,6 +72,19 @@ def versions(host: str) -> dict:
         if run.returncode == 0:
             found[program] = run.stdout.splitlines()[0].strip()
     return found
+
+
+def coredns_images() -> list[str]:
+    """The image of every CoreDNS container: the Deployment's, then each pod's, sorted."""
+    deployment = kubectl_json(KUBECTL_HOST, "-n", "kube-system", "get", "deployment", "coredns")
+    pods = kubectl_json(KUBECTL_HOST, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns")["items"]
+    return [container["image"] for container in deployment["spec"]["template"]["spec"]["containers"]] + sorted(
+        container["image"] for pod in pods for container in pod["spec"]["containers"])
+
+
+def node_images(host: str) -> list[str]:
+    """The images containerd holds on a host, by their tags."""
+    return sorted(tag for image in json.loads(docker_exec(host, "crictl", "images", "-o", "json"))["images"] for tag in image.get("repoTags") or [])
 
 
 def etcd_urls() -> list[str]:
@@ -100,8 +118,10 @@ def _epoch(stamp) -> float:
 def test_upgrade_in_check_mode_finishes_and_changes_nothing():
     """The operator's preview: the whole run in check mode (the etcd snapshot only reported), nothing upgraded."""
     backups = os.path.join(os.path.dirname(inventory_file()), "etcd-backups")
+    assert coredns_images() == [COREDNS_IMAGE.format(OLD_COREDNS)] * 3, "the scenario starts on the earlier CoreDNS"
     check_run_changes_nothing(inventory_file(), UPGRADE, *TARGET, state=lambda: {
         "versions": {host: versions(host) for host in HOSTS}, "hosts": {host: host_state(host, SERVICES, CHECKED_PATHS) for host in HOSTS},
+        "coredns": coredns_images(), "node images": {host: node_images(host) for host in HOSTS},
         "controller snapshots": sorted(os.listdir(backups)) if os.path.isdir(backups) else []})
     assert not [node["metadata"]["name"] for node in kubectl_json(KUBECTL_HOST, "get", "nodes")["items"] if node["spec"].get("unschedulable")]
 
@@ -158,6 +178,13 @@ def test_upgrade_killed_half_way_then_finished_without_downtime():
     assert {node["status"]["nodeInfo"]["kubeletVersion"] for node in kubectl_json(KUBECTL_HOST, "get", "nodes")["items"]} == {f"v{NEW_KUBE}"}
     status = etcd_client(etcd_urls()).status()
     assert status["version"] == NEW_ETCD, status
+    # CoreDNS: its new image, which upgrade.yml imported on every node, in every pod (the old ones may still be
+    # terminating), and the cluster's names answered through the kube-dns Service.
+    assert all(COREDNS_IMAGE.format(NEW_COREDNS) in node_images(host) for host in HOSTS)
+    wait_for(lambda: coredns_images() == [COREDNS_IMAGE.format(NEW_COREDNS)] * 3, timeout=120, what="CoreDNS on its new image only", interval=2)
+    lookup = host_kubectl(KUBECTL_HOST, "-n", NAMESPACE, "exec", f"deployment/{APP}", "--", "nslookup", "kubernetes.default.svc.cluster.local",
+                          check=False)
+    assert lookup.returncode == 0 and "10.96.0.1" in lookup.stdout, (lookup.stdout, lookup.stderr)
     # 0 writes lost: every acknowledged put reads back, none failed for good.
     reader = etcd_client(etcd_urls())
     stored = {kv.key.decode(): kv.value.decode() for page in reader.pages(PREFIX, PREFIX[:-1] + "0") for kv in page.kvs}

@@ -5,8 +5,8 @@ out as an offline artifacts directory in the official release layouts (.sha256 b
     build.py [--all-versions] [--only NAME ...] [--print-dir]
 
 By default the first pinned version of each component (what the lab and the tests run) and the
-images; --all-versions adds the others (Kubernetes 1.37, etcd 3.6: the flag-list tool and the
-upgrade tests use them). It prints the artifacts directory on stdout, its progress on stderr.
+images; --all-versions adds the others (Kubernetes 1.37, etcd 3.6, an earlier CoreDNS: the flag-list
+tool and the upgrade tests use them). It prints the artifacts directory on stdout, its progress on stderr.
 
 The official download sites cannot be reached here, so the real programs are compiled with the
 `go` command from the modules the upstream projects publish, at the versions pinned in
@@ -16,6 +16,7 @@ results go to $KUBEFORGE_CACHE_DIR (default ${XDG_CACHE_HOME:-~/.cache}/kubeforg
     <cache>/build/<component>-<version>/   a scratch main module per component and version
     <cache>/artifacts/                     the release layouts (what kubeforge_artifacts_dir points at)
     <cache>/images/                        OCI image tarballs (pause, CoreDNS, flannel, test image)
+    <cache>/images-previous/               --all-versions: the earlier CoreDNS, links to the others
 
 Each result is keyed by component and version (and a hash of how it is built), so a second run
 only checks the stamps. The cold and warm times are printed at the end.
@@ -369,6 +370,28 @@ def ensure_images(images: Path) -> tuple:
     return stamped(stamp_of("images", "all"), key, "the images (pause, CoreDNS, flannel, busybox)", build)
 
 
+def ensure_previous_images(images: Path, previous: Path) -> tuple:
+    """With --all-versions: the images the upgrade scenario starts from (its kubeforge_images_dir until upgrade.yml
+    brings the lab's): the CoreDNS image of each other pinned version, and links to the other images of ``images``."""
+    pins = PINS["components"]
+    others = sorted(path.name for path in images.glob("*.tar") if not path.name.startswith("coredns-"))
+    key = hashlib.sha256(json.dumps([pins["coredns"], others, inspect.getsource(images_lib)]).encode()).hexdigest()[:16]
+
+    def build() -> list:
+        shutil.rmtree(previous, ignore_errors=True)  # a cache: what an older recipe left goes
+        bins = cache_dir() / "bin"
+        outputs = [images_lib.coredns_image(version, bins / f"coredns-{version}" / "coredns", previous) for version in pins["coredns"][1:]]
+        for output in outputs:
+            write_sha256(output)
+        for name in others:
+            for file in (name, f"{name}.sha256"):
+                (previous / file).symlink_to(images / file)
+            outputs.append(previous / name)
+        return outputs
+
+    return stamped(stamp_of("images-previous", "all"), key, "the upgrade scenario's earlier images (CoreDNS)", build)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--only", nargs="*", default=None, help="component names (default: all)")
@@ -397,6 +420,10 @@ def main() -> int:
         did, seconds = ensure_images(artifacts.parent / "images")
         if did:
             built.append(f"images {seconds:.0f} s")
+        if args.all_versions:
+            did, seconds = ensure_previous_images(artifacts.parent / "images", artifacts.parent / "images-previous")
+            if did:
+                built.append(f"earlier images {seconds:.0f} s")
     total = time.monotonic() - started
     if built:
         log(f"built with {run(['go', 'env', 'GOVERSION']).strip()} on {os.cpu_count()} cores: {', '.join(built)}")
