@@ -252,9 +252,11 @@ def wait_rollouts(client, applied: list[dict], timeout: float, interval: float =
         if not problems:
             return
         if clock() >= deadline:
-            raise KubeObjectsError(f"not rolled out after {timeout:g} s: " + "; ".join(
-                text + "".join(f" ({', '.join(pods)})" for pods in [pods_not_ready(client, current)] if pods)
-                for text, current in problems.values()))
+            explained = []
+            for text, current in problems.values():
+                pods = pods_not_ready(client, current)
+                explained.append(f"{text} ({', '.join(pods)})" if pods else text)
+            raise KubeObjectsError(f"not rolled out after {timeout:g} s: {'; '.join(explained)}")
         waiting = {path: waiting[path] for path in problems}
         sleep(interval)
 
