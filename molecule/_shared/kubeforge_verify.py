@@ -583,13 +583,17 @@ def kubectl_apply(host: str, *objects: dict, timeout: float = DOCKER_TIMEOUT) ->
     host_kubectl(host, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}), timeout=timeout)
 
 
+def node_images(host: str) -> list[str]:
+    """The images containerd holds on a host, by their tags (crictl), sorted."""
+    return sorted(tag for image in json.loads(docker_exec(host, "crictl", "images", "-o", "json"))["images"] for tag in image.get("repoTags") or [])
+
+
 def busybox_image(hosts: list[str]) -> str:
     """``kubeforge.local/busybox:<tag>`` as containerd holds it on every host (crictl; the tag is the
     Debian version the harness built it from); the newest tag if several."""
     common: set[str] | None = None
     for host in hosts:
-        images = json.loads(docker_exec(host, "crictl", "images", "-o", "json"))["images"]
-        tags = {tag for image in images for tag in image.get("repoTags") or [] if tag.startswith(BUSYBOX_REPOSITORY + ":")}
+        tags = {tag for tag in node_images(host) if tag.startswith(BUSYBOX_REPOSITORY + ":")}
         common = tags if common is None else common & tags
     assert common, (f"no {BUSYBOX_REPOSITORY}:<tag> image in containerd on every host of {hosts} "
                     "(the container_runtime role imports $MOLECULE_PROJECT_DIRECTORY/.cache/images/busybox-<tag>.tar)")

@@ -21,8 +21,8 @@ import subprocess
 import time
 
 from kubeforge_verify import (HTTPD_PORT, HTTPD_SCRIPT, SERVICES, ApiPoller, Writer, ansible_env, busybox_image, check_run_changes_nothing,
-                              create_namespace, docker_exec, etcd_client, host_kubectl, host_state, inventory_file, kubectl_apply, kubectl_json, playbook,
-                              playbook_command, playbook_killed_when, poll_failures, project_dir, recap, wait_for)
+                              create_namespace, docker_exec, etcd_client, host_kubectl, host_state, inventory_file, kubectl_apply, kubectl_json, node_images,
+                              playbook, playbook_command, playbook_killed_when, poll_failures, project_dir, recap, wait_for)
 
 UPGRADE = os.path.join(project_dir(), "playbooks", "upgrade.yml")
 CONTROL_PLANE = {"upgrade-cp1": "172.30.43.11", "upgrade-cp2": "172.30.43.12", "upgrade-cp3": "172.30.43.13"}
@@ -80,11 +80,6 @@ def coredns_images() -> list[str]:
     pods = kubectl_json(KUBECTL_HOST, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns")["items"]
     return [container["image"] for container in deployment["spec"]["template"]["spec"]["containers"]] + sorted(
         container["image"] for pod in pods for container in pod["spec"]["containers"])
-
-
-def node_images(host: str) -> list[str]:
-    """The images containerd holds on a host, by their tags."""
-    return sorted(tag for image in json.loads(docker_exec(host, "crictl", "images", "-o", "json"))["images"] for tag in image.get("repoTags") or [])
 
 
 def etcd_urls() -> list[str]:

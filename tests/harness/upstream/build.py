@@ -344,7 +344,7 @@ def ensure_images(images: Path) -> tuple:
     """The OCI image tarballs (images.py), from the first pinned Kubernetes' pause source and the
     CoreDNS and flannel binaries built above; keyed by those versions and images.py."""
     pins = PINS["components"]
-    key = hashlib.sha256(json.dumps([pins["kubernetes"][0], pins["coredns"], pins["flannel"], pins["flannel_cni"],
+    key = hashlib.sha256(json.dumps([pins["kubernetes"][0], pins["coredns"][0], pins["flannel"][0], pins["flannel_cni"][0],
                                      inspect.getsource(images_lib)]).encode()).hexdigest()[:16]
 
     def build() -> list:
