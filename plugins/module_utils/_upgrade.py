@@ -16,6 +16,8 @@ kube-scheduler, kubelet and kube-proxy never newer than the newest apiserver (an
 interrupted after one control-plane host is finished by a re-run), kubelet and kube-proxy at most
 three minors older. etcd follows its upgrade policy: patch upgrades within a minor, one minor at a
 time, and every member on at least the newest patch of the old minor before any member runs the next.
+The run's own settings are checked with them (``settings_problems``): a bad one would stop the run after etcd and the
+control plane were upgraded, or drain every node at once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils import _versions
 # How many minors kubelet and kube-proxy may be older than kube-apiserver.
 NODE_MAX_MINOR_SKEW = 3
 CONTROLLERS = ("kube-controller-manager", "kube-scheduler")
+# upgrade_node_batch_size: a number of nodes, or a percentage of them (Ansible's serial forms).
+_COUNT = re.compile(r"^[0-9]+$")
+_PERCENT = re.compile(r"^([0-9]+)%$")
 NODE_COMPONENTS = ("kubelet", "kube-proxy")
 
 # First line of `<binary> --version`: the Kubernetes binaries, then etcd.
@@ -266,3 +271,45 @@ def read_versions(reads: Mapping[str, list]) -> tuple[dict, dict, list[str]]:
             else:
                 kubernetes.setdefault(host, {})[component] = version
     return kubernetes, etcd, problems
+
+
+def _whole_number(value) -> int | None:
+    """A whole number given as an int or as digits (-e gives text); None otherwise (a bool is not a number)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    return int(text) if _COUNT.match(text) else None
+
+
+def nodes_per_batch(batch_size, nodes: int) -> int | None:
+    """How many of ``nodes`` one batch of the nodes' play takes, as Ansible's serial counts it (a percentage rounds
+    down, and is at least one node); None when ``batch_size`` is neither a whole number nor a percentage of 1 to 100."""
+    count = _whole_number(batch_size)
+    if count is not None:
+        return count
+    percent = _PERCENT.match(str(batch_size).strip())
+    if not percent or not 1 <= int(percent.group(1)) <= 100:
+        return None
+    return max(int(int(percent.group(1)) / 100 * nodes), 1)
+
+
+def settings_problems(node_batch_size, drain_timeout, nodes: int) -> list[str]:
+    """Why upgrade.yml's own settings cannot drive the run: ``node_batch_size`` (upgrade_node_batch_size) nodes at a
+    time out of ``nodes``, each drain waiting up to ``drain_timeout`` seconds (upgrade_drain_timeout)."""
+    problems = []
+    per_batch = nodes_per_batch(node_batch_size, nodes)
+    if per_batch is None:
+        problems.append(f"upgrade_node_batch_size {node_batch_size} is neither a number of nodes (2) nor a percentage of them"
+                        " from 1% to 100% (20%)")
+    elif per_batch < 1:
+        # Ansible's serial takes 0 as every host at once.
+        problems.append(f"upgrade_node_batch_size {node_batch_size}: at least 1 node at a time")
+    elif nodes > 1 and per_batch >= nodes:
+        problems.append(f"upgrade_node_batch_size {node_batch_size} drains all {nodes} nodes at once, leaving none to run their pods:"
+                        f" at most {nodes - 1}")
+    timeout = _whole_number(drain_timeout)
+    if timeout is None or timeout < 1:
+        problems.append(f"upgrade_drain_timeout {drain_timeout} is not a number of seconds (300)")
+    return problems

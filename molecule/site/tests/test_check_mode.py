@@ -67,6 +67,17 @@ def test_a_playbook_in_check_mode_finishes_and_changes_nothing(run):
     check_run_changes_nothing(inventory_file(), os.path.join(project_dir(), "playbooks", run[0]), *run[1:], state=cluster_state)
 
 
+def test_upgrade_refuses_a_batch_of_every_node_and_a_timeout_that_is_no_number_before_any_play_that_changes_a_host():
+    """Both problems in one message, from the play that reads the versions. Unchecked, they would meet the run only
+    after etcd and the control plane were upgraded: the first drain failing on its timeout, or every node drained at once."""
+    output = playbook_refused(inventory_file(), os.path.join(project_dir(), "playbooks", "upgrade.yml"),
+                              "-e", "upgrade_node_batch_size=100%", "-e", "upgrade_drain_timeout=soon")
+    assert ("upgrade.yml: upgrade_node_batch_size 100% drains all 4 nodes at once, leaving none to run their pods: at most 3; "
+            "upgrade_drain_timeout soon is not a number of seconds (300)") in output, output[-4000:]
+    plays = re.findall(r"^PLAY \[(.*)\] \*", output, re.M)
+    assert plays[-1] == "Upgrade - read the versions the hosts run and check the targets and the run's settings", plays
+
+
 def only_the_new_host(inventory: dict) -> None:
     """The scenario's inventory, its hosts replaced by the new one in every group it needs (a one-host cluster)."""
     connection = next(iter(inventory["all"]["hosts"].values()))

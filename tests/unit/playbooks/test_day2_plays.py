@@ -280,3 +280,24 @@ def test_the_upgrade_puts_the_control_plane_binaries_on_the_hosts_before_anythin
     assert {entry["bin_dir"] for entry in staged} == {"/opt/kubeforge/staged"}
     assert all(entry["daemons"] == [] for entry in staged)
     assert load("inventory/sample/group_vars/all.yml")["artifacts_bin_dir"] != "/opt/kubeforge/staged"
+
+
+def test_the_upgrades_own_settings_are_defined_once_and_checked_before_any_play_that_changes_a_host():
+    """upgrade.yml: upgrade_node_batch_size and upgrade_drain_timeout live in one vars file, read by the play that checks
+    them with the versions (right after the preflight, before the first play that changes a host) and by the nodes'
+    play, whose batches they set."""
+    plays = load("playbooks/upgrade.yml")
+    settings = load("playbooks/vars/upgrade.yml")
+    assert settings == {"upgrade_node_batch_size": 1, "upgrade_drain_timeout": 300}
+    [check] = [play for play in plays if any("ansible.builtin.assert" in task for task in play.get("tasks", []))]
+    [nodes] = [play for play in plays if "serial" in play and play.get("hosts") == "k8s_cluster"]
+    assert plays.index(check) == 1 and plays[0]["ansible.builtin.import_playbook"] == "preflight.yml"
+    assert check["vars_files"] == nodes["vars_files"] == ["vars/upgrade.yml"]
+    assert nodes["serial"] == "{{ upgrade_node_batch_size }}"
+    assert not any(name in (play.get("vars") or {}) for play in plays for name in settings)
+    [assertion] = [task for task in check["tasks"] if "ansible.builtin.assert" in task]
+    expression = assertion["vars"]["upgrade_problems"]
+    assert "node_batch_size=upgrade_node_batch_size" in expression and "drain_timeout=upgrade_drain_timeout" in expression
+    assert "nodes=groups['k8s_cluster'] | length" in expression
+    [drain] = [task for task in nodes["tasks"] if task.get("ansible.builtin.import_tasks") == "tasks/drain_node.yml"]
+    assert drain["vars"]["drain_node_timeout"] == "{{ upgrade_drain_timeout }}"

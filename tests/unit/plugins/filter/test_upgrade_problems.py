@@ -50,3 +50,12 @@ def test_etcd_36_needs_the_newest_known_35_patch_first():
 
 def test_newest_patches_takes_the_newest_release_of_each_minor():
     assert _upgrade.newest_patches(["3.5.9", "3.5.35", "3.6.1", "3.5.10", "junk"]) == {"3.5": "3.5.35", "3.6": "3.6.1"}
+
+
+def test_with_the_node_count_the_runs_settings_are_checked_with_the_versions():
+    reads = {"cp1": control_plane("1.36.4", newest_known_35()), "w1": worker("1.36.4")}
+    assert upgrade_problems(reads, "1.37.2", newest_known_35(), node_batch_size="1", drain_timeout="300", nodes=2) == []
+    refused = upgrade_problems(reads, "1.38.0", newest_known_35(), node_batch_size="2", drain_timeout="300", nodes=2)
+    assert len(refused) == 2 and "skips a minor" in refused[0] and refused[1].startswith("upgrade_node_batch_size 2 drains all 2 nodes")
+    # Without the node count, the settings are not read.
+    assert upgrade_problems(reads, "1.37.2", newest_known_35(), node_batch_size="0") == []

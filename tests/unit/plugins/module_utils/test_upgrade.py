@@ -303,3 +303,33 @@ def test_a_member_past_the_newest_known_patch_may_move_to_the_next_minor():
     assert etcd_upgrade_problems("3.6.16", {"etcd1": "3.5.36", "etcd2": "3.5.35"}, {"3.5": "3.5.35"}) == []
     refused = etcd_upgrade_problems("3.6.16", {"etcd1": "3.5.36", "etcd2": "3.5.34"}, {"3.5": "3.5.35"})
     assert len(refused) == 1 and "etcd2" in refused[0] and "etcd1" not in refused[0]
+
+
+@pytest.mark.parametrize("batch, nodes, expected", [
+    (1, 5, 1), ("2", 5, 2), (" 3 ", 5, 3), ("40%", 5, 2), ("10%", 5, 1), ("100%", 4, 4), ("1%", 200, 2),
+    ("0%", 5, None), ("101%", 5, None), ("abc", 5, None), ("-1", 5, None), (True, 5, None), ("2.5", 5, None), (None, 5, None)])
+def test_nodes_per_batch_counts_as_ansibles_serial(batch, nodes, expected):
+    assert _upgrade.nodes_per_batch(batch, nodes) == expected
+
+
+@pytest.mark.parametrize("batch, timeout, nodes", [(1, 300, 5), ("4", "600", 5), ("75%", 1, 5), (1, 300, 1), (3, 300, 1)])
+def test_settings_that_keep_a_node_to_run_the_pods_are_accepted(batch, timeout, nodes):
+    assert _upgrade.settings_problems(batch, timeout, nodes) == []
+
+
+@pytest.mark.parametrize("batch, nodes, problem", [
+    (0, 5, "upgrade_node_batch_size 0: at least 1 node at a time"),
+    (-2, 5, "upgrade_node_batch_size -2: at least 1 node at a time"),
+    ("5", 5, "upgrade_node_batch_size 5 drains all 5 nodes at once, leaving none to run their pods: at most 4"),
+    ("100%", 3, "upgrade_node_batch_size 100% drains all 3 nodes at once, leaving none to run their pods: at most 2"),
+    ("two", 5, "upgrade_node_batch_size two is neither a number of nodes (2) nor a percentage of them from 1% to 100% (20%)"),
+])
+def test_a_batch_of_no_node_or_of_every_node_is_refused(batch, nodes, problem):
+    assert _upgrade.settings_problems(batch, 300, nodes) == [problem]
+
+
+def test_every_settings_problem_is_reported_at_once():
+    assert _upgrade.settings_problems("0%", "soon", 3) == [
+        "upgrade_node_batch_size 0% is neither a number of nodes (2) nor a percentage of them from 1% to 100% (20%)",
+        "upgrade_drain_timeout soon is not a number of seconds (300)"]
+    assert _upgrade.settings_problems(1, 0, 3) == ["upgrade_drain_timeout 0 is not a number of seconds (300)"]
