@@ -22,8 +22,8 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._pki import trus
 from ansible_collections.kubeforge.cluster.plugins.module_utils._inventory import node_address
 
 # Cluster-wide settings the rules read (from inventory group_vars), plus the play's internal list
-# of artifacts to check and the phases the entry playbook names.
-CLUSTER_SETTINGS = _preflight.REQUIRED_SETTINGS + ("kubeforge_required_artifacts", _preflight.PHASES_KEY)
+# of artifacts to check, the phases the entry playbook names and why it needs the whole cluster.
+CLUSTER_SETTINGS = _preflight.REQUIRED_SETTINGS + ("kubeforge_required_artifacts", _preflight.PHASES_KEY, _preflight.WHOLE_CLUSTER_KEY)
 # Hosts only in these groups are not cluster members (kubespray's bastion).
 IGNORED_GROUPS = ("bastion",)
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
@@ -76,6 +76,7 @@ class ActionModule(ActionBase):
         # The phase-order rule (with the phases the playbook names): the run's tags, and whether the controller holds a
         # trust anchor.
         cluster[_preflight.TAGS_KEY] = (task_vars.get("ansible_run_tags"), task_vars.get("ansible_skip_tags"))
+        cluster[_preflight.LIMIT_KEY] = task_vars.get("ansible_limit")
         credentials = cluster.get("kubeforge_credentials_dir")
         cluster[_preflight.CONTROLLER_HAS_CA_KEY] = not isinstance(credentials, str) or any(
             os.path.exists(os.path.join(credentials, anchor.controller_path)) for anchor in trust.ANCHORS)

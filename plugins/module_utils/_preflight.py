@@ -61,6 +61,10 @@ OFFLINE_DIGEST_KEY = "kubeforge_offline_digest"
 PHASES_KEY = "kubeforge_preflight_phases"
 TAGS_KEY = "kubeforge_run_tags"
 CONTROLLER_HAS_CA_KEY = "kubeforge_controller_has_ca"
+# Where it puts the run's --limit (ansible_limit, None without), and why the playbook needs every host
+# (kubeforge_preflight_whole_cluster_why: the playbooks that must not run on part of the cluster say so).
+LIMIT_KEY = "kubeforge_run_limit"
+WHOLE_CLUSTER_KEY = "kubeforge_preflight_whole_cluster_why"
 KUBELET_TLS_MODES = ("bootstrap", "signed")
 KUBE_PROXY_MODES = ("ipvs", "iptables", "nftables")
 FLANNEL_BACKENDS = ("vxlan", "host-gw")
@@ -323,6 +327,14 @@ def check_phase_order(cluster, hosts, groups, report: Report) -> None:
                                "(add_nodes.yml or add_control_plane.yml for a host new to the cluster)")
 
 
+def check_limit(cluster, hosts, groups, report: Report) -> None:
+    """A playbook that must run on the whole cluster (rotate_encryption_key.yml: a key on some apiservers only leaves
+    what they encrypt unreadable through the others) names why, and a --limit run of it is refused."""
+    limit, why = cluster.get(LIMIT_KEY), cluster.get(WHOLE_CLUSTER_KEY)
+    if limit and why:
+        report.problems.append(f"run without --limit ({limit}): {why}")
+
+
 def _node_facts_of(hosts, name) -> dict:
     """The node_facts module's facts of host ``name``; {} where the run did not read them."""
     return (hosts.get(name) or {}).get("kubeforge_node") or {}
@@ -485,7 +497,7 @@ def check_cis(cluster, hosts, groups, report: Report) -> None:
 
 
 RULES = (check_settings_defined, check_groups, check_etcd_size, check_hosts, check_networks, check_node_cidrs, check_endpoint, check_pki,
-         check_phase_order, check_versions, check_extra_args, check_kube_proxy, check_node_facts, check_artifacts, check_cis)
+         check_phase_order, check_limit, check_versions, check_extra_args, check_kube_proxy, check_node_facts, check_artifacts, check_cis)
 
 
 def validate(cluster: dict, hosts: dict, groups: dict) -> Report:

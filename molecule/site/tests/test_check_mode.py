@@ -78,6 +78,22 @@ def test_upgrade_refuses_a_batch_of_every_node_and_a_timeout_that_is_no_number_b
     assert plays[-1] == "Upgrade - read the versions the hosts run and check the targets and the run's settings", plays
 
 
+def test_a_limit_on_a_whole_cluster_playbook_and_a_restore_without_its_snapshot_are_refused_before_any_host_changes():
+    """Each once did harm before it failed, or without failing: rotate_encryption_key.yml --limit gave one apiserver a key
+    the others lacked (Secrets it wrote were unreadable through them), upgrade.yml --limit upgraded a node's kubelet
+    past the apiservers, and etcd_restore.yml stopped every apiserver before it found the snapshot missing."""
+    before = cluster_state()
+    for run, expected in (
+            (("rotate_encryption_key.yml", "--limit", "site-cp1"), "run without --limit (site-cp1): every apiserver must hold the same keys"),
+            (("upgrade.yml", "--limit", "site-w1"), "run without --limit (site-w1): the versions every host runs decide"),
+            (("etcd_restore.yml", "--limit", "site-cp1"), "run without --limit (site-cp1): a restore stops every apiserver"),
+            (("etcd_restore.yml", "-e", "etcd_restore_snapshot=/nonexistent/etcd.db"), "Set etcd_restore_snapshot to a snapshot file")):
+        output = playbook_refused(inventory_file(), os.path.join(project_dir(), "playbooks", run[0]), *run[1:])
+        assert expected in output, output[-4000:]
+    after = cluster_state()
+    assert [part for part in before if after.get(part) != before[part]] == []
+
+
 def only_the_new_host(inventory: dict) -> None:
     """The scenario's inventory, its hosts replaced by the new one in every group it needs (a one-host cluster)."""
     connection = next(iter(inventory["all"]["hosts"].values()))

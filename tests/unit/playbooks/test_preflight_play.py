@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._node_facts import NodeFactsBackend
 
@@ -25,11 +26,11 @@ SAMPLE_NODES = "master1, master2, master3, worker1, worker2"
 
 @pytest.fixture
 def preflight(tmp_path):
-    def run(inventory: str, extra_vars: dict, *args: str) -> subprocess.CompletedProcess:
+    def run(inventory: str, extra_vars: dict, *args: str, playbook: str = "site.yml") -> subprocess.CompletedProcess:
         # The facts cache of this run only, not the checkout's .cache/facts.
         env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")}
-        command = [PLAYBOOK, "site.yml", "-i", inventory, "--tags", "preflight", "-e", json.dumps(extra_vars), *args]
+        command = [PLAYBOOK, playbook, "-i", inventory, "--tags", "preflight", "-e", json.dumps(extra_vars), *args]
         return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     return run
 
@@ -126,6 +127,23 @@ def test_hosts_outside_limit_are_not_asked(preflight, tmp_path):
     assert "Preflight passed for 5 hosts" in run.stdout
     assert "ok: [worker1] =>" in run.stdout and "ok: [master1] =>" not in run.stdout
     assert "no node facts" not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("playbook", ["playbooks/upgrade.yml", "playbooks/rotate_encryption_key.yml", "playbooks/etcd_restore.yml"])
+def test_a_playbook_that_needs_the_whole_cluster_refuses_a_limit_in_its_preflight(preflight, tmp_path, playbook):
+    """Each names why (a kubelet newer than the apiservers, a key some apiservers lack, a restore of some members):
+    the preflight refuses --limit with the other problems, before any later play."""
+    with open(os.path.join(REPO, playbook), encoding="utf-8") as handle:
+        [why] = [" ".join(play["vars"]["kubeforge_preflight_whole_cluster_why"].split()) for play in yaml.safe_load(handle)
+                 if play.get("ansible.builtin.import_playbook") == "preflight.yml"]
+    settings = {**LOCAL, **ANY_KERNEL, "kubeforge_credentials_dir": controller_credentials(tmp_path)}
+    limited = preflight("inventory/sample", settings, "--limit", "worker1", playbook=playbook)
+    out = limited.stdout + limited.stderr
+    assert limited.returncode != 0, out
+    assert f"run without --limit (worker1): {why}" in out, out
+    assert "Preflight found 1 problem" in out, out
+    whole = preflight("inventory/sample", settings, playbook=playbook)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
 
 
 def test_extra_args_that_weaken_cis_items_are_refused_and_exceptions_printed(preflight):

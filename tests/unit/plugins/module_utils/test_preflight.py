@@ -522,3 +522,13 @@ def test_hosts_whose_node_facts_the_run_did_not_read_are_not_judged():
 def test_an_unknown_phase_named_by_a_playbook_is_a_problem():
     report = run({_preflight.PHASES_KEY: ["nginx"], _preflight.TAGS_KEY: (["all"], [])})
     assert report.problems == ["kubeforge_preflight_phases: unknown phases nginx: the phases are " + ", ".join(_phases.ORDER)]
+
+
+@pytest.mark.parametrize("limit, why, refused", [
+    ("worker1", "every apiserver must hold the same keys", True),
+    ("worker1", None, False),     # a playbook that may run on part of the cluster (site.yml)
+    (None, "every apiserver must hold the same keys", False),
+])
+def test_a_playbook_that_needs_the_whole_cluster_refuses_a_limit(limit, why, refused):
+    report = run({_preflight.LIMIT_KEY: limit, _preflight.WHOLE_CLUSTER_KEY: why})
+    assert report.problems == ([f"run without --limit ({limit}): {why}"] if refused else [])
