@@ -329,7 +329,8 @@ def check_phase_order(cluster, hosts, groups, report: Report) -> None:
 
 def check_limit(cluster, hosts, groups, report: Report) -> None:
     """A playbook that must run on the whole cluster (rotate_encryption_key.yml: a key on some apiservers only leaves
-    what they encrypt unreadable through the others) names why, and a --limit run of it is refused."""
+    what they encrypt unreadable through the others; upgrade.yml, etcd_restore.yml, etcd_migrate.yml) names why, and a
+    --limit run of it is refused."""
     limit, why = cluster.get(LIMIT_KEY), cluster.get(WHOLE_CLUSTER_KEY)
     if limit and why:
         report.problems.append(f"run without --limit ({limit}): {why}")

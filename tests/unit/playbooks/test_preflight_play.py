@@ -129,7 +129,8 @@ def test_hosts_outside_limit_are_not_asked(preflight, tmp_path):
     assert "no node facts" not in run.stdout + run.stderr
 
 
-@pytest.mark.parametrize("playbook", ["playbooks/upgrade.yml", "playbooks/rotate_encryption_key.yml", "playbooks/etcd_restore.yml"])
+@pytest.mark.parametrize("playbook", ["playbooks/upgrade.yml", "playbooks/rotate_encryption_key.yml", "playbooks/etcd_restore.yml",
+                                      "playbooks/etcd_migrate.yml"])
 def test_a_playbook_that_needs_the_whole_cluster_refuses_a_limit_in_its_preflight(preflight, tmp_path, playbook):
     """Each names why (a kubelet newer than the apiservers, a key some apiservers lack, a restore of some members):
     the preflight refuses --limit with the other problems, before any later play."""
