@@ -30,10 +30,10 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils import _versions
 # How many minors kubelet and kube-proxy may be older than kube-apiserver.
 NODE_MAX_MINOR_SKEW = 3
 CONTROLLERS = ("kube-controller-manager", "kube-scheduler")
+NODE_COMPONENTS = ("kubelet", "kube-proxy")
 # upgrade_node_batch_size: a number of nodes, or a percentage of them (Ansible's serial forms).
 _COUNT = re.compile(r"^[0-9]+$")
 _PERCENT = re.compile(r"^([0-9]+)%$")
-NODE_COMPONENTS = ("kubelet", "kube-proxy")
 
 # First line of `<binary> --version`: the Kubernetes binaries, then etcd.
 _VERSION_OUTPUT = (
