@@ -7,22 +7,29 @@
 
 One run, in this order: stop and disable the node's services (systemctl; the kubelet among them, so
 that no pod is started again), remove every pod sandbox the container runtime still has (crictl),
-stop and disable the runtime's own service, then move each state directory aside - every mount at or
-below it unmounted first, deepest first, then the directory renamed to
-``<path>.removed-<stamp>`` in its own directory and that directory fsynced. Nothing is deleted.
+stop and disable the runtime's own service, delete the pod network's devices (ip link), then move each
+state directory aside - every mount at or below it unmounted first, deepest first, then the directory
+renamed to ``<path>.removed-<stamp>`` in its own directory and that directory fsynced. No file is deleted.
+
+The pod network's devices go because they hold the node's pod subnet: the CNI bridge keeps its gateway
+address, and a host added again gets another subnet, on which the bridge plugin refuses every pod
+("already has an IP address different from ...").
 
 What can be checked before changing anything is checked first and every problem is reported in one
 error: paths that are relative or system directories, a path on another file system than its
-directory (a btrfs subvolume: a rename cannot move it), a moved-aside name already taken.
+directory (a btrfs subvolume: a rename cannot move it), a moved-aside name already taken, a device
+pattern that matches any name, the loopback device or a device of the host's default route.
 
-Pure parsers (``/proc/self/mountinfo``, ``systemctl show``) are separate functions tested against
-recorded output; the backend gets its command runner, clock and mount table through its constructor.
+Pure parsers (``/proc/self/mountinfo``, ``systemctl show``, ``/proc/net/route``) are separate functions
+tested against recorded output; the backend gets its command runner, clock, mount table, network devices
+and routes through its constructor.
 """
 
 from __future__ import annotations
 
 import datetime
 import errno
+import fnmatch
 import os
 import re
 import socket
@@ -45,6 +52,10 @@ PROTECTED_PATHS = frozenset({
     "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local", "/usr/local/bin",
     "/usr/sbin", "/var", "/var/cache", "/var/lib", "/var/log", "/var/run", "/var/tmp",
 })
+SYS_CLASS_NET = "/sys/class/net"
+ROUTE_TABLES = ("/proc/net/route", "/proc/net/ipv6_route")
+LOOPBACK = "lo"
+_WILDCARDS = re.compile(r"\[[^\]]*\]|[*?]")
 ACTIVE_STATES = frozenset({"active", "activating", "reloading", "refreshing", "deactivating"})
 ENABLED_STATES = {"enabled": [], "enabled-runtime": ["--runtime"]}  # UnitFileState -> extra `systemctl disable` flags
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
@@ -121,6 +132,40 @@ def validate_paths(paths: Iterable[str]) -> list[str]:
     return normalized
 
 
+def parse_default_route_devices(route: str, ipv6_route: str) -> set[str]:
+    """The devices of the host's default routes, from the texts of /proc/net/route (IPv4: destination and mask
+    00000000, after a header line) and /proc/net/ipv6_route (destination all zeros, prefix length 00; device last)."""
+    devices = set()
+    for line in route.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[1] == "00000000" and fields[7] == "00000000":
+            devices.add(fields[0])
+    for line in ipv6_route.splitlines():
+        fields = line.split()
+        if len(fields) >= 10 and fields[0] == "0" * 32 and fields[1] == "00":
+            devices.add(fields[9])
+    return devices
+
+
+def link_pattern_problems(patterns: Iterable[str]) -> list[str]:
+    """What is wrong with each device name or shell pattern (``flannel.*``): empty, not a device name, or matching any name."""
+    problems = []
+    for pattern in patterns:
+        if not pattern or "/" in pattern or any(char.isspace() for char in pattern):
+            problems.append(f"{pattern!r} is not a network device name or pattern")
+        elif not _WILDCARDS.sub("", pattern):
+            problems.append(f"{pattern} matches any device name")
+    return problems
+
+
+def matching_links(devices: Iterable[str], patterns: Iterable[str]) -> list[str]:
+    """The devices matched by one of ``patterns``, in the patterns' order, each once."""
+    found: list[str] = []
+    for pattern in patterns:
+        found += [name for name in sorted(devices) if fnmatch.fnmatchcase(name, pattern) and name not in found]
+    return found
+
+
 def socket_path(endpoint: str) -> str:
     """The socket file of a CRI endpoint: the part after ``unix://`` (an endpoint without it is the path itself)."""
     return endpoint[len(UNIX_SCHEME):] if endpoint.startswith(UNIX_SCHEME) else endpoint
@@ -161,6 +206,22 @@ def read_mountinfo() -> str:
         return handle.read()
 
 
+def read_net_devices() -> list[str]:
+    return os.listdir(SYS_CLASS_NET)
+
+
+def read_route_tables() -> tuple[str, str]:
+    """The texts of /proc/net/route and /proc/net/ipv6_route ('' for a table the host lacks: no IPv6)."""
+    texts = []
+    for path in ROUTE_TABLES:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                texts.append(handle.read())
+        except FileNotFoundError:
+            texts.append("")
+    return texts[0], texts[1]
+
+
 def _message(rc: int, out: str, err: str) -> str:
     return (err or "").strip() or (out or "").strip() or f"exit status {rc}"
 
@@ -170,36 +231,58 @@ def _message(rc: int, out: str, err: str) -> str:
 class NodeRetirer:
     """The module's backend.
 
-    ``run_command(argv) -> (rc, stdout, stderr)`` runs crictl, systemctl and umount (AnsibleModule.run_command
+    ``run_command(argv) -> (rc, stdout, stderr)`` runs crictl, systemctl, ip and umount (AnsibleModule.run_command
     in the module); ``clock()`` gives the time, a timezone-aware datetime, read once per run for the stamp of
-    the moved-aside names; ``mountinfo()`` gives the text of /proc/self/mountinfo; ``systemctl`` and ``umount``
-    are the binaries to run.
+    the moved-aside names; ``mountinfo()`` gives the text of /proc/self/mountinfo; ``net_devices()`` the host's
+    network devices and ``routes()`` the texts of its IPv4 and IPv6 route tables (read only when ``links`` are
+    given); ``systemctl``, ``ip`` and ``umount`` are the binaries to run.
     """
 
     def __init__(self, params: Mapping, run_command: Callable[[list], tuple], clock: Callable[[], datetime.datetime] = utc_now,
-                 mountinfo: Callable[[], str] = read_mountinfo, systemctl: str = "systemctl", umount: str = "umount") -> None:
+                 mountinfo: Callable[[], str] = read_mountinfo, net_devices: Callable[[], list] = read_net_devices,
+                 routes: Callable[[], tuple] = read_route_tables, systemctl: str = "systemctl", ip: str = "ip",
+                 umount: str = "umount") -> None:
         self.crictl = params.get("crictl")
         self.endpoint = params.get("runtime_endpoint") or DEFAULT_ENDPOINT
         self.services = list(params.get("services") or [])
         self.runtime_service = params.get("runtime_service")
         self.paths = list(params.get("paths") or [])
+        self.links = list(params.get("links") or [])
         self.run_command = run_command
         self.clock = clock
         self.mountinfo = mountinfo
+        self.net_devices = net_devices
+        self.routes = routes
         self.systemctl = systemctl
+        self.ip = ip
         self.umount = umount
 
     def run(self, check_mode: bool = False) -> dict:
-        paths = validate_paths(self.paths)
+        refusals: list[RetireError] = []
+        paths: list[str] = []
+        try:
+            paths = validate_paths(self.paths)
+        except RetireError as exc:
+            refusals.append(exc)
         stamp = self.clock().astimezone(datetime.timezone.utc).strftime(STAMP_FORMAT)
-        self._check_paths(paths, stamp)
-        result = {"changed": False, "pods_removed": 0, "stopped": [], "disabled": [], "missing": [], "moved": [], "unmounted": []}
+        try:
+            self._check_paths(paths, stamp)
+        except RetireError as exc:
+            refusals.append(exc)
+        links = self._links_to_delete(refusals)
+        if refusals:
+            raise RetireError("; ".join(str(exc) for exc in refusals), [error for exc in refusals for error in exc.errors])
+        result = {"changed": False, "pods_removed": 0, "stopped": [], "disabled": [], "missing": [], "links_deleted": [],
+                  "moved": [], "unmounted": []}
         try:
             for unit in self.services:
                 self._retire_unit(unit, result, check_mode)
             result["pods_removed"] = self._remove_pods(check_mode)
             if self.runtime_service:
                 self._retire_unit(self.runtime_service, result, check_mode)
+            # Once the pods are gone (their veths with them) and the runtime stopped: nothing recreates them.
+            for name in links:
+                self._delete_link(name, result, check_mode)
             gone: list[str] = []
             for path in paths:
                 self._move_aside(path, stamp, result, gone, check_mode)
@@ -227,6 +310,23 @@ class NodeRetirer:
                 problems.append(f"cannot read {path}: {exc.strerror or exc}")
         if problems:
             raise RetireError("cannot move these paths aside: " + "; ".join(problems), problems)
+
+    def _links_to_delete(self, refusals: list) -> list[str]:
+        """The devices ``links`` match now; a bad pattern, or one matching the loopback device or a device of the
+        host's default route (the way its own traffic leaves), is added to ``refusals``."""
+        if not self.links:
+            return []
+        problems = link_pattern_problems(self.links)
+        links = matching_links(self.net_devices(), [pattern for pattern in self.links if not link_pattern_problems([pattern])])
+        routed = parse_default_route_devices(*self.routes())
+        for name in links:
+            if name == LOOPBACK:
+                problems.append(f"{name} is the loopback device")
+            elif name in routed:
+                problems.append(f"{name} carries a default route of the host")
+        if problems:
+            refusals.append(RetireError("refusing to delete these network devices: " + "; ".join(problems), problems))
+        return links
 
     # -- pods ------------------------------------------------------------------------------------------
     def _remove_pods(self, check_mode: bool) -> int:
@@ -265,6 +365,15 @@ class NodeRetirer:
             if not check_mode:
                 self._systemctl("disable", *flags, "--", unit)
             result["disabled"].append(unit)
+
+    # -- network devices -------------------------------------------------------------------------------
+    def _delete_link(self, name: str, result: dict, check_mode: bool) -> None:
+        if not check_mode:
+            rc, out, err = self.run_command([self.ip, "link", "delete", "dev", name])
+            # One gone with another since it was listed (a veth with its peer) is not a failure.
+            if rc != 0 and name in self.net_devices():
+                raise RetireError(f"cannot delete the network device {name}: {_message(rc, out, err)}")
+        result["links_deleted"].append(name)
 
     # -- paths -----------------------------------------------------------------------------------------
     def _move_aside(self, path: str, stamp: str, result: dict, gone: list[str], check_mode: bool) -> None:
@@ -311,6 +420,6 @@ def _other_file_system(path: str) -> str:
 
 
 def _finish(result: dict) -> dict:
-    result["changed"] = bool(result["pods_removed"] or result["stopped"] or result["disabled"] or result["moved"]
-                             or result["unmounted"])
+    result["changed"] = bool(result["pods_removed"] or result["stopped"] or result["disabled"] or result["links_deleted"]
+                             or result["moved"] or result["unmounted"])
     return result

@@ -23,6 +23,10 @@ description:
     behind), there is nothing to remove and no error."
   - "Runtime: then O(runtime_service), the container runtime the pods were removed through, is stopped and disabled the
     same way."
+  - "Network devices: then each device of the host whose name matches one of O(links) is deleted (C(ip link delete)). These
+    are the pod network's devices (the CNI bridge, the VXLAN device): the bridge keeps the node's pod subnet as its address,
+    and on a host added to the cluster again, which gets another subnet, the bridge plugin would refuse every pod. A device
+    that does not exist is left alone."
   - "Paths: each of O(paths) that exists is moved aside - every mount at or below it (from C(/proc/self/mountinfo)) is
     unmounted first, deepest first, then the path is renamed to C(<path>.removed-<stamp>) in its own directory, the stamp
     being the UTC time of the run (C(%Y%m%dT%H%M%SZ), the same for every path of a run), and that directory is fsynced.
@@ -31,7 +35,8 @@ description:
   - "Refused before anything is changed, every problem in one message: a path that is not absolute, C(/) or a system
     directory (C(/etc), C(/var), C(/usr), C(/var/lib), C(/home), C(/root) and the other top-level directories); a path
     on another file system than its directory that is not a mount point (a btrfs subvolume - a rename cannot move it,
-    and the module does not copy); a moved-aside name already taken. A mount point still on another file system than
+    and the module does not copy); a moved-aside name already taken; a device pattern of O(links) that matches any name, the
+    loopback device or a device that carries one of the host's default routes. A mount point still on another file system than
     its directory once unmounted fails the same way."
   - A failed unmount (a mount still busy) fails the module with C(umount)'s message, after what was done before it.
 author:
@@ -58,6 +63,13 @@ options:
       - The container runtime's unit (V(containerd)), stopped and disabled after the pods are removed through it. Not
         given, no runtime unit is stopped.
     type: str
+  links:
+    description:
+      - Names of network devices to delete once the pods are removed and the runtime stopped, each a name or a shell
+        pattern (V(cni0), V(flannel.*)).
+    type: list
+    elements: str
+    default: []
   paths:
     description:
       - Absolute paths to unmount and move aside, in this order (V(/var/lib/kubelet), V(/etc/kubernetes)).
@@ -75,23 +87,25 @@ attributes:
   check_mode:
     support: full
     description:
-      - Lists the pods (read only) and reads the services' states and the mount table; reports the pods, services, mounts
-        and paths that would be removed, stopped, disabled, unmounted and moved, and changes nothing.
+      - Lists the pods (read only) and reads the services' states, the network devices and the mount table; reports the
+        pods, services, devices, mounts and paths that would be removed, stopped, disabled, deleted, unmounted and moved,
+        and changes nothing.
   diff_mode:
     support: none
     description:
-      - Nothing is written whose content could be compared; RV(stopped), RV(disabled), RV(unmounted) and RV(moved) say
-        what changed.
+      - Nothing is written whose content could be compared; RV(stopped), RV(disabled), RV(links_deleted), RV(unmounted)
+        and RV(moved) say what changed.
   idempotent:
     support: full
     description:
-      - A second run finds no pod, no active or enabled service and none of the paths, and reports no change.
+      - A second run finds no pod, no active or enabled service, none of the devices and none of the paths, and reports
+        no change.
 notes:
   - "A run that changes the host (not check mode) holds an exclusive lock of the host, C(flock) on
     C(/run/lock/kubeforge/node_retire.lock). The module keeps running on the host when its controller dies (a lost SSH
     session, a killed C(docker exec)); a second run started beside it would remove the same pods at the same time
     (containerd refuses a container already being removed). The kernel releases the lock when its holder ends."
-  - Needs root (systemctl, umount, renames in system directories). A unit that is enabled only statically (C(static),
+  - Needs root (systemctl, ip, umount, renames in system directories). A unit that is enabled only statically (C(static),
     C(indirect), C(generated)) cannot be disabled and is only stopped.
 seealso:
   - module: ansible.builtin.systemd_service
@@ -104,6 +118,7 @@ EXAMPLES = r"""
     runtime_endpoint: unix:///run/containerd/containerd.sock
     services: [kubelet, kube-proxy, nginx]
     runtime_service: containerd
+    links: [cni0, flannel.*]
     paths: [/var/lib/kubelet, /etc/kubernetes, /var/lib/containerd, /etc/cni/net.d]
   register: retired
 
@@ -118,7 +133,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed:
-  description: Whether a pod was removed, a service stopped or disabled, a mount unmounted or a path moved (in check mode, would be).
+  description:
+    - Whether a pod was removed, a service stopped or disabled, a device deleted, a mount unmounted or a path moved (in
+      check mode, would be).
   returned: always
   type: bool
   sample: true
@@ -145,6 +162,12 @@ missing:
   type: list
   elements: str
   sample: [kube-proxy, nginx]
+links_deleted:
+  description: The network devices deleted, in the order of O(links).
+  returned: always
+  type: list
+  elements: str
+  sample: [cni0, flannel.1]
 unmounted:
   description: The mount points unmounted, in that order (deepest first for each path).
   returned: always
@@ -190,6 +213,7 @@ def argument_spec() -> dict:
         "runtime_endpoint": {"type": "str", "default": "unix:///run/containerd/containerd.sock"},
         "services": {"type": "list", "elements": "str", "default": []},
         "runtime_service": {"type": "str"},
+        "links": {"type": "list", "elements": "str", "default": []},
         "paths": {"type": "list", "elements": "path", "default": []},
         **lock_argument_spec(),
     }
@@ -198,7 +222,7 @@ def argument_spec() -> dict:
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     binaries = {name: module.get_bin_path(name, opt_dirs=["/usr/sbin", "/usr/bin", "/sbin", "/bin"]) or name
-                for name in ("systemctl", "umount")}
+                for name in ("systemctl", "ip", "umount")}
     backend = NodeRetirer(module.params, module.run_command, **binaries)
     lock = contextlib.nullcontext() if module.check_mode else host_lock(LOCK_DOMAIN, "node_retire", module.params["lock_timeout"])
     try:

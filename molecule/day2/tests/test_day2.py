@@ -10,7 +10,10 @@ change the cluster):
 - remove_nodes.yml removes it: refused, naming the budget, while a PodDisruptionBudget blocks the
   drain; once the budget allows it, a first run is killed once the node's kubelet is stopped and a second
   finishes: the node is drained (its pod rescheduled on day2-w1), its Node object deleted, its services
-  stopped and its state moved aside, and the hosts that stay no longer accept its address;
+  stopped, its pod network's devices deleted and its state moved aside, and the hosts that stay no longer
+  accept its address;
+- add_nodes.yml adds the same host again: a pod of the Deployment starts on it and answers across the pod
+  network, nothing restarts on the other hosts; then remove_nodes.yml removes it again;
 - add_nodes.yml adds day2-w3, the first run killed once its kubelet runs: the second approves its serving
   certificate and the other hosts learn its address, with nothing restarted there;
 - remove_nodes.yml -e remove_nodes_hosts_gone=true forgets day2-w3, then stopped for good: refused
@@ -245,9 +248,35 @@ def test_remove_nodes_drains_the_node_and_moves_its_state_aside(inventory):
         assert NEW not in docker_exec(host, "cat", "/etc/hosts"), host
     for host in CONTROL_PLANE:
         assert NEW not in json.loads(docker_exec(host, "cat", "/etc/kubernetes/kubelet-csr-nodes.json")), host
+    # Its pod network's devices are gone: the bridge held its pod subnet's gateway address.
+    assert not re.search(r"^\d+: (cni0|flannel\.\d+)[:@]", docker_exec(NEW, "ip", "-o", "link"), re.M)
     # A second run finds nothing left to do.
     again = recap(playbook(inventory, REMOVE_NODES, "-e", f"remove_nodes_hosts={NEW}"))
     assert {host: c["changed"] for host, c in again.items() if c["changed"]} == {}, again
+
+
+def test_a_removed_worker_added_again_runs_pods_then_is_removed_again(inventory):
+    """The operator takes a worker out (a repair, say) and adds the same host back: it joins with a new Node object and
+    pod subnet, and pods start on it (the bridge of its first subnet is gone: the bridge plugin would refuse them)."""
+    before = service_starts()
+    counts = recap(playbook(inventory, ADD_NODES, "-e", f"add_nodes_hosts={NEW}"))
+    assert counts[NEW]["changed"] > 0 and counts[NEW]["failed"] == 0, counts
+    assert service_starts() == before, "a service restarted on a host already in the cluster"
+    assert nodes_ready(KUBECTL_HOST, [NEW])
+    # A third replica: spread over the workers, it can only go to the new node.
+    host_kubectl(KUBECTL_HOST, "-n", NAMESPACE, "scale", "deployment", APP, "--replicas=3")
+    wait_for(lambda: ready_on(NEW), timeout=120, what=f"a Ready {APP} pod on {NEW} added again", interval=2)
+    pod = ready_on(NEW)[0]
+    assert fetch(WORKER, pod["status"]["podIP"]) == pod["metadata"]["name"]
+    # What the first removal moved aside is still there.
+    assert re.search(r"^kubelet\.removed-\d{8}T\d{6}Z$", docker_exec(NEW, "ls", "-a", "/var/lib"), re.M)
+    # Out again, as the later tests expect (the operator then takes it out of the inventory).
+    host_kubectl(KUBECTL_HOST, "-n", NAMESPACE, "scale", "deployment", APP, "--replicas=2")
+    counts = recap(playbook(inventory, REMOVE_NODES, "-e", f"remove_nodes_hosts={NEW}"))
+    assert counts[NEW]["failed"] == 0, counts
+    assert NEW not in node_names()
+    wait_for(lambda: len(ready_on(WORKER)) == 2, timeout=180, what=f"both {APP} pods Ready on {WORKER}", interval=2)
+    assert service_starts() == before, "a service restarted on a host that stays"
 
 
 def voters(hosts: list[str]) -> list[str]:

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """add_nodes.yml and remove_nodes.yml: the hosts they refuse (every problem in one message, before
 any host is touched), the node phases they run on the new hosts only, and the node state that
-remove_nodes.yml moves aside covering what the node roles write."""
+remove_nodes.yml moves aside covering what the node roles write, and the pod network devices it deletes."""
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -228,6 +229,19 @@ def test_remove_nodes_moves_aside_what_the_node_roles_write():
     cni = load("roles/container_runtime/vars/main.yml")["container_runtime_cni_conf_dir"]
     assert cni in paths
     assert not not_covered, not_covered
+
+
+def test_remove_nodes_deletes_the_pod_network_devices_flannel_makes():
+    retire = next(task for task in load("playbooks/tasks/retire_host.yml") if "kubeforge.cluster.node_retire" in task)
+    links = retire["vars"]["retire_host_node_links"]
+    flannel = load("roles/flannel/vars/main.yml")
+    # The bridge plugin's default name, cni0, since flannel's CNI configuration names no other.
+    assert [plugin for plugin in flannel["flannel_cni_conf"]["plugins"] if plugin["type"] == "flannel"][0]["delegate"].get("bridge") is None
+    assert "cni0" in links
+    # The vxlan backend's device, flannel.<VNI>, whatever the VNI.
+    vni = load("roles/flannel/defaults/main.yml")["flannel_vxlan_vni"]
+    assert "VNI" in flannel["flannel_net_conf"]["Backend"]
+    assert [pattern for pattern in links if fnmatch.fnmatchcase(f"flannel.{vni}", pattern) and fnmatch.fnmatchcase("flannel.4096", pattern)]
 
 
 def test_remove_control_plane_keeps_a_control_plane_and_an_etcd_member():

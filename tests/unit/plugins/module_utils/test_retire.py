@@ -2,9 +2,9 @@
 # Copyright: kubeforge developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The backend of node_retire (_retire): mountinfo and systemctl parsers on recorded output, path checks,
-and NodeRetirer on a fake host - its commands answered by a fake systemd, crictl and mount table, its
-directories in tmp_path."""
+"""The backend of node_retire (_retire): mountinfo, systemctl and route table parsers on recorded output,
+path and device checks, and NodeRetirer on a fake host - its commands answered by a fake systemd, crictl,
+ip and mount table, its directories in tmp_path."""
 from __future__ import annotations
 
 import datetime
@@ -36,6 +36,21 @@ MOUNTINFO = rf"""22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw,er
 SHOW_ACTIVE_ENABLED = "LoadState=loaded\nActiveState=active\nUnitFileState=enabled\n"
 SHOW_NOT_FOUND = "LoadState=not-found\nActiveState=inactive\nUnitFileState=\n"
 SHOW_MASKED = "LoadState=masked\nActiveState=inactive\nUnitFileState=masked\n"
+# /proc/net/route and /proc/net/ipv6_route of a lab worker (flannel vxlan): the default route on eth0, the pod
+# subnets on flannel.1 and cni0; IPv6 has only the kernel's unreachable defaults, on lo.
+ROUTE = """Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+eth0\t00000000\t01281EAC\t0003\t0\t0\t0\t00000000\t0\t0\t0
+flannel.1\t0000F40A\t0000F40A\t0003\t0\t0\t0\t00FFFFFF\t0\t0\t0
+cni0\t0002F40A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+eth0\t00281EAC\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+"""
+IPV6_ROUTE = ("00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 "
+              "ffffffff 00000001 00000000 00200200       lo\n")
+# A host whose IPv6 default route leaves through ens5 (and a /64 on it that is not a default).
+IPV6_DEFAULT = ("20010db8000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 "
+                "00000100 00000001 00000000 00000001     ens5\n"
+                "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 "
+                "00000400 00000001 00000000 00000003     ens5\n")
 NOW = datetime.datetime(2025, 3, 1, 10, 15, 0, tzinfo=datetime.timezone.utc)
 STAMP = "20250301T101500Z"
 
@@ -103,6 +118,29 @@ def test_moved_aside_name(path, moved):
     assert retire.moved_aside_name(path, STAMP) == moved
 
 
+@pytest.mark.parametrize("route, ipv6_route, devices", [
+    (ROUTE, IPV6_ROUTE, {"eth0", "lo"}),
+    ("Iface\tDestination\n", IPV6_DEFAULT, {"ens5"}),
+    ("", "", set()),
+])
+def test_parse_default_route_devices(route, ipv6_route, devices):
+    assert retire.parse_default_route_devices(route, ipv6_route) == devices
+
+
+def test_link_pattern_problems():
+    assert retire.link_pattern_problems(["cni0", "flannel.*", "veth[0-9]?"]) == []
+    assert retire.link_pattern_problems(["", "a b", "../eth0", "*", "?*", "[a-z]*"]) == [
+        "'' is not a network device name or pattern", "'a b' is not a network device name or pattern",
+        "'../eth0' is not a network device name or pattern", "* matches any device name", "?* matches any device name",
+        "[a-z]* matches any device name"]
+
+
+def test_matching_links_in_the_patterns_order_each_once():
+    devices = ["eth0", "flannel.1", "cni0", "lo", "flannel.4096", "cni01"]
+    assert retire.matching_links(devices, ["cni0", "flannel.*", "*.1"]) == ["cni0", "flannel.1", "flannel.4096"]
+    assert retire.matching_links(devices, ["kube-ipvs0"]) == []
+
+
 def test_validate_paths_normalizes():
     assert retire.validate_paths(["/var/lib/kubelet/", "//etc//kubernetes", "/var/lib/./etcd"]) == [
         "/var/lib/kubelet", "/etc/kubernetes", "/var/lib/etcd"]
@@ -164,6 +202,9 @@ class Host:
         self.busy = set()
         self.vanishing = {}  # mount point -> other mount points its umount takes with it (propagation)
         self.calls = []
+        self.links = {"lo", "eth0"}
+        self.undeletable = set()
+        self.routes = (ROUTE, IPV6_ROUTE)
         self.crictl = self.path("bin", "crictl")
         self.socket = self.path("run", "containerd", "containerd.sock")
         self.endpoint = "unix://" + self.socket
@@ -197,7 +238,17 @@ class Host:
             return self._systemctl(argv[1:])
         if argv[0] == "umount":
             return self._umount(argv[1])
+        if argv[:4] == ["ip", "link", "delete", "dev"]:
+            return self._ip_link_delete(argv[4])
         raise AssertionError(f"unexpected command {argv}")
+
+    def _ip_link_delete(self, name):
+        if name in self.undeletable:
+            return 2, "", "RTNETLINK answers: Operation not permitted"
+        if name not in self.links:
+            return 1, "", f'Cannot find device "{name}"'
+        self.links.remove(name)
+        return 0, "", ""
 
     def _crictl(self, args):
         if args == ["pods", "-q"]:
@@ -232,7 +283,8 @@ class Host:
         return 0, "", ""
 
     def retirer(self, **params) -> retire.NodeRetirer:
-        return retire.NodeRetirer(params, self.run_command, clock=lambda: NOW, mountinfo=self.mountinfo)
+        return retire.NodeRetirer(params, self.run_command, clock=lambda: NOW, mountinfo=self.mountinfo,
+                                  net_devices=lambda: sorted(self.links), routes=lambda: self.routes)
 
     def run(self, check_mode=False, **params) -> dict:
         return self.retirer(**params).run(check_mode=check_mode)
@@ -266,11 +318,13 @@ def worker(host):
     host.mkdir("var", "lib", "kubelet", "pods", "p1", "volumes", "token")
     host.mkdir("var", "lib", "kubelet-plugins")
     host.mkdir("etc", "kubernetes", "pki")
+    host.links |= {"cni0", "flannel.1"}
     host.mounts += [host.path("var", "lib", "kubelet", "pods", "p1", "volumes", "token"),
                     host.path("var", "lib", "kubelet", "pods", "p1", "volumes", "secret certs"),
                     host.path("var", "lib", "kubelet-plugins")]
     host.params = {"crictl": host.crictl, "runtime_endpoint": host.endpoint,
                    "services": ["kubelet", "kube-proxy", "nginx"], "runtime_service": "containerd",
+                   "links": ["cni0", "flannel.*", "kube-ipvs0"],
                    "paths": [host.path("var", "lib", "kubelet"), host.path("etc", "kubernetes"), host.path("var", "lib", "cni")]}
     return host
 
@@ -279,7 +333,7 @@ def expected_result(host) -> dict:
     kubelet, kubernetes = host.path("var", "lib", "kubelet"), host.path("etc", "kubernetes")
     return {
         "changed": True, "pods_removed": 2, "stopped": ["kubelet", "containerd"], "disabled": ["kubelet", "nginx", "containerd"],
-        "missing": ["kube-proxy"],
+        "missing": ["kube-proxy"], "links_deleted": ["cni0", "flannel.1"],
         "unmounted": [host.path("var", "lib", "kubelet", "pods", "p1", "volumes", "secret certs"),
                       host.path("var", "lib", "kubelet", "pods", "p1", "volumes", "token")],
         "moved": [{"path": kubelet, "moved_to": f"{kubelet}.removed-{STAMP}"},
@@ -298,6 +352,7 @@ def test_retires_a_worker_then_a_second_run_changes_nothing(worker):
         f"{show} nginx", "systemctl disable -- nginx",
         f"{crictl} pods -q", f"{crictl} rmp --all --force",
         f"{show} containerd", "systemctl stop -- containerd", "systemctl disable -- containerd",  # after the pods
+        "ip link delete dev cni0", "ip link delete dev flannel.1",  # after the runtime: nothing recreates them
         f"umount {worker.path('var', 'lib', 'kubelet', 'pods', 'p1', 'volumes', 'secret certs')}",
         f"umount {worker.path('var', 'lib', 'kubelet', 'pods', 'p1', 'volumes', 'token')}",
     ]
@@ -309,7 +364,8 @@ def test_retires_a_worker_then_a_second_run_changes_nothing(worker):
     worker.calls.clear()
     again = worker.run(**worker.params)
     assert again == {"changed": False, "pods_removed": 0, "stopped": [], "disabled": [], "missing": ["kube-proxy"],
-                     "unmounted": [], "moved": []}
+                     "links_deleted": [], "unmounted": [], "moved": []}
+    assert worker.links == {"lo", "eth0"}
     assert [command.split()[1] for command in worker.commands()] == ["show", "show", "show", "--runtime-endpoint", "show"]
 
 
@@ -317,7 +373,7 @@ def test_check_mode_reports_the_same_and_changes_nothing(worker):
     tree, mounts = worker.tree(), list(worker.mounts)
     result = worker.run(check_mode=True, **worker.params)
     assert result == expected_result(worker)
-    assert worker.tree() == tree and worker.mounts == mounts and len(worker.pods) == 2
+    assert worker.tree() == tree and worker.mounts == mounts and len(worker.pods) == 2 and "cni0" in worker.links
     assert [unit["ActiveState"] for unit in worker.units.values()] == ["active", "active", "inactive"]
     assert all(command.split()[1] == "show" or command.endswith("pods -q") for command in worker.commands())
 
@@ -394,6 +450,43 @@ def test_refused_paths_are_all_named_before_anything_runs(worker):
     assert worker.calls == [] and os.path.isdir(worker.path("etc", "kubernetes"))
 
 
+@pytest.mark.parametrize("routes, links, errors", [
+    ((ROUTE, IPV6_ROUTE), ["e*0"], ["eth0 carries a default route of the host"]),
+    (("", IPV6_DEFAULT), ["ens*"], ["ens5 carries a default route of the host"]),
+    ((ROUTE, IPV6_ROUTE), ["l?", "*"], ["* matches any device name", "lo is the loopback device"]),
+])
+def test_devices_the_host_needs_are_refused_before_anything_runs(worker, routes, links, errors):
+    worker.routes = routes
+    worker.links.add("ens5")
+    with pytest.raises(retire.RetireError) as raised:
+        worker.run(**dict(worker.params, links=links))
+    assert raised.value.errors == errors
+    assert str(raised.value) == "refusing to delete these network devices: " + "; ".join(errors)
+    assert worker.calls == [] and {"cni0", "flannel.1", "eth0", "lo", "ens5"} <= worker.links
+
+
+def test_refused_paths_and_devices_are_named_in_one_message(worker):
+    with pytest.raises(retire.RetireError) as raised:
+        worker.run(**dict(worker.params, paths=["/etc"], links=["eth0"]))
+    assert str(raised.value) == ("refusing to move these paths aside: /etc is a system directory; "
+                                 "refusing to delete these network devices: eth0 carries a default route of the host")
+    assert raised.value.errors == ["/etc is a system directory", "eth0 carries a default route of the host"]
+    assert worker.calls == []
+
+
+def test_a_device_gone_since_it_was_listed_is_not_a_failure_one_that_stays_is(host):
+    host.links |= {"cni0", "flannel.1"}
+    retirer = host.retirer(links=["cni0", "flannel.*"])
+    listed = sorted(host.links)
+    retirer.net_devices = lambda: listed if not host.calls else sorted(host.links)
+    host.links.discard("cni0")  # gone with its last veth, say
+    assert retirer.run()["links_deleted"] == ["cni0", "flannel.1"]
+    host.links.add("cni0")
+    host.undeletable.add("cni0")
+    with pytest.raises(retire.RetireError, match="cannot delete the network device cni0: RTNETLINK answers: Operation not permitted"):
+        host.run(links=["cni0"])
+
+
 def test_another_file_system_and_a_taken_name_are_refused_before_anything_runs(worker, monkeypatch):
     subvolume = worker.path("etc", "kubernetes")
     real_device = retire.device
@@ -430,7 +523,7 @@ def test_no_runtime_no_pods_no_error(host, setup):
     else:
         os.unlink(host.socket)
     assert host.run(**params) == {"changed": False, "pods_removed": 0, "stopped": [], "disabled": [], "missing": [],
-                                  "unmounted": [], "moved": []}
+                                  "links_deleted": [], "unmounted": [], "moved": []}
     assert host.calls == []
 
 

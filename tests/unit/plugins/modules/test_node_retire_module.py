@@ -53,7 +53,7 @@ def test_examples_use_only_options_that_exist():
 
 
 def test_return_is_documented_with_samples():
-    assert set(RETURNED) == {"changed", "pods_removed", "stopped", "disabled", "missing", "unmounted", "moved", "lock_holder"}
+    assert set(RETURNED) == {"changed", "pods_removed", "stopped", "disabled", "missing", "links_deleted", "unmounted", "moved", "lock_holder"}
     for key, entry in RETURNED.items():
         assert {"description", "returned", "type", "sample"} <= set(entry), key
     assert set(RETURNED["moved"]["contains"]) == {"path", "moved_to"}
