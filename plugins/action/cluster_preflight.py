@@ -23,7 +23,10 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._inventory impor
 
 # Cluster-wide settings the rules read (from inventory group_vars), plus the play's internal list
 # of artifacts to check, the phases the entry playbook names and why it needs the whole cluster.
-CLUSTER_SETTINGS = _preflight.REQUIRED_SETTINGS + ("kubeforge_required_artifacts", _preflight.PHASES_KEY, _preflight.WHOLE_CLUSTER_KEY)
+CLUSTER_SETTINGS = _preflight.REQUIRED_SETTINGS + ("kubeforge_required_artifacts", _preflight.PHASES_KEY, _preflight.WHOLE_CLUSTER_KEY,
+                                                   _preflight.INSTALLS_VERSIONS_KEY)
+# The preflight play's registered node_facts results: those of this run (facts are also cached between runs).
+NODE_FACTS_RESULT = "kubeforge_trust_anchors"
 # Hosts only in these groups are not cluster members (kubespray's bastion).
 IGNORED_GROUPS = ("bastion",)
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
@@ -69,6 +72,9 @@ class ActionModule(ActionBase):
             facts = self._templar.template((hostvars[name].get("ansible_facts") or {}).get("kubeforge_node"))
             if facts is not None or name in asked:
                 hosts[name]["kubeforge_node"] = facts
+            read_now = ((hostvars[name].get(NODE_FACTS_RESULT) or {}).get("ansible_facts") or {}).get("kubeforge_node")
+            if read_now:
+                hosts[name][_preflight.LINKED_VERSIONS_KEY] = self._templar.template(read_now.get(_preflight.LINKED_VERSIONS_KEY))
         cluster = {key: self._templar.template(task_vars.get(key)) for key in CLUSTER_SETTINGS}
         cluster[_preflight.ROLE_VARS_KEY], render_problems = role_variables(self._templar, self._loader, task_vars,
                                                                             frozenset(load_extra_vars(self._loader)))

@@ -13,6 +13,7 @@ only finds the files.
 from __future__ import annotations
 
 import os
+import re
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._file_record import RECORD_PATH
 from ansible_collections.kubeforge.cluster.plugins.module_utils._phases import WRITES
@@ -23,6 +24,8 @@ _IP_VS_FILES = ("ip_vs.ko", "ip_vs.ko.xz", "ip_vs.ko.zst", "ip_vs.ko.gz")
 CGROUP_ROOT = "/sys/fs/cgroup"
 DPKG_STATUS = "/var/lib/dpkg/status"
 # The distributions (ID, or one of ID_LIKE, in /etc/os-release) of each OS family the prepare role knows.
+# The version directory of the artifacts layout (<install_dir>/<name>/v<version>/<file>) a linked program points into.
+_LINKED_VERSION = re.compile(r"/v(\d+\.\d+\.\d+[^/]*)/[^/]+$")
 OS_FAMILIES = {"Debian": ("debian", "ubuntu"), "RedHat": ("rhel", "fedora", "centos")}
 
 
@@ -108,6 +111,13 @@ def swap_total_mb(meminfo: str) -> int:
     return 0
 
 
+def linked_version(target: str) -> str | None:
+    """The release version in the path a program's link points at, in the artifacts layout
+    (``<install_dir>/<name>/v<version>/<file>``); None for any other path."""
+    match = _LINKED_VERSION.search(target)
+    return match.group(1) if match else None
+
+
 def _read(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
@@ -117,10 +127,11 @@ def _read(path: str) -> str | None:
 
 
 class NodeFactsBackend:
-    """Reads the facts below ``root``; changes nothing."""
+    """Reads the facts below ``root``; changes nothing. ``bin_dir``: where the phases link the programs they install."""
 
-    def __init__(self, root: str = "/") -> None:
+    def __init__(self, root: str = "/", bin_dir: str = "") -> None:
         self.root = root
+        self.bin_dir = bin_dir
 
     def _path(self, *parts: str) -> str:
         return os.path.join(self.root, *(part.lstrip("/") for part in parts))
@@ -165,6 +176,25 @@ class NodeFactsBackend:
         status = _read(self._path(DPKG_STATUS))
         return dpkg_installed(status) if status is not None else None
 
+    def linked_versions(self) -> dict[str, str]:
+        """{program: version} of the links in ``bin_dir`` that point into the artifacts layout; {} without ``bin_dir``."""
+        if not self.bin_dir:
+            return {}
+        directory = self._path(self.bin_dir)
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return {}
+        versions = {}
+        for name in sorted(names):
+            try:
+                version = linked_version(os.readlink(os.path.join(directory, name)))
+            except OSError:  # not a link
+                continue
+            if version:
+                versions[name] = version
+        return versions
+
     def os(self) -> dict:
         text = _read(self._path("/etc/os-release"))
         return os_facts(os_release(text if text is not None else _read(self._path("/usr/lib/os-release")) or ""))
@@ -174,7 +204,7 @@ class NodeFactsBackend:
         return {"cgroup_version": self.cgroup_version(), "ip_vs": self.ip_vs(release), "kernel_release": release,
                 "hostname": self.hostname(), "fstab_swap": self.fstab_swap(), "installed_packages": self.installed_packages(),
                 "os": self.os(), "swap_total_mb": swap_total_mb(_read(self._path("/proc/meminfo")) or ""),
-                "file_record": os.path.isfile(self._path(RECORD_PATH)),
+                "file_record": os.path.isfile(self._path(RECORD_PATH)), "linked_versions": self.linked_versions(),
                 "phase_units": {phase: os.path.isfile(self._path(unit)) for phase, (_group, unit) in WRITES.items()}}
 
     def run(self) -> dict:

@@ -65,6 +65,17 @@ CONTROLLER_HAS_CA_KEY = "kubeforge_controller_has_ca"
 # (kubeforge_preflight_whole_cluster_why: the playbooks that must not run on part of the cluster say so).
 LIMIT_KEY = "kubeforge_run_limit"
 WHOLE_CLUSTER_KEY = "kubeforge_preflight_whole_cluster_why"
+# Set by the day-2 playbooks that install the inventory's versions where they run phases (add_nodes.yml,
+# add_control_plane.yml, remove_control_plane.yml, renew_certs.yml); site.yml and the phase playbooks name their phases.
+INSTALLS_VERSIONS_KEY = "kubeforge_preflight_installs_versions"
+# Where the preflight action puts each host's linked program versions (node_facts' linked_versions), for the hosts
+# the run read: facts cached from an earlier run may predate an upgrade.
+LINKED_VERSIONS_KEY = "linked_versions"
+# The programs each version setting installs (the artifacts of the Kubernetes release and of etcd).
+VERSIONED_PROGRAMS = {
+    "kube_version": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy"),
+    "etcd_version": ("etcd", "etcdctl", "etcdutl"),
+}
 KUBELET_TLS_MODES = ("bootstrap", "signed")
 KUBE_PROXY_MODES = ("ipvs", "iptables", "nftables")
 FLANNEL_BACKENDS = ("vxlan", "host-gw")
@@ -336,6 +347,28 @@ def check_limit(cluster, hosts, groups, report: Report) -> None:
         report.problems.append(f"run without --limit ({limit}): {why}")
 
 
+def check_installed_versions(cluster, hosts, groups, report: Report) -> None:
+    """A playbook that installs the inventory's versions refuses hosts that run others: installed in place, a new
+    kube_version would skip upgrade.yml's policies (one minor at a time, the control plane first, each node drained, an
+    etcd snapshot first and etcd's own upgrade path), or go back a version, which no upstream supports. upgrade.yml
+    sets neither key; it checks the versions itself. Hosts whose programs the run did not read are not judged."""
+    if not (cluster.get(PHASES_KEY) or cluster.get(INSTALLS_VERSIONS_KEY)):
+        return
+    for setting, programs in VERSIONED_PROGRAMS.items():
+        target = str(cluster.get(setting) or "")
+        running: dict[str, list[str]] = {}
+        for name in sorted(hosts):
+            linked = (hosts[name] or {}).get(LINKED_VERSIONS_KEY) or {}
+            for version in sorted({linked[program] for program in programs if program in linked} - {target}):
+                running.setdefault(version, []).append(name)
+        if target and running:
+            found = "; ".join(f"{', '.join(names)} run{'s' if len(names) == 1 else ''} {version}" for version, names in sorted(running.items()))
+            report.problems.append(f"{setting} is {target}, but {found}: this playbook would install {target} there in place. Change "
+                                   f"versions with playbooks/upgrade.yml (one minor at a time, the control plane first, each node "
+                                   f"drained; a run of it that stopped is finished the same way), or set {setting} to the version the "
+                                   "hosts run")
+
+
 def _node_facts_of(hosts, name) -> dict:
     """The node_facts module's facts of host ``name``; {} where the run did not read them."""
     return (hosts.get(name) or {}).get("kubeforge_node") or {}
@@ -498,7 +531,8 @@ def check_cis(cluster, hosts, groups, report: Report) -> None:
 
 
 RULES = (check_settings_defined, check_groups, check_etcd_size, check_hosts, check_networks, check_node_cidrs, check_endpoint, check_pki,
-         check_phase_order, check_limit, check_versions, check_extra_args, check_kube_proxy, check_node_facts, check_artifacts, check_cis)
+         check_phase_order, check_limit, check_versions, check_installed_versions, check_extra_args, check_kube_proxy, check_node_facts,
+         check_artifacts, check_cis)
 
 
 def validate(cluster: dict, hosts: dict, groups: dict) -> Report:

@@ -30,6 +30,9 @@ description:
     the prepare role installs what is missing from it instead of running C(dpkg-query) again.
   - C(os) and C(swap_total_mb) are what the prepare role would otherwise gather Ansible facts for (C(os_family),
     C(distribution), C(swaptotal_mb)), read from C(/etc/os-release) and C(/proc/meminfo).
+  - C(linked_versions) maps each program linked in O(bin_dir) into the artifacts layout
+    (C(<install_dir>/<name>/v<version>/)) to that version, the one the phases installed there last. The preflight
+    compares the Kubernetes and etcd programs' with C(kube_version) and C(etcd_version).
   - With O(trust_anchors), it also reads what M(kubeforge.cluster.trust_anchor_info) reads (the trust anchors'
     fingerprints and the encryption key names), in the same call.
   - The preflight play (C(playbooks/preflight.yml)) runs it on every host of C(k8s_cluster), C(kube_control_plane)
@@ -38,6 +41,11 @@ description:
 author:
   - kubeforge developers (@kubeforge)
 options:
+  bin_dir:
+    description:
+      - The directory where the phases link the programs they install (C(artifacts_bin_dir)). Not given,
+        RV(ansible_facts.kubeforge_node.linked_versions) is empty.
+    type: path
   trust_anchors:
     description:
       - Also return RV(anchors), RV(encryption_key_names) and RV(errors), as M(kubeforge.cluster.trust_anchor_info)
@@ -62,8 +70,9 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Read the kernel facts the preflight checks
+- name: Read the kernel facts the preflight checks, and the versions of the programs linked in /usr/local/bin
   kubeforge.cluster.node_facts:
+    bin_dir: /usr/local/bin
 
 - name: Show the cgroup version and IP_VS state of every node
   ansible.builtin.debug:
@@ -125,6 +134,13 @@ ansible_facts:
           returned: always
           type: bool
           sample: true
+        linked_versions:
+          description:
+            - For each program linked in O(bin_dir) into the artifacts layout (C(<install_dir>/<name>/v<version>/<file>)),
+              that version. Programs that are no link, or link elsewhere, are left out.
+          returned: always
+          type: dict
+          sample: {kube-apiserver: 1.36.4, kubelet: 1.36.4, etcd: 3.5.33, containerd: 2.4.2}
         phase_units:
           description:
             - For each phase that writes a unit file on every host of its group (etcd, control_plane, kubelet_bootstrap),
@@ -189,8 +205,9 @@ class _WithTrustAnchors:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={"trust_anchors": {"type": "bool", "default": False}}, supports_check_mode=True)
-    backend = NodeFactsBackend("/")
+    module = AnsibleModule(argument_spec={"bin_dir": {"type": "path"}, "trust_anchors": {"type": "bool", "default": False}},
+                           supports_check_mode=True)
+    backend = NodeFactsBackend("/", bin_dir=module.params["bin_dir"] or "")
     exit_with_backend(module, _WithTrustAnchors(backend, TrustAnchorInfoBackend()) if module.params["trust_anchors"] else backend)
 
 

@@ -197,3 +197,31 @@ def test_a_day2_run_may_read_the_trust_anchors_of_some_control_plane_hosts(prefl
     assert run.returncode == 0, out
     assert "ok: [master1] =>" in out and "skipping: [master2]" in out and "skipping: [master3]" in out
     assert "hosts_read:\n    - master1\n" in out or "'hosts_read': ['master1']" in out or '"hosts_read": ["master1"]' in out, out
+
+
+def linked_programs(directory, version: str) -> str:
+    """A bin directory whose Kubernetes programs link into the artifacts layout at ``version`` (links not followed)."""
+    directory.mkdir()
+    for program in ("kube-apiserver", "kubelet", "kube-proxy"):
+        (directory / program).symlink_to(f"/opt/kubeforge/{program}/v{version}/{program}")
+    return str(directory)
+
+
+def test_a_playbook_that_installs_the_versions_refuses_hosts_that_run_others_read_this_run(preflight, tmp_path):
+    """site.yml installs kube_version: every host (this machine) linking 1.35.2 is refused, naming upgrade.yml. A playbook
+    that installs nothing goes on. The versions cached from that run are not judged again where a later run did not read
+    them: they may predate an upgrade."""
+    settings = {**LOCAL, **ANY_KERNEL, "artifacts_bin_dir": linked_programs(tmp_path / "bin-135", "1.35.2")}
+    refused = preflight("inventory/sample", settings)
+    out = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode != 0, out
+    assert f"kube_version is 1.36.4, but {SAMPLE_NODES} run 1.35.2: this playbook would install 1.36.4 there in place" in out, out
+    assert "Change versions with playbooks/upgrade.yml" in out and "Preflight found 1 problem" in out, out
+    backup = preflight("inventory/sample", settings, playbook="playbooks/etcd_backup.yml")
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    # Read again, only worker1 and master1 (a day-2 run's reads), now with nothing linked: the others' cached 1.35.2 stays unjudged.
+    day2 = {**settings, "artifacts_bin_dir": str(tmp_path), "kubeforge_preflight_node_hosts": ["worker1"],
+            "kubeforge_preflight_trust_hosts_read": ["master1"], "kubeforge_credentials_dir": controller_credentials(tmp_path)}
+    again = preflight("inventory/sample", day2, "-v")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "skipping: [master2]" in again.stdout

@@ -109,7 +109,7 @@ def test_run_returns_the_facts_and_changes_nothing(tmp_path):
                       "ansible_facts": {"kubeforge_node": {"cgroup_version": 1, "ip_vs": "loadable", "kernel_release": RELEASE,
                                                            "hostname": {"transient": "", "static": ""}, "fstab_swap": [],
                                                            "installed_packages": None, "os": {"family": "unknown", "name": "an unknown Linux"},
-                                                           "swap_total_mb": 0, "file_record": False,
+                                                           "swap_total_mb": 0, "file_record": False, "linked_versions": {},
                                                            "phase_units": {"etcd": False, "control_plane": False, "kubelet_bootstrap": False}}}}
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
@@ -123,6 +123,30 @@ def test_phase_units_say_which_phases_unit_files_the_host_holds(tmp_path):
     root = tree(tmp_path, base(**{"proc/self/mounts": MOUNTS_HYBRID, "etc/systemd/system/etcd.service": "[Unit]\n",
                                   "etc/systemd/system/kubelet.service": "[Unit]\n"}))
     assert facts(root)["phase_units"] == {"etcd": True, "control_plane": False, "kubelet_bootstrap": True}
+
+
+def test_linked_versions_are_read_from_the_links_into_the_artifacts_layout(tmp_path):
+    root = tree(tmp_path, base(**{"proc/self/mounts": MOUNTS_HYBRID, "usr/local/bin/nginx-helper": "#!/bin/sh\n"}))
+    links = {"kube-apiserver": "/opt/kubeforge/kube-apiserver/v1.36.4/kube-apiserver", "etcd": "/opt/kubeforge/etcd/v3.5.33/etcd",
+             "kubelet": "/srv/k8s/kubeforge/kubelet/v1.37.0-rc.1/kubelet", "python3": "/usr/bin/python3.11",
+             "runc": "runc.amd64", "crictl": "/opt/kubeforge/crictl/v1.37.0"}
+    for name, target in links.items():
+        (tmp_path / "usr/local/bin" / name).symlink_to(target)
+    found = _node_facts.NodeFactsBackend(root, bin_dir="/usr/local/bin").facts()["linked_versions"]
+    # Links need not resolve (read, not followed); a regular file, or a link elsewhere, is left out.
+    assert found == {"etcd": "3.5.33", "kube-apiserver": "1.36.4", "kubelet": "1.37.0-rc.1"}
+    assert _node_facts.NodeFactsBackend(root).facts()["linked_versions"] == {}
+    assert _node_facts.NodeFactsBackend(root, bin_dir="/nowhere").facts()["linked_versions"] == {}
+
+
+@pytest.mark.parametrize("target, version", [
+    ("/opt/kubeforge/kubectl/v1.36.4/kubectl", "1.36.4"),
+    ("/opt/kubeforge/staged/v1.36.4", None),  # a version directory itself, no file in it
+    ("/opt/kubeforge/kubectl/1.36.4/kubectl", None),
+    ("kubectl", None),
+])
+def test_linked_version(target, version):
+    assert _node_facts.linked_version(target) == version
 
 
 def test_kernel_release_falls_back_to_uname(tmp_path):

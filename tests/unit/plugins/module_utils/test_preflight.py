@@ -532,3 +532,46 @@ def test_an_unknown_phase_named_by_a_playbook_is_a_problem():
 def test_a_playbook_that_needs_the_whole_cluster_refuses_a_limit(limit, why, refused):
     report = run({_preflight.LIMIT_KEY: limit, _preflight.WHOLE_CLUSTER_KEY: why})
     assert report.problems == ([f"run without --limit ({limit}): {why}"] if refused else [])
+
+
+def running(versions: dict) -> dict:
+    """HOSTS with each named host's linked program versions, as the preflight action passes those the run read."""
+    hosts = copy.deepcopy(HOSTS)
+    for name, linked in versions.items():
+        hosts[name][_preflight.LINKED_VERSIONS_KEY] = linked
+    return hosts
+
+
+CONTROL_PLANE_135 = {"kube-apiserver": "1.35.2", "kube-controller-manager": "1.35.2", "kube-scheduler": "1.35.2", "kubectl": "1.35.2",
+                     "kubelet": "1.35.2", "kube-proxy": "1.35.2", "etcd": "3.5.30", "etcdctl": "3.5.30", "containerd": "2.3.0"}
+UPGRADE_HINT = ("this playbook would install {target} there in place. Change versions with playbooks/upgrade.yml (one minor at a time, the "
+                "control plane first, each node drained; a run of it that stopped is finished the same way), or set {setting} to the "
+                "version the hosts run")
+
+
+@pytest.mark.parametrize("marker", [{_preflight.INSTALLS_VERSIONS_KEY: True}, {_preflight.PHASES_KEY: ["etcd"], _preflight.CONTROLLER_HAS_CA_KEY: True}])
+def test_a_playbook_that_installs_the_versions_refuses_hosts_that_run_others(marker):
+    hosts = running({"master1": CONTROL_PLANE_135, "master2": CONTROL_PLANE_135, "master3": CONTROL_PLANE_135,
+                     "worker1": {"kubelet": "1.35.2", "kube-proxy": "1.35.2"}})
+    report = run({**marker, _preflight.TAGS_KEY: (["all"], [])}, hosts=hosts)
+    assert report.problems == ["kube_version is 1.36.4, but master1, master2, master3, worker1 run 1.35.2: "
+                               + UPGRADE_HINT.format(target="1.36.4", setting="kube_version")]
+
+
+def test_an_upgrade_that_stopped_names_each_version_and_its_hosts_and_etcd_on_its_own():
+    hosts = running({"master1": {**CONTROL_PLANE_135, "kube-apiserver": "1.36.4", "etcd": "3.5.28", "etcdctl": "3.5.28"},
+                     "master2": {"kubelet": "1.36.4", "etcd": "3.5.30"}, "worker1": {"kubelet": "1.34.9"}})
+    report = run({_preflight.INSTALLS_VERSIONS_KEY: True}, hosts=hosts)
+    assert report.problems == [
+        "kube_version is 1.36.4, but worker1 runs 1.34.9; master1 runs 1.35.2: " + UPGRADE_HINT.format(target="1.36.4", setting="kube_version"),
+        "etcd_version is 3.5.30, but master1 runs 3.5.28: " + UPGRADE_HINT.format(target="3.5.30", setting="etcd_version")]
+
+
+@pytest.mark.parametrize("cluster, versions", [
+    ({}, {"master1": CONTROL_PLANE_135}),  # a playbook that installs nothing (etcd_backup.yml), or upgrade.yml
+    ({_preflight.INSTALLS_VERSIONS_KEY: True}, {}),  # new hosts, or hosts the run did not read
+    ({_preflight.INSTALLS_VERSIONS_KEY: True}, {"master1": {"containerd": "2.3.0", "runc": "1.4.0"}}),  # no policy of their own
+    ({_preflight.INSTALLS_VERSIONS_KEY: True}, {"master1": {"kube-apiserver": "1.36.4", "etcd": "3.5.30"}}),
+])
+def test_the_versions_that_run_are_not_judged_where_nothing_would_change_them(cluster, versions):
+    assert run(cluster, hosts=running(versions)).problems == []

@@ -22,13 +22,13 @@ RETURNED = yaml.safe_load(node_facts.RETURN)
 
 
 def test_documentation():
-    assert DOC["module"] == "node_facts" and set(DOC["options"]) == {"trust_anchors"}
+    assert DOC["module"] == "node_facts" and set(DOC["options"]) == {"bin_dir", "trust_anchors"}
     assert DOC["author"] == ["kubeforge developers (@kubeforge)"]
     assert DOC["attributes"]["check_mode"]["support"] == "full"
     assert all(attribute["description"] for attribute in DOC["attributes"].values())
     for task in yaml.safe_load(node_facts.EXAMPLES):
         if "kubeforge.cluster.node_facts" in task:
-            assert not task["kubeforge.cluster.node_facts"]
+            assert set(task["kubeforge.cluster.node_facts"] or {}) <= set(DOC["options"])
     fact = RETURNED["ansible_facts"]["contains"]["kubeforge_node"]["contains"]
     assert fact["ip_vs"]["choices"] == list(_node_facts.IP_VS_STATES)
 
@@ -49,6 +49,12 @@ def test_main_reads_this_machine(check_mode):
     assert set(facts) == set(RETURNED["ansible_facts"]["contains"]["kubeforge_node"]["contains"])
     assert facts == _node_facts.NodeFactsBackend("/").facts()
     assert facts["cgroup_version"] in (1, 2) and facts["ip_vs"] in _node_facts.IP_VS_STATES
+
+
+def test_bin_dir_gives_the_versions_linked_there(tmp_path):
+    (tmp_path / "etcd").symlink_to("/opt/kubeforge/etcd/v3.5.33/etcd")
+    result = run_main(_ansible_check_mode=True, bin_dir=str(tmp_path))
+    assert result["ansible_facts"]["kubeforge_node"]["linked_versions"] == {"etcd": "3.5.33"}
 
 
 def test_with_trust_anchors_the_same_call_returns_what_trust_anchor_info_returns_without_content():
