@@ -14,8 +14,8 @@ import re
 
 import pytest
 
-from kubeforge_verify import (SERVICES, check_run_changes_nothing, credentials_dir, edited_inventory, etcd_client, host_state, inventory_file,
-                              kubectl_json, lab_host, playbook, playbook_refused, project_dir)
+from kubeforge_verify import (SERVICES, check_run_changes_nothing, credentials_dir, edited_inventory, etcd_client, group_var, host_state,
+                              inventory_file, kubectl_json, lab_host, playbook, playbook_refused, project_dir)
 
 CONTROL_PLANE = {"site-cp1": "172.30.41.11", "site-cp2": "172.30.41.12", "site-cp3": "172.30.41.13"}
 HOSTS = [*CONTROL_PLANE, "site-w1"]
@@ -92,6 +92,19 @@ def test_a_limit_on_a_whole_cluster_playbook_and_a_restore_without_its_snapshot_
         assert expected in output, output[-4000:]
     after = cluster_state()
     assert [part for part in before if after.get(part) != before[part]] == []
+
+
+def test_a_playbook_that_installs_the_versions_refuses_other_versions_than_the_hosts_run():
+    """site.yml with another kube_version upgraded a lab cluster in place (no drain, no snapshot, no version policy);
+    only upgrade.yml changes versions. The preflight reads the versions the hosts' programs link."""
+    kube, etcd = group_var(SCENARIO, "kube_version"), group_var(SCENARIO, "etcd_version")
+    before = cluster_state()
+    for run, expected in (
+            (("site.yml", "-e", "kube_version=1.37.2"), f"kube_version is 1.37.2, but {', '.join(HOSTS)} run {kube}: "),
+            (("playbooks/renew_certs.yml", "-e", "etcd_version=3.6.16"), f"etcd_version is 3.6.16, but {', '.join(CONTROL_PLANE)} run {etcd}: ")):
+        output = " ".join(playbook_refused(inventory_file(), os.path.join(project_dir(), run[0]), *run[1:]).split())
+        assert expected + "this playbook would install" in output and "Change versions with playbooks/upgrade.yml" in output, output[-4000:]
+    assert [part for part in before if cluster_state().get(part) != before[part]] == []
 
 
 def only_the_new_host(inventory: dict) -> None:
