@@ -71,10 +71,12 @@ INSTALLS_VERSIONS_KEY = "kubeforge_preflight_installs_versions"
 # Where the preflight action puts each host's linked program versions (node_facts' linked_versions), for the hosts
 # the run read: facts cached from an earlier run may predate an upgrade.
 LINKED_VERSIONS_KEY = "linked_versions"
-# The programs each version setting installs (the artifacts of the Kubernetes release and of etcd).
+# The programs each version setting installs (the artifacts of the Kubernetes release and of etcd), and the phases
+# of site.yml that install them.
 VERSIONED_PROGRAMS = {
-    "kube_version": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy"),
-    "etcd_version": ("etcd", "etcdctl", "etcdutl"),
+    "kube_version": (("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy"),
+                     ("control_plane", "kubelet_bootstrap", "ipvs")),
+    "etcd_version": (("etcd", "etcdctl", "etcdutl"), ("etcd",)),
 }
 KUBELET_TLS_MODES = ("bootstrap", "signed")
 KUBE_PROXY_MODES = ("ipvs", "iptables", "nftables")
@@ -350,11 +352,22 @@ def check_limit(cluster, hosts, groups, report: Report) -> None:
 def check_installed_versions(cluster, hosts, groups, report: Report) -> None:
     """A playbook that installs the inventory's versions refuses hosts that run others: installed in place, a new
     kube_version would skip upgrade.yml's policies (one minor at a time, the control plane first, each node drained, an
-    etcd snapshot first and etcd's own upgrade path), or go back a version, which no upstream supports. upgrade.yml
-    sets neither key; it checks the versions itself. Hosts whose programs the run did not read are not judged."""
-    if not (cluster.get(PHASES_KEY) or cluster.get(INSTALLS_VERSIONS_KEY)):
+    etcd snapshot first and etcd's own upgrade path), or go back a version, which no upstream supports. site.yml and
+    the phase playbooks are judged by the phases the run selects (site.yml --tags coredns installs no kube_version);
+    upgrade.yml sets neither key, and checks the versions itself. Hosts whose programs the run did not read are not
+    judged."""
+    if cluster.get(INSTALLS_VERSIONS_KEY):
+        phases = None
+    elif cluster.get(PHASES_KEY):
+        try:
+            phases = set(_phases.selected(cluster[PHASES_KEY], *(cluster.get(TAGS_KEY) or (None, None))))
+        except ValueError:  # check_phase_order names it
+            return
+    else:
         return
-    for setting, programs in VERSIONED_PROGRAMS.items():
+    for setting, (programs, installers) in VERSIONED_PROGRAMS.items():
+        if phases is not None and not phases & set(installers):
+            continue
         target = str(cluster.get(setting) or "")
         running: dict[str, list[str]] = {}
         for name in sorted(hosts):

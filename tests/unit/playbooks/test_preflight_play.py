@@ -208,20 +208,20 @@ def linked_programs(directory, version: str) -> str:
 
 
 def test_a_playbook_that_installs_the_versions_refuses_hosts_that_run_others_read_this_run(preflight, tmp_path):
-    """site.yml installs kube_version: every host (this machine) linking 1.35.2 is refused, naming upgrade.yml. A playbook
-    that installs nothing goes on. The versions cached from that run are not judged again where a later run did not read
-    them: they may predate an upgrade."""
-    settings = {**LOCAL, **ANY_KERNEL, "artifacts_bin_dir": linked_programs(tmp_path / "bin-135", "1.35.2")}
-    refused = preflight("inventory/sample", settings)
+    """add_nodes.yml installs kube_version: the hosts it reads (the new node, the first control-plane host; both this
+    machine) linking 1.35.2 are refused, naming upgrade.yml. A playbook that installs nothing goes on. Versions cached
+    from an earlier run are not judged where a run did not read them: they may predate an upgrade."""
+    settings = {**LOCAL, **ANY_KERNEL, "artifacts_bin_dir": linked_programs(tmp_path / "bin-135", "1.35.2"),
+                "kubeforge_credentials_dir": controller_credentials(tmp_path), "add_nodes_hosts": "worker2"}
+    refused = preflight("inventory/sample", settings, playbook="playbooks/add_nodes.yml")
     out = " ".join((refused.stdout + refused.stderr).split())
     assert refused.returncode != 0, out
-    assert f"kube_version is 1.36.4, but {SAMPLE_NODES} run 1.35.2: this playbook would install 1.36.4 there in place" in out, out
+    assert "kube_version is 1.36.4, but master1, worker2 run 1.35.2: this playbook would install 1.36.4 there in place" in out, out
     assert "Change versions with playbooks/upgrade.yml" in out and "Preflight found 1 problem" in out, out
     backup = preflight("inventory/sample", settings, playbook="playbooks/etcd_backup.yml")
     assert backup.returncode == 0, backup.stdout + backup.stderr
-    # Read again, only worker1 and master1 (a day-2 run's reads), now with nothing linked: the others' cached 1.35.2 stays unjudged.
-    day2 = {**settings, "artifacts_bin_dir": str(tmp_path), "kubeforge_preflight_node_hosts": ["worker1"],
-            "kubeforge_preflight_trust_hosts_read": ["master1"], "kubeforge_credentials_dir": controller_credentials(tmp_path)}
-    again = preflight("inventory/sample", day2, "-v")
-    assert again.returncode == 0, again.stdout + again.stderr
+    # Every host's facts are now cached with 1.35.2 (etcd_backup.yml read them all). Read again with nothing linked,
+    # add_nodes.yml reads only worker2 and master1: the others' cached versions are not judged.
+    again = preflight("inventory/sample", {**settings, "artifacts_bin_dir": str(tmp_path)}, "-v", playbook="playbooks/add_nodes.yml")
+    assert again.returncode == 0, again.stdout[-2500:] + again.stderr[-2500:]
     assert "skipping: [master2]" in again.stdout

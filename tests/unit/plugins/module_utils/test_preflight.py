@@ -549,11 +549,16 @@ UPGRADE_HINT = ("this playbook would install {target} there in place. Change ver
                 "version the hosts run")
 
 
-@pytest.mark.parametrize("marker", [{_preflight.INSTALLS_VERSIONS_KEY: True}, {_preflight.PHASES_KEY: ["etcd"], _preflight.CONTROLLER_HAS_CA_KEY: True}])
+@pytest.mark.parametrize("marker", [
+    {_preflight.INSTALLS_VERSIONS_KEY: True},
+    {_preflight.PHASES_KEY: "all", _preflight.TAGS_KEY: (["all"], [])},
+    {_preflight.PHASES_KEY: "all", _preflight.TAGS_KEY: (["ipvs"], [])},
+    {_preflight.PHASES_KEY: ["kubelet_bootstrap"], _preflight.TAGS_KEY: (["all"], []), _preflight.CONTROLLER_HAS_CA_KEY: True},
+])
 def test_a_playbook_that_installs_the_versions_refuses_hosts_that_run_others(marker):
     hosts = running({"master1": CONTROL_PLANE_135, "master2": CONTROL_PLANE_135, "master3": CONTROL_PLANE_135,
                      "worker1": {"kubelet": "1.35.2", "kube-proxy": "1.35.2"}})
-    report = run({**marker, _preflight.TAGS_KEY: (["all"], [])}, hosts=hosts)
+    report = run(marker, hosts=hosts)
     assert report.problems == ["kube_version is 1.36.4, but master1, master2, master3, worker1 run 1.35.2: "
                                + UPGRADE_HINT.format(target="1.36.4", setting="kube_version")]
 
@@ -575,3 +580,15 @@ def test_an_upgrade_that_stopped_names_each_version_and_its_hosts_and_etcd_on_it
 ])
 def test_the_versions_that_run_are_not_judged_where_nothing_would_change_them(cluster, versions):
     assert run(cluster, hosts=running(versions)).problems == []
+
+
+@pytest.mark.parametrize("tags, judged", [
+    ((["etcd"], []), ["etcd_version"]),
+    ((["coredns", "flannel", "prepare", "pki", "ha_nginx", "container_runtime"], []), []),
+    ((["preflight"], []), []),  # the preflight alone installs nothing
+    ((["all"], ["control_plane", "kubelet_bootstrap", "ipvs"]), ["etcd_version"]),
+])
+def test_site_yml_is_judged_by_the_phases_its_tags_select(tags, judged):
+    hosts = running({"master1": {**CONTROL_PLANE_135, "etcd": "3.5.28"}})
+    problems = run({_preflight.PHASES_KEY: "all", _preflight.TAGS_KEY: tags, _preflight.CONTROLLER_HAS_CA_KEY: True}, hosts=hosts).problems
+    assert [problem.split(" is ")[0] for problem in problems] == judged, problems
