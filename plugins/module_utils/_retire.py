@@ -147,15 +147,18 @@ def parse_default_route_devices(route: str, ipv6_route: str) -> set[str]:
     return devices
 
 
+def link_pattern_problem(pattern: str) -> str | None:
+    """What is wrong with a device name or shell pattern (``flannel.*``): empty, not a device name, or matching any name."""
+    if not pattern or "/" in pattern or any(char.isspace() for char in pattern):
+        return f"{pattern!r} is not a network device name or pattern"
+    if not _WILDCARDS.sub("", pattern):
+        return f"{pattern} matches any device name"
+    return None
+
+
 def link_pattern_problems(patterns: Iterable[str]) -> list[str]:
-    """What is wrong with each device name or shell pattern (``flannel.*``): empty, not a device name, or matching any name."""
-    problems = []
-    for pattern in patterns:
-        if not pattern or "/" in pattern or any(char.isspace() for char in pattern):
-            problems.append(f"{pattern!r} is not a network device name or pattern")
-        elif not _WILDCARDS.sub("", pattern):
-            problems.append(f"{pattern} matches any device name")
-    return problems
+    """The problems of ``patterns`` (link_pattern_problem), in their order."""
+    return [problem for pattern in patterns if (problem := link_pattern_problem(pattern))]
 
 
 def matching_links(devices: Iterable[str], patterns: Iterable[str]) -> list[str]:
@@ -316,8 +319,9 @@ class NodeRetirer:
         host's default route (the way its own traffic leaves), is added to ``refusals``."""
         if not self.links:
             return []
-        problems = link_pattern_problems(self.links)
-        links = matching_links(self.net_devices(), [pattern for pattern in self.links if not link_pattern_problems([pattern])])
+        checked = [(pattern, link_pattern_problem(pattern)) for pattern in self.links]
+        problems = [problem for _pattern, problem in checked if problem]
+        links = matching_links(self.net_devices(), [pattern for pattern, problem in checked if not problem])
         routed = parse_default_route_devices(*self.routes())
         for name in links:
             if name == LOOPBACK:
