@@ -24,9 +24,10 @@ _IP_VS_FILES = ("ip_vs.ko", "ip_vs.ko.xz", "ip_vs.ko.zst", "ip_vs.ko.gz")
 CGROUP_ROOT = "/sys/fs/cgroup"
 DPKG_STATUS = "/var/lib/dpkg/status"
 # The distributions (ID, or one of ID_LIKE, in /etc/os-release) of each OS family the prepare role knows.
-# The version directory of the artifacts layout (<install_dir>/<name>/v<version>/<file>) a linked program points into.
-_LINKED_VERSION = re.compile(r"/v(\d+\.\d+\.\d+[^/]*)/[^/]+$")
 OS_FAMILIES = {"Debian": ("debian", "ubuntu"), "RedHat": ("rhel", "fedora", "centos")}
+# The version directory of the artifacts layout (_artifact_install.version_dir: <install_dir>/<name>/v<version>/) a
+# linked program points into; read here without importing the installer (tests/unit checks the two agree).
+_LINKED_VERSION = re.compile(r"/v(\d+\.\d+\.\d+[^/]*)/[^/]+$")
 
 
 def cgroup_version_from_mounts(mounts: str) -> int | None:

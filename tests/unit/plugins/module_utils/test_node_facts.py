@@ -2,9 +2,12 @@
 """node_facts' readers on fake /proc, /sys and /lib/modules trees built in tmp_path."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _node_facts
+from ansible_collections.kubeforge.cluster.plugins.module_utils._artifact_install import version_dir
 
 RELEASE = "6.8.0-60-generic"
 # /proc/self/mounts of the three cgroup layouts (abridged from real hosts).
@@ -149,9 +152,12 @@ def test_linked_version(target, version):
     assert _node_facts.linked_version(target) == version
 
 
-def test_kernel_release_falls_back_to_uname(tmp_path):
-    import os
+def test_linked_version_reads_the_installers_layout():
+    installed = os.path.join(version_dir("/opt/kubeforge", "kube-proxy", "1.37.2"), "kube-proxy")
+    assert _node_facts.linked_version(installed) == "1.37.2"
 
+
+def test_kernel_release_falls_back_to_uname(tmp_path):
     assert facts(tree(tmp_path, {"proc/self/mounts": MOUNTS_V2}))["kernel_release"] == os.uname().release
 
 
