@@ -78,16 +78,20 @@ def test_upgrade_refuses_a_batch_of_every_node_and_a_timeout_that_is_no_number_b
     assert plays[-1] == "Upgrade - read the versions the hosts run and check the targets and the run's settings", plays
 
 
-def test_a_limit_on_a_whole_cluster_playbook_and_a_restore_without_its_snapshot_are_refused_before_any_host_changes():
+def test_runs_that_once_did_harm_before_they_failed_are_refused_before_any_host_changes():
     """Each once did harm before it failed, or without failing: rotate_encryption_key.yml --limit gave one apiserver a key
     the others lacked (Secrets it wrote were unreadable through them), upgrade.yml --limit upgraded a node's kubelet
-    past the apiservers, and etcd_restore.yml stopped every apiserver before it found the snapshot missing."""
+    past the apiservers, etcd_restore.yml stopped every apiserver before it found the snapshot missing, and
+    remove_control_plane.yml of the host the load balancer address names removed its etcd member and stopped its
+    services, then failed to delete its Node object through that address."""
     before = cluster_state()
     for run, expected in (
             (("rotate_encryption_key.yml", "--limit", "site-cp1"), "run without --limit (site-cp1): every apiserver must hold the same keys"),
             (("upgrade.yml", "--limit", "site-w1"), "run without --limit (site-w1): the versions every host runs decide"),
             (("etcd_restore.yml", "--limit", "site-cp1"), "run without --limit (site-cp1): a restore stops every apiserver"),
-            (("etcd_restore.yml", "-e", "etcd_restore_snapshot=/nonexistent/etcd.db"), "Set etcd_restore_snapshot to a snapshot file")):
+            (("etcd_restore.yml", "-e", "etcd_restore_snapshot=/nonexistent/etcd.db"), "Set etcd_restore_snapshot to a snapshot file"),
+            (("remove_control_plane.yml", "-e", "remove_control_plane_hosts=site-cp1"),
+             f"the API is reached at site-cp1 (kube_apiserver_lb_address {CONTROL_PLANE['site-cp1']}, ")):
         output = playbook_refused(inventory_file(), os.path.join(project_dir(), "playbooks", run[0]), *run[1:])
         assert expected in output, output[-4000:]
     after = cluster_state()

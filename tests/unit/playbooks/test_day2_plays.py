@@ -252,6 +252,26 @@ def test_remove_control_plane_keeps_a_control_plane_and_an_etcd_member():
     assert "no control-plane host would stay" in out and "no etcd member would stay" in out
 
 
+@pytest.mark.parametrize("settings, named", [
+    ({"kube_apiserver_lb_address": "192.168.56.11"}, "master1"),
+    ({"kube_apiserver_endpoint": "https://master2:6443"}, "master2"),
+])
+def test_remove_control_plane_refuses_the_host_the_api_is_reached_at(settings, named):
+    """The controller's kubeconfig reaches the API at the load balancer's address, the nodes at the endpoint."""
+    run = run_check("playbooks/remove_control_plane.yml", {"remove_control_plane_hosts": "master1,master2", **settings})
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert set(re.findall(r"the API is reached at (\w+)", out)) == {named}, out
+
+
+def test_remove_control_plane_takes_the_hosts_behind_a_load_balancer():
+    """The sample's load balancer is none of the hosts: only the --limit is refused."""
+    run = run_check("playbooks/remove_control_plane.yml", {"remove_control_plane_hosts": "master1"}, "--limit", "master2")
+    out = run.stdout + run.stderr
+    assert "run without --limit" in out
+    assert "the API is reached" not in out
+
+
 def test_add_control_plane_takes_control_plane_hosts_only():
     run = run_check("playbooks/add_control_plane.yml", {"add_control_plane_hosts": "worker1,master2"})
     out = run.stdout + run.stderr
