@@ -9,7 +9,7 @@ Kubelets run with ``serverTLSBootstrap: true`` submit CertificateSigningRequests
 with the signer ``kubernetes.io/kubelet-serving``; kube-controller-manager signs them only once they are
 approved, and nothing in Kubernetes approves them. ``decide()`` judges one request against the names and
 addresses the inventory gives for its node, ``reconcile()`` applies the decisions of one pass, ``wait()``
-repeats passes until the nodes asked for have an approved request.
+repeats passes until the nodes asked for have an approved request from their current kubelet.
 
 This file needs only the Python standard library and ``cryptography`` (PyYAML to read a kubeconfig in
 YAML): it imports nothing from Ansible, because it is also installed on the control-plane hosts and run
@@ -62,6 +62,7 @@ else:
     HAS_YAML = True
 
 KUBELET_SERVING_SIGNER = "kubernetes.io/kubelet-serving"
+KUBELET_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 NODE_USER_PREFIX = "system:node:"
 NODES_GROUP = "system:nodes"
 # The usages a kubelet asks for: digital signature and server auth (plus key encipherment with an RSA key).
@@ -247,6 +248,32 @@ def decide(csr: dict, expected: dict) -> Decision:
         if problem:
             return Decision(DENY, problem)
     return Decision(APPROVE, f"node {node!r} asks for its own names {names['dns_names']} and addresses {names['ip_addresses']}")
+
+
+def created(csr: dict) -> str:
+    """metadata.creationTimestamp. The API writes it in RFC 3339, in UTC, to the second: the strings order as the times do."""
+    return (csr.get("metadata") or {}).get("creationTimestamp") or ""
+
+
+def newest_client_requests(csrs: list[dict]) -> dict[str, str]:
+    """{node: creationTimestamp of its newest kube-apiserver-client-kubelet request}, the node read from the request's
+    subject (a kubelet's first request comes from its bootstrap token, whose name says nothing of the node).
+
+    A kubelet asks for its serving certificate with the client certificate such a request gave it: a serving request
+    older than the node's newest client request was made by an earlier kubelet of that name (a host removed and
+    added again, within the hour kube-controller-manager keeps approved requests)."""
+    newest: dict[str, str] = {}
+    for csr in csrs:
+        if (csr.get("spec") or {}).get("signerName") != KUBELET_CLIENT_SIGNER:
+            continue
+        try:
+            names = [a.value for a in parse_request(csr["spec"].get("request")).subject if a.oid == NameOID.COMMON_NAME]
+        except ValueError:
+            continue
+        if len(names) == 1 and names[0].startswith(NODE_USER_PREFIX):
+            node = names[0][len(NODE_USER_PREFIX):]
+            newest[node] = max(newest.get(node, ""), created(csr))
+    return newest
 
 
 def _subject_problem(request, node: str) -> str | None:
@@ -578,9 +605,9 @@ def _apply(client, csr: dict, expected: dict, check_mode: bool) -> dict | None:
                    f"{CONFLICT_RETRIES + 1} conflicts in a row", status=409)
 
 
-def reconcile(client, expected: dict, check_mode: bool = False) -> list[dict]:
-    """One pass over all the CertificateSigningRequests: each kubelet-serving one is decided, and an approval or
-    denial written for it alone (never in bulk); with ``check_mode`` nothing is written.
+def reconcile(client, expected: dict, check_mode: bool = False, csrs: list[dict] | None = None) -> list[dict]:
+    """One pass over all the CertificateSigningRequests (``csrs``, else one list call): each kubelet-serving one is
+    decided, and an approval or denial written for it alone (never in bulk); with ``check_mode`` nothing is written.
 
     Returns one dict per kubelet-serving request: name, node (None when the requester is not a node), action
     (approve, deny, ignore), reason, and state after the pass (pending, approved, denied, failed; in check mode
@@ -589,7 +616,7 @@ def reconcile(client, expected: dict, check_mode: bool = False) -> list[dict]:
     require_cryptography()
     expected = normalize_nodes(expected)
     decisions = []
-    for csr in client.list_csrs():
+    for csr in client.list_csrs() if csrs is None else csrs:
         record = _apply(client, csr, expected, check_mode)
         if record is not None:
             decisions.append(record)
@@ -613,9 +640,10 @@ def summary(decisions: list[dict]) -> dict:
 
 def wait(client, expected: dict, nodes: list[str], timeout: float, interval: float = WAIT_INTERVAL,
          clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> list[dict]:
-    """Reconcile until each of ``nodes`` has an approved kubelet-serving request, and return the decisions of all
-    the passes (per request, the approval or denial if one was made). After ``timeout`` seconds, raise a
-    KubeletCSRError naming the nodes that never submitted a request, or whose requests were denied or are pending.
+    """Reconcile until each of ``nodes`` has an approved kubelet-serving request of its current kubelet (not older
+    than the node's newest client request: newest_client_requests), and return the decisions of all the passes (per
+    request, the approval or denial if one was made). After ``timeout`` seconds, raise a KubeletCSRError naming the
+    nodes that never submitted a request, or whose requests were denied, are pending or came from an earlier kubelet.
     """
     expected = normalize_nodes(expected)
     unknown = sorted(set(nodes) - set(expected))
@@ -624,9 +652,13 @@ def wait(client, expected: dict, nodes: list[str], timeout: float, interval: flo
     deadline = clock() + timeout
     history: dict[str, dict] = {}
     while True:
-        decisions = reconcile(client, expected)
+        csrs = client.list_csrs()
+        decisions = reconcile(client, expected, csrs=csrs)
         _merge(history, decisions)
-        done = {d["node"] for d in decisions if d["state"] == "approved"}
+        newest_client = newest_client_requests(csrs)
+        made = {(csr.get("metadata") or {}).get("name"): created(csr) for csr in csrs}
+        earlier = {d["name"] for d in decisions if made.get(d["name"], "") < newest_client.get(d["node"], "")}
+        done = {d["node"] for d in decisions if d["state"] == "approved" and d["name"] not in earlier}
         missing = [node for node in nodes if node not in done]
         if not missing:
             return list(history.values())
@@ -638,7 +670,8 @@ def wait(client, expected: dict, nodes: list[str], timeout: float, interval: flo
                 if not mine:
                     problems.append(f"{node}: never submitted a {KUBELET_SERVING_SIGNER} request")
                 else:
-                    problems.append(f"{node}: " + "; ".join(f"{d['name']} {d['state']} ({d['reason']})" for d in mine))
+                    problems.append(f"{node}: " + "; ".join(f"{d['name']} {d['state']} ({d['reason']})"
+                                                            + (", an earlier kubelet's" if d["name"] in earlier else "") for d in mine))
             raise KubeletCSRError(
                 f"after {timeout:g}s, no approved {KUBELET_SERVING_SIGNER} request for: " + " | ".join(problems)
                 + " (approved requests are deleted by kube-controller-manager after an hour: wait only for kubelets "

@@ -60,8 +60,10 @@ options:
     required: true
   wait_for:
     description:
-      - Node names to wait for; the module repeats its pass (every 2 seconds) until each of them has an approved
+      - Node names to wait for; the module repeats its pass (every 0.25 seconds) until each of them has an approved
         kubelet-serving request, and fails after O(timeout) naming the nodes that never submitted one or were denied.
+      - A request older than the node's newest kubelet client certificate request does not count, since an earlier
+        kubelet of that name made it (a host removed and added again).
       - kube-controller-manager deletes approved requests after an hour, so list only the nodes whose kubelet has just
         been started or asked for a new certificate.
     type: list

@@ -67,13 +67,13 @@ def make_request_pem(node="kf-w1", cn=None, orgs=("system:nodes",), dns=None, ip
 
 def csr_object(pem: bytes | None = None, name="csr-1", node="kf-w1", username=None, groups=None,
                usages=("digital signature", "server auth"), signer=SERVING, conditions=None, request=None,
-               resource_version="1") -> dict:
+               resource_version="1", created="2026-03-01T11:00:00Z") -> dict:
     """A certificates.k8s.io/v1 CertificateSigningRequest as the API lists it."""
     if request is None:
         request = base64.b64encode(pem if pem is not None else make_request_pem(node)).decode()
     obj = {
         "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-        "metadata": {"name": name, "resourceVersion": resource_version},
+        "metadata": {"name": name, "resourceVersion": resource_version, "creationTimestamp": created},
         "spec": {
             "request": request, "signerName": signer, "usages": list(usages),
             "username": username if username is not None else f"system:node:{node}",
@@ -373,6 +373,41 @@ def test_wait_times_out_naming_the_missing_and_the_denied_nodes():
     assert "kf-w2: csr-w2 failed (already Approved and Failed)" in message
     assert clock.sleeps == [2, 2, 1] and client.lists == 4
     assert caught.value.result["denied"] == ["csr-bad-w1"] and caught.value.result["changed"] is True
+
+
+def client_request(node, name, created, username="system:bootstrap:abcdef"):
+    """The kube-apiserver-client-kubelet request a kubelet's TLS bootstrap makes (its node in the subject only)."""
+    return csr_object(make_request_pem(node, san=False), name=name, node=node, username=username, groups=["system:bootstrappers"],
+                      signer=kc.KUBELET_CLIENT_SIGNER, usages=["digital signature", "client auth"], created=created)
+
+
+def test_the_newest_client_request_of_each_node_is_read_from_its_subject():
+    csrs = [client_request("kf-w1", "c1", "2026-03-01T11:00:00Z"), client_request("kf-w1", "c2", "2026-03-01T11:05:00Z"),
+            client_request("kf-w2", "c3", "2026-03-01T10:00:00Z", username="system:node:kf-w2"),
+            client_request("kf-w1", "c4", "2026-03-01T12:00:00Z") | {"spec": {**client_request("kf-w1", "c4", "")["spec"], "request": "bm9wZQ=="}},
+            csr_object(name="s1", node="kf-w3", created="2026-03-01T13:00:00Z")]
+    assert kc.newest_client_requests(csrs) == {"kf-w1": "2026-03-01T11:05:00Z", "kf-w2": "2026-03-01T10:00:00Z"}
+
+
+def test_wait_does_not_count_an_earlier_kubelets_approved_request():
+    """A host removed and added again within the hour: its first kubelet's approved request is still listed. The wait
+    ends on the new kubelet's request (approved here), not on the old one."""
+    clock = Clock()
+    old = csr_object(name="csr-old-w1", conditions=["Approved"], created="2026-03-01T11:00:00Z")
+    bootstrap = client_request("kf-w1", "csr-client-w1", "2026-03-01T11:20:00Z")
+    new = csr_object(name="csr-new-w1", created="2026-03-01T11:20:01Z")
+    client = FakeClient([old, bootstrap], arrivals={3: [new]})
+    decisions = by_name(kc.wait(client, EXPECTED, ["kf-w1"], timeout=30, interval=2, clock=clock, sleep=clock.sleep))
+    assert client.lists == 3 and [a[:2] for a in client.approvals] == [("csr-new-w1", "Approved")]
+    assert decisions["csr-new-w1"]["state"] == "approved"
+
+
+def test_wait_times_out_naming_an_earlier_kubelets_request():
+    clock = Clock()
+    client = FakeClient([csr_object(name="csr-old-w1", conditions=["Approved"], created="2026-03-01T11:00:00Z"),
+                         client_request("kf-w1", "csr-client-w1", "2026-03-01T11:20:00Z")])
+    with pytest.raises(kc.KubeletCSRError, match=r"kf-w1: csr-old-w1 approved \(.*\), an earlier kubelet's"):
+        kc.wait(client, EXPECTED, ["kf-w1"], timeout=3, interval=2, clock=clock, sleep=clock.sleep)
 
 
 def test_wait_names_a_node_that_never_asked():
