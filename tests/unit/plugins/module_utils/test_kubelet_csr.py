@@ -384,7 +384,7 @@ def client_request(node, name, created, username="system:bootstrap:abcdef"):
 def test_the_newest_client_request_of_each_node_is_read_from_its_subject():
     csrs = [client_request("kf-w1", "c1", "2026-03-01T11:00:00Z"), client_request("kf-w1", "c2", "2026-03-01T11:05:00Z"),
             client_request("kf-w2", "c3", "2026-03-01T10:00:00Z", username="system:node:kf-w2"),
-            client_request("kf-w1", "c4", "2026-03-01T12:00:00Z") | {"spec": {**client_request("kf-w1", "c4", "")["spec"], "request": "bm9wZQ=="}},
+            csr_object(name="c4", request="bm9wZQ==", signer=kc.KUBELET_CLIENT_SIGNER, created="2026-03-01T12:00:00Z"),  # not a request
             csr_object(name="s1", node="kf-w3", created="2026-03-01T13:00:00Z")]
     assert kc.newest_client_requests(csrs) == {"kf-w1": "2026-03-01T11:05:00Z", "kf-w2": "2026-03-01T10:00:00Z"}
 
