@@ -17,6 +17,9 @@ ARTIFACTS := .cache/artifacts
 # and changed each (times in the README).
 SCENARIOS := etcd etcd_migration site
 SCENARIOS_DAY2 := day2 upgrade
+# molecule wraps the output it boxes at the terminal's width (80 columns in CI): wide enough that a
+# failed test's id and assertion stay whole lines (.ci/run prints them again at the end).
+MOLECULE_COLUMNS := 320
 
 .PHONY: help venv collection docker image artifacts artifacts-all lab lab-destroy test test-all lint sanity unit integration molecule molecule-day2 bench clean
 
@@ -91,13 +94,13 @@ integration: collection artifacts
 molecule: collection image artifacts
 	tests/harness/host-kernel.sh
 	for scenario in $(SCENARIOS); do \
-	  KUBEFORGE_NODE_IMAGE="$$(cat .cache/node-image)" $(BIN)/molecule test -s $$scenario; \
+	  COLUMNS=$(MOLECULE_COLUMNS) KUBEFORGE_NODE_IMAGE="$$(cat .cache/node-image)" $(BIN)/molecule test -s $$scenario; \
 	done
 
 molecule-day2: collection image artifacts-all
 	tests/harness/host-kernel.sh
 	for scenario in $(SCENARIOS_DAY2); do \
-	  KUBEFORGE_NODE_IMAGE="$$(cat .cache/node-image)" $(BIN)/molecule test -s $$scenario; \
+	  COLUMNS=$(MOLECULE_COLUMNS) KUBEFORGE_NODE_IMAGE="$$(cat .cache/node-image)" $(BIN)/molecule test -s $$scenario; \
 	done
 
 bench: collection image artifacts
