@@ -261,6 +261,23 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return counts
 
 
+_TASK_LINE = re.compile(r"^TASK \[(.*)\]")
+_CHANGED_LINE = re.compile(r"^changed: \[([^\]\s]+)")
+
+
+def changed_tasks(output: str) -> dict[str, list[str]]:
+    """{host: [the name of each task that reported changed there]} from ansible-playbook output (a task run in a
+    loop, once): what an assertion on the recap's changed counts shows when it fails."""
+    found: dict[str, list[str]] = {}
+    task = ""
+    for line in _ANSI.sub("", output).splitlines():
+        if match := _TASK_LINE.match(line):
+            task = match.group(1)
+        elif (match := _CHANGED_LINE.match(line.strip())) and task not in found.setdefault(match.group(1), []):
+            found[match.group(1)].append(task)
+    return found
+
+
 def changed_counts(output: str) -> dict[str, int]:
     """{host: changed} from the PLAY RECAP."""
     return {host: counts["changed"] for host, counts in recap(output).items()}

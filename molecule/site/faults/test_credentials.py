@@ -22,7 +22,7 @@ import secrets
 import shutil
 import time
 
-from kubeforge_verify import (apiserver_request, changed_counts, create_namespace, credentials_dir, delete_namespace, docker, host_kubectl,
+from kubeforge_verify import (apiserver_request, changed_counts, changed_tasks, create_namespace, credentials_dir, delete_namespace, docker, host_kubectl,
                               inventory_file, playbook, playbook_refused, project_dir, wait_for)
 
 SITE = os.path.join(project_dir(), "site.yml")
@@ -125,8 +125,9 @@ def test_a_controller_without_its_credentials_cannot_reset_the_cluster_and_recov
         assert json.loads(read(os.path.join(credentials, "encryption-keys.json")))["keys"] == kept
         assert os.path.exists(os.path.join(credentials, "admin.kubeconfig"))
         assert apiserver_request(CONTROL_PLANE["site-cp2"], "/readyz")[0] == 200  # the recovered admin certificate is the cluster's
-        counts = changed_counts(playbook(inventory_file(), SITE))
-        assert counts and all(changed == 0 for changed in counts.values()), counts
+        output = playbook(inventory_file(), SITE)
+        counts = changed_counts(output)
+        assert counts and all(changed == 0 for changed in counts.values()), changed_tasks(output)
         wait_for(lambda: secret_value() == value, timeout=60, what="the Secret written before the recovery", interval=2)
     finally:
         if os.path.exists(original):

@@ -41,7 +41,7 @@ import time
 import pytest
 
 from kubeforge_verify import (FLANNEL_DAEMONSET, FLANNEL_NAMESPACE, HTTPD_PORT, HTTPD_SCRIPT, api_polled, apiserver_request, busybox_image,
-                              busybox_pod, create_namespace, credentials_dir, delete_namespace, docker, docker_exec, edited_inventory,
+                              busybox_pod, changed_tasks, create_namespace, credentials_dir, delete_namespace, docker, docker_exec, edited_inventory,
                               flannel_net_conf, host_kubectl, inventory_file, kubectl_apply, kubectl_json, node_pod_cidrs, nodes_ready, playbook,
                               pod_network_problems, pod_ready, probe, project_dir, recap, unit_active, unit_properties, unit_property,
                               wait_for, wait_pods_ready)
@@ -218,7 +218,7 @@ def test_a_binary_changed_by_hand_is_installed_again_though_a_run_checks_the_bin
     output = playbook(inventory_file(), SITE, "--tags", "etcd,control_plane")
     assert docker_exec(host, "sha256sum", target).split()[0] == locked
     counts = recap(output)
-    assert counts[host]["changed"] >= 1 and all(counts[name]["changed"] == 0 for name in CONTROL_PLANE if name != host), counts
+    assert counts[host]["changed"] >= 1 and all(counts[name]["changed"] == 0 for name in CONTROL_PLANE if name != host), changed_tasks(output)
     assert service_states() == before
 
 
@@ -231,13 +231,14 @@ def test_files_and_units_changed_by_hand_are_put_back_though_unchanged_writes_an
         assert crictl in json.loads(docker_exec(name, "cat", "/var/lib/kubeforge/file_bundle.json"))["files"], name
     kept = docker_exec(host, "cat", crictl)
     docker_exec(host, "sh", "-c", f"echo '# changed by hand' >> {crictl} && chmod 0600 {proxy_config} && systemctl stop kube-proxy")
-    counts = recap(playbook(inventory_file(), SITE, "--tags", "container_runtime,kubelet_bootstrap,ipvs"))
-    assert counts[host]["changed"] >= 1 and all(counts[name]["changed"] == 0 for name in HOSTS if name != host), counts
+    output = playbook(inventory_file(), SITE, "--tags", "container_runtime,kubelet_bootstrap,ipvs")
+    counts = recap(output)
+    assert counts[host]["changed"] >= 1 and all(counts[name]["changed"] == 0 for name in HOSTS if name != host), changed_tasks(output)
     assert docker_exec(host, "cat", crictl) == kept
     assert docker_exec(host, "stat", "-c", "%a", proxy_config).strip() == "644"
     assert unit_active(host, "kube-proxy")
-    counts = recap(playbook(inventory_file(), SITE, "--tags", "container_runtime,kubelet_bootstrap,ipvs"))
-    assert all(counts[name]["changed"] == 0 for name in HOSTS), counts
+    output = playbook(inventory_file(), SITE, "--tags", "container_runtime,kubelet_bootstrap,ipvs")
+    assert all(recap(output)[name]["changed"] == 0 for name in HOSTS), changed_tasks(output)
 
 
 def test_a_restart_owed_by_a_run_that_ended_after_the_pki_phase_is_done_by_the_next_run(tmp_path):
@@ -248,8 +249,8 @@ def test_a_restart_owed_by_a_run_that_ended_after_the_pki_phase_is_done_by_the_n
     certificate = os.path.join(credentials_dir(), "pki", "kube-scheduler.crt")
     shutil.move(certificate, tmp_path / "kube-scheduler.crt")
     before = service_states()
-    counts = recap(playbook(inventory_file(), SITE, "--tags", "pki"))
-    assert all(counts[name]["changed"] >= 1 for name in CONTROL_PLANE), counts
+    output = playbook(inventory_file(), SITE, "--tags", "pki")
+    assert all(recap(output)[name]["changed"] >= 1 for name in CONTROL_PLANE), changed_tasks(output)
     with open(certificate, encoding="ascii") as handle:
         issued = handle.read()
     for name in CONTROL_PLANE:
@@ -262,8 +263,8 @@ def test_a_restart_owed_by_a_run_that_ended_after_the_pki_phase_is_done_by_the_n
         assert {service: after[name][service] for service in SERVICES if service != "kube-scheduler"} == \
             {service: before[name][service] for service in SERVICES if service != "kube-scheduler"}, name
     restarted_one_host_at_a_time(after, "kube-scheduler")
-    counts = recap(playbook(inventory_file(), SITE))
-    assert all(count["changed"] == 0 for count in counts.values()), counts
+    output = playbook(inventory_file(), SITE)
+    assert all(count["changed"] == 0 for count in recap(output).values()), changed_tasks(output)
     assert service_states() == after
     all_healthy()
 
@@ -301,8 +302,8 @@ def test_renew_certs_restarts_through_the_phases_one_host_at_a_time_without_api_
     control_plane_after = {name: after[name] for name in CONTROL_PLANE}
     for service in ("etcd", *SERVICES):
         restarted_one_host_at_a_time(control_plane_after, service)
-    counts = recap(playbook(inventory_file(), RENEW_CERTS))
-    assert all(counts[name]["changed"] == 0 for name in HOSTS), counts
+    output = playbook(inventory_file(), RENEW_CERTS)
+    assert all(recap(output)[name]["changed"] == 0 for name in HOSTS), changed_tasks(output)
     all_healthy()
 
 
