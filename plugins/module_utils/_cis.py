@@ -15,7 +15,8 @@ Where each component reads a setting from:
 - kube-apiserver, kube-controller-manager: the command line (``_control_plane.component_flags``).
 - kube-scheduler: the role's KubeSchedulerConfiguration; with ``--config`` only the leader
   election flags still count (cmd/kube-scheduler/app/options: ApplyTo); without it, every flag.
-- kubelet: its KubeletConfiguration with kubelet_extra_args over it (flags win over the file).
+- kubelet: its KubeletConfiguration (the role's, kubelet_config_extra merged over it) with kubelet_extra_args over it
+  (flags win over the file).
 - kube-proxy: its KubeProxyConfiguration only; with ``--config`` it keeps the logging flags
   alone (cmd/kube-proxy/app/options.go: Complete). The role writes ``--config`` last, so it holds.
 

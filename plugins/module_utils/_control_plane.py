@@ -37,6 +37,8 @@ CONFIG_API_VERSIONS = {
     "KubeSchedulerConfiguration": "kubescheduler.config.k8s.io/v1",
     "EncryptionConfiguration": "apiserver.config.k8s.io/v1",
     "Policy": "audit.k8s.io/v1",
+    # The kubelet's is the kubelet_bootstrap role's template; preflight checks kubelet_config_extra against this kind.
+    "KubeletConfiguration": "kubelet.config.k8s.io/v1beta1",
 }
 
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _cis, _node_facts, _phases, _versions
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _cis, _control_plane, _node_facts, _phases, _versions
 
 # Groups every cluster needs, as kubespray names them.
 ROLE_GROUPS = ("etcd", "kube_control_plane", "kube_node")
@@ -49,7 +49,7 @@ REQUIRED_SETTINGS = (
     "kubeforge_credentials_dir", "kube_apiserver_endpoint", "kubelet_tls_mode", "kube_node_cidr_mask_size",
     "kubelet_fail_cgroup_v1", "flannel_backend", "containerd_version", "runc_version", "cni_plugins_version",
     "crictl_version", "etcd_client_port", "artifacts_bin_dir", _cis.EXCEPTIONS_VAR,
-    "kubeforge_artifacts_lock_file", "kubeforge_artifacts_lock_update",
+    "kubeforge_artifacts_lock_file", "kubeforge_artifacts_lock_update", "kubelet_config_extra",
 ) + tuple(EXTRA_ARGS)
 # Where the preflight action puts the role variables it rendered for check_cis (_cis.ROLE_VARIABLES).
 ROLE_VARS_KEY = "kubeforge_role_vars"
@@ -431,6 +431,26 @@ def check_extra_args(cluster, hosts, groups, report: Report) -> None:
                 report.warnings.append(f"{var}: {flag} is deprecated in {component} {minor}")
 
 
+def check_kubelet_config_extra(cluster, hosts, groups, report: Report) -> None:
+    """kubelet_config_extra: fields of the kubelet's KubeletConfiguration in the target version (the kind and its
+    apiVersion are the role's)."""
+    extra = cluster.get("kubelet_config_extra") or {}
+    if not isinstance(extra, dict):
+        report.problems.append("kubelet_config_extra must be a mapping of KubeletConfiguration field to value")
+        return
+    api_version = _control_plane.CONFIG_API_VERSIONS["KubeletConfiguration"]
+    for fixed in ("apiVersion", "kind"):
+        if fixed in extra:
+            report.problems.append(f"kubelet_config_extra: {fixed} is the role's (KubeletConfiguration {api_version})")
+    minor = _versions.minor_of(cluster.get("kube_version"))
+    if minor not in _versions.SUPPORTED_KUBE_MINORS:
+        return  # reported by check_versions; no field list to check against
+    fields = {key: value for key, value in extra.items() if key not in ("apiVersion", "kind")}
+    doc = {"apiVersion": api_version, "kind": "KubeletConfiguration", **fields}
+    for path in _control_plane.unknown_config_fields(doc, minor):
+        report.problems.append(f"kubelet_config_extra: KubeletConfiguration {minor} has no field {path} (removed or misspelled)")
+
+
 def _kernel_minor(release) -> tuple | None:
     """(major, minor) of a kernel release or Kubernetes version ('6.8.0-60-generic' -> (6, 8)), or None."""
     match = re.match(r"^(\d+)\.(\d+)", str(release or ""))
@@ -544,8 +564,8 @@ def check_cis(cluster, hosts, groups, report: Report) -> None:
 
 
 RULES = (check_settings_defined, check_groups, check_etcd_size, check_hosts, check_networks, check_node_cidrs, check_endpoint, check_pki,
-         check_phase_order, check_limit, check_versions, check_installed_versions, check_extra_args, check_kube_proxy, check_node_facts,
-         check_artifacts, check_cis)
+         check_phase_order, check_limit, check_versions, check_installed_versions, check_extra_args, check_kubelet_config_extra,
+         check_kube_proxy, check_node_facts, check_artifacts, check_cis)
 
 
 def validate(cluster: dict, hosts: dict, groups: dict) -> Report:

@@ -255,6 +255,19 @@ def test_an_extra_argument_reaches_the_check_through_the_role_variables():
     assert weakened(report) == {("kube-apiserver", "profiling"), ("kubelet", "anonymous-auth")}
 
 
+def test_kubelet_config_extra_is_merged_into_the_kubelet_configuration_the_check_reads():
+    # A map merged key by key: the role's webhook authentication and client CA stay beside the change.
+    cluster, values, problems = render({"kubelet_config_extra": {"authentication": {"anonymous": {"enabled": True}}, "imageGCHighThresholdPercent": 100}})
+    assert problems == []
+    configuration = values["kubelet_bootstrap_configuration"]
+    assert configuration["imageGCHighThresholdPercent"] == 100
+    assert configuration["authentication"]["anonymous"] == {"enabled": True}
+    assert configuration["authentication"]["webhook"]["enabled"] is True and configuration["authentication"]["x509"]["clientCAFile"]
+    cluster[_preflight.ROLE_VARS_KEY] = values
+    report = _preflight.validate(cluster, {name: {"ip": ip} for name, ip in ADDRESSES.items()}, GROUPS)
+    assert weakened(report) == {("kubelet", "anonymous-auth")}
+
+
 # --------------------------------------------------------------------------- weakening through a null
 
 NULLS = [
