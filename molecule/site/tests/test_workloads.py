@@ -234,6 +234,17 @@ def test_control_plane_nodes_carry_their_role_label_and_taint():
 
 
 @pytest.mark.parametrize("name", sorted(HOSTS))
+def test_the_kubelet_runs_the_inventory_kubelet_config_extra_merged_over_the_role_configuration(name):
+    """The kubelet's running configuration (its /configz, through the API): the lab's kubelet_config_extra (image
+    garbage collection off, eviction only on a nearly full disk) over the role's, whose authentication stays."""
+    extra = group_var(SCENARIO, "kubelet_config_extra")
+    running = json.loads(host_kubectl(KUBECTL, "get", "--raw", f"/api/v1/nodes/{name}/proxy/configz").stdout)["kubeletconfig"]
+    assert running["imageGCHighThresholdPercent"] == extra["imageGCHighThresholdPercent"], running
+    assert running["evictionHard"] == extra["evictionHard"], running["evictionHard"]
+    assert running["authentication"]["anonymous"]["enabled"] is False and running["authentication"]["webhook"]["enabled"] is True, running
+
+
+@pytest.mark.parametrize("name", sorted(HOSTS))
 def test_the_kubelet_serves_a_certificate_of_the_cluster_ca_for_its_own_name_and_address_only(name, cluster_ca):
     """What the kubelet presents on :10250, checked here: signed by the cluster CA (the approved serving
     CSR, signed by kube-controller-manager), valid now, CN=system:node:<name>, O=system:nodes, server
