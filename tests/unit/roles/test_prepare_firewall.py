@@ -97,6 +97,9 @@ def test_an_etcd_only_host_opens_ssh_and_etcd():
     ({"kube_apiserver_extra_args": {"service-node-port-range": "31000-31999"}}, {"tcp dport 31000-31999", "udp dport 31000-31999"},
      {"tcp dport 30000-32767"}),
     ({"ansible_port": 2222}, {"tcp dport 2222"}, {"tcp dport 22"}),
+    ({"kubelet_config_extra": {"port": 11250}}, {"tcp dport 11250"}, {"tcp dport 10250"}),
+    # The kubelet's flag wins over its configuration field.
+    ({"kubelet_config_extra": {"port": 11250}, "kubelet_extra_args": {"port": 12250}}, {"tcp dport 12250"}, {"tcp dport 10250", "tcp dport 11250"}),
     ({"prepare_firewall_extra_ports": ["9100/tcp", "8000-8080/udp"]}, {"tcp dport 9100", "udp dport 8000-8080"}, set()),
 ])
 def test_the_rules_follow_the_settings(settings, opened, closed):
