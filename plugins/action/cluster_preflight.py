@@ -66,16 +66,23 @@ class ActionModule(ActionBase):
         named = task_vars.get("kubeforge_preflight_node_hosts")
         if named is not None:
             asked &= set(self._templar.template(named))
+        settings_host = task_vars.get("inventory_hostname")
+        reference = self._settings_of(hostvars[settings_host]) if settings_host in hostvars else {}
         hosts = {}
         for name in sorted(members):
-            hosts[name] = {"ip": self._templar.template(node_address(hostvars[name], name))}
-            facts = self._templar.template((hostvars[name].get("ansible_facts") or {}).get("kubeforge_node"))
+            host_vars = hostvars[name]  # each lookup gathers the host's variables anew
+            hosts[name] = {"ip": self._templar.template(node_address(host_vars, name))}
+            facts = self._templar.template((host_vars.get("ansible_facts") or {}).get("kubeforge_node"))
             if facts is not None or name in asked:
                 hosts[name]["kubeforge_node"] = facts
-            read_now = ((hostvars[name].get(NODE_FACTS_RESULT) or {}).get("ansible_facts") or {}).get("kubeforge_node")
+            read_now = ((host_vars.get(NODE_FACTS_RESULT) or {}).get("ansible_facts") or {}).get("kubeforge_node")
             if read_now:
                 hosts[name][_preflight.LINKED_VERSIONS_KEY] = self._templar.template(read_now.get(_preflight.LINKED_VERSIONS_KEY))
+            differing = {key: value for key, value in self._settings_of(host_vars).items() if value != reference.get(key)}
+            if differing:
+                hosts[name][_preflight.DIFFERING_SETTINGS_KEY] = differing
         cluster = {key: self._templar.template(task_vars.get(key)) for key in CLUSTER_SETTINGS}
+        cluster[_preflight.SETTINGS_HOST_KEY] = settings_host
         cluster[_preflight.ROLE_VARS_KEY], render_problems = role_variables(self._templar, self._loader, task_vars,
                                                                             frozenset(load_extra_vars(self._loader)))
 
@@ -105,3 +112,15 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(report.message(), result=result)
         result["msg"] = f"Preflight passed for {len(hosts)} hosts"
         return result
+
+    @staticmethod
+    def _settings_of(host_vars) -> dict:
+        """The cluster-wide settings as a host sees them, rendered in its own variables (a setting it cannot render shows
+        why)."""
+        settings = {}
+        for key in _preflight.REQUIRED_SETTINGS:
+            try:
+                settings[key] = host_vars.get(key)
+            except AnsibleError as exc:
+                settings[key] = f"(cannot be rendered: {exc.message})"
+        return settings

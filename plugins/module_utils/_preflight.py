@@ -12,6 +12,7 @@ report; ``validate`` runs them all so the operator sees every problem in one mes
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -51,6 +52,13 @@ REQUIRED_SETTINGS = (
     "crictl_version", "etcd_client_port", "artifacts_bin_dir", _cis.EXCEPTIONS_VAR,
     "kubeforge_artifacts_lock_file", "kubeforge_artifacts_lock_update", "kubelet_config_extra",
 ) + tuple(EXTRA_ARGS)
+# Where the preflight action puts, for each host where a cluster-wide setting has another value than on the host the
+# preflight reads the cluster's settings on (host_vars, or a group other than all): {setting: value there}; and the
+# name of that host.
+DIFFERING_SETTINGS_KEY = "kubeforge_differing_settings"
+SETTINGS_HOST_KEY = "kubeforge_settings_host"
+# How much of a differing value a problem shows.
+SHOWN_VALUE_LENGTH = 80
 # Where the preflight action puts the role variables it rendered for check_cis (_cis.ROLE_VARIABLES).
 ROLE_VARS_KEY = "kubeforge_role_vars"
 # Where it puts the function that hashes the offline artifacts (its cache of their sha256); file_sha256 without.
@@ -134,6 +142,26 @@ def check_settings_defined(cluster, hosts, groups, report: Report) -> None:
         report.problems.append(f"flannel_backend {cluster.get('flannel_backend')!r} must be vxlan or host-gw")
     if cluster.get("kubelet_fail_cgroup_v1") is not None and not isinstance(cluster.get("kubelet_fail_cgroup_v1"), bool):
         report.problems.append(f"kubelet_fail_cgroup_v1 {cluster.get('kubelet_fail_cgroup_v1')!r} must be true or false")
+
+
+def _shown(value) -> str:
+    text = repr(str(value)) if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= SHOWN_VALUE_LENGTH else text[:SHOWN_VALUE_LENGTH - 3] + "..."
+
+
+def check_one_value(cluster, hosts, groups, report: Report) -> None:
+    """Every cluster-wide setting takes one value on every host: the other rules judge the cluster by the values of the
+    host the preflight runs on, so a value set apart for some hosts would go unchecked (a kubelet version ahead of the
+    apiservers', another pod network, another credentials directory). One problem per setting, naming the hosts."""
+    apart = {}
+    for name in sorted(hosts):
+        for key, value in (hosts[name].get(DIFFERING_SETTINGS_KEY) or {}).items():
+            apart.setdefault(key, {}).setdefault(_shown(value), []).append(name)
+    for key in sorted(apart):
+        others = "; ".join(f"{value} on {', '.join(names)}" for value, names in apart[key].items())
+        report.problems.append(f"{key} is {_shown(cluster.get(key))} on {cluster.get(SETTINGS_HOST_KEY)} but {others}: a cluster-wide "
+                               "setting takes one value on every host (set it in group_vars/all or with -e, not in host_vars or the "
+                               "vars of another group)")
 
 
 def check_groups(cluster, hosts, groups, report: Report) -> None:
@@ -563,7 +591,7 @@ def check_cis(cluster, hosts, groups, report: Report) -> None:
     report.warnings.extend(notes)
 
 
-RULES = (check_settings_defined, check_groups, check_etcd_size, check_hosts, check_networks, check_node_cidrs, check_endpoint, check_pki,
+RULES = (check_settings_defined, check_one_value, check_groups, check_etcd_size, check_hosts, check_networks, check_node_cidrs, check_endpoint, check_pki,
          check_phase_order, check_limit, check_versions, check_installed_versions, check_extra_args, check_kubelet_config_extra,
          check_kube_proxy, check_node_facts, check_artifacts, check_cis)
 

@@ -225,3 +225,24 @@ def test_a_playbook_that_installs_the_versions_refuses_hosts_that_run_others_rea
     again = preflight("inventory/sample", {**settings, "artifacts_bin_dir": str(tmp_path)}, "-v", playbook="playbooks/add_nodes.yml")
     assert again.returncode == 0, again.stdout[-2500:] + again.stderr[-2500:]
     assert "skipping: [master2]" in again.stdout
+
+
+def test_a_cluster_wide_setting_set_apart_for_some_hosts_is_refused(preflight, tmp_path):
+    # The sample's hosts and settings, with a kube_version for the workers' group and a pod CIDR for one host: the
+    # checks would judge the cluster by master1's values and let the workers' kubelets run ahead of the apiservers.
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "host_vars").mkdir()
+    (inventory / "group_vars" / "all.yml").symlink_to(os.path.join(REPO, "inventory", "sample", "group_vars", "all.yml"))
+    (inventory / "group_vars" / "kube_node.yml").write_text("kube_version: 1.37.2\n")
+    (inventory / "host_vars" / "master3.yml").write_text("kube_pod_cidr: 10.32.0.0/16\n")
+    (inventory / "hosts.yml").symlink_to(os.path.join(REPO, "inventory", "sample", "hosts.yml"))
+    run = preflight(str(inventory), {**LOCAL, **ANY_KERNEL})
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    kube_version = yaml.safe_load(open(os.path.join(REPO, "inventory", "sample", "group_vars", "all.yml"), encoding="utf-8"))["kube_version"]
+    assert "Preflight found 2 problems" in out, out
+    assert (f"kube_version is '{kube_version}' on master1 but '1.37.2' on worker1, worker2: a cluster-wide setting takes one value "
+            "on every host") in out, out
+    assert "kube_pod_cidr is '10.244.0.0/16' on master1 but '10.32.0.0/16' on master3" in out, out
+    assert "PLAY [Prepare" not in out

@@ -76,6 +76,42 @@ def test_valid_cluster_has_no_problems():
     assert report.warnings == []
 
 
+def with_settings_apart(apart: dict) -> dict:
+    """HOSTS with {host: {setting: value}} as the preflight action hands over the settings a host has apart."""
+    hosts = copy.deepcopy(HOSTS)
+    for name, settings in apart.items():
+        hosts[name][_preflight.DIFFERING_SETTINGS_KEY] = settings
+    return hosts
+
+
+@pytest.mark.parametrize("apart, expected", [
+    ({"worker1": {"kube_version": "1.37.2"}},
+     ["kube_version is '1.36.4' on master1 but '1.37.2' on worker1: a cluster-wide setting takes one value on every host "
+      "(set it in group_vars/all or with -e, not in host_vars or the vars of another group)"]),
+    # The hosts that share a value are named together, each value once; each setting is one problem, in name order.
+    ({"master3": {"kube_pod_cidr": "10.32.0.0/16", "kube_version": "1.37.2"}, "worker1": {"kube_version": "1.37.2"},
+      "master2": {"kube_version": "1.36.5"}},
+     ["kube_pod_cidr is '10.244.0.0/16' on master1 but '10.32.0.0/16' on master3: a cluster-wide setting",
+      "kube_version is '1.36.4' on master1 but '1.36.5' on master2; '1.37.2' on master3, worker1: a cluster-wide setting"]),
+    # A value that is not a string shows as JSON, and a long one is cut.
+    ({"worker1": {"kubelet_config_extra": {"maxPods": 50}, "kubelet_fail_cgroup_v1": None}},
+     ['kubelet_config_extra is {"evictionHard": {"nodefs.available": "5%"}, "imageGCHighThresholdPercent": 90} on master1 but '
+      '{"maxPods": 50} on worker1', "kubelet_fail_cgroup_v1 is true on master1 but null on worker1"]),
+    ({"worker1": {"kubelet_extra_args": {f"node-label-{n}": "x" * 20 for n in range(5)}}},
+     ['kubelet_extra_args is {} on master1 but {"node-label-0": "xxxxxxxxxxxxxxxxxxxx", "node-label-1": "xxxxxxxxxxxxxxxxxxx... '
+      "on worker1"]),
+])
+def test_a_cluster_wide_setting_with_another_value_on_some_hosts_is_a_problem(apart, expected):
+    report = run({_preflight.SETTINGS_HOST_KEY: "master1"}, with_settings_apart(apart))
+    assert len(report.problems) == len(expected), report.problems
+    for problem, start in zip(report.problems, expected):
+        assert problem.startswith(start), problem
+
+
+def test_the_settings_are_one_value_when_no_host_has_them_apart():
+    assert run({_preflight.SETTINGS_HOST_KEY: "master1"}, with_settings_apart({"worker1": {}})).problems == []
+
+
 @pytest.mark.parametrize("change, expected", [
     ({"kube_pod_cidr": "10.96.0.0/16"}, "kube_pod_cidr 10.96.0.0/16 overlaps kube_service_cidr 10.96.0.0/12"),
     ({"kube_pod_cidr": "192.168.0.0/16"}, "kube_pod_cidr 192.168.0.0/16 contains the address 192.168.56.11 of host 'master1'"),
