@@ -48,6 +48,16 @@ def role_variables(templar, loader, task_vars: dict, extra_var_names=frozenset()
     return values, problems
 
 
+def one_value_settings(loader, roles_dir: str = ROLES_DIR) -> tuple:
+    """The settings that take one value on every host: the cluster-wide ones, and the settings (defaults) of the roles
+    whose final settings the CIS check judges by the values of the host the preflight runs on."""
+    names = list(_preflight.REQUIRED_SETTINGS)
+    for role in _cis.ROLE_VARIABLES:
+        defaults = loader.load_from_file(os.path.join(roles_dir, role, "defaults", "main.yml"), cache="none", trusted_as_template=True) or {}
+        names += [name for name in defaults if name not in names]
+    return tuple(names)
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset()
@@ -67,7 +77,8 @@ class ActionModule(ActionBase):
         if named is not None:
             asked &= set(self._templar.template(named))
         settings_host = task_vars.get("inventory_hostname")
-        reference = self._settings_of(hostvars[settings_host]) if settings_host in hostvars else {}
+        names = one_value_settings(self._loader)
+        reference = self._settings_of(hostvars[settings_host], names) if settings_host in hostvars else {}
         hosts = {}
         for name in sorted(members):
             host_vars = hostvars[name]  # each lookup gathers the host's variables anew
@@ -78,11 +89,13 @@ class ActionModule(ActionBase):
             read_now = ((host_vars.get(NODE_FACTS_RESULT) or {}).get("ansible_facts") or {}).get("kubeforge_node")
             if read_now:
                 hosts[name][_preflight.LINKED_VERSIONS_KEY] = self._templar.template(read_now.get(_preflight.LINKED_VERSIONS_KEY))
-            differing = {key: value for key, value in self._settings_of(host_vars).items() if value != reference.get(key)}
+            differing = {key: value for key, value in self._settings_of(host_vars, names).items() if value != reference.get(key)}
             if differing:
                 hosts[name][_preflight.DIFFERING_SETTINGS_KEY] = differing
         cluster = {key: self._templar.template(task_vars.get(key)) for key in CLUSTER_SETTINGS}
         cluster[_preflight.SETTINGS_HOST_KEY] = settings_host
+        cluster[_preflight.SETTINGS_HOST_VALUES_KEY] = {key: reference.get(key) for host in hosts.values()
+                                                        for key in host.get(_preflight.DIFFERING_SETTINGS_KEY, {})}
         cluster[_preflight.ROLE_VARS_KEY], render_problems = role_variables(self._templar, self._loader, task_vars,
                                                                             frozenset(load_extra_vars(self._loader)))
 
@@ -114,11 +127,11 @@ class ActionModule(ActionBase):
         return result
 
     @staticmethod
-    def _settings_of(host_vars) -> dict:
-        """The cluster-wide settings as a host sees them, rendered in its own variables (a setting it cannot render shows
-        why)."""
+    def _settings_of(host_vars, names) -> dict:
+        """The settings ``names`` as a host sees them, rendered in its own variables (None where the inventory does not
+        set one; a setting it cannot render shows why)."""
         settings = {}
-        for key in _preflight.REQUIRED_SETTINGS:
+        for key in names:
             try:
                 settings[key] = host_vars.get(key)
             except AnsibleError as exc:

@@ -52,11 +52,12 @@ REQUIRED_SETTINGS = (
     "crictl_version", "etcd_client_port", "artifacts_bin_dir", _cis.EXCEPTIONS_VAR,
     "kubeforge_artifacts_lock_file", "kubeforge_artifacts_lock_update", "kubelet_config_extra",
 ) + tuple(EXTRA_ARGS)
-# Where the preflight action puts, for each host where a cluster-wide setting has another value than on the host the
-# preflight reads the cluster's settings on (host_vars, or a group other than all): {setting: value there}; and the
-# name of that host.
+# Where the preflight action puts, for each host where a setting that takes one value (check_one_value) has another
+# value than on the host the preflight reads the cluster's settings on (host_vars, or a group other than all):
+# {setting: value there}; the name of that host; and its values of those settings.
 DIFFERING_SETTINGS_KEY = "kubeforge_differing_settings"
 SETTINGS_HOST_KEY = "kubeforge_settings_host"
+SETTINGS_HOST_VALUES_KEY = "kubeforge_settings_host_values"
 # How much of a differing value a problem shows.
 SHOWN_VALUE_LENGTH = 80
 # Where the preflight action puts the role variables it rendered for check_cis (_cis.ROLE_VARIABLES).
@@ -145,23 +146,27 @@ def check_settings_defined(cluster, hosts, groups, report: Report) -> None:
 
 
 def _shown(value) -> str:
+    if value is None:
+        return "unset"
     text = repr(str(value)) if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= SHOWN_VALUE_LENGTH else text[:SHOWN_VALUE_LENGTH - 3] + "..."
 
 
 def check_one_value(cluster, hosts, groups, report: Report) -> None:
-    """Every cluster-wide setting takes one value on every host: the other rules judge the cluster by the values of the
-    host the preflight runs on, so a value set apart for some hosts would go unchecked (a kubelet version ahead of the
-    apiservers', another pod network, another credentials directory). One problem per setting, naming the hosts."""
+    """Every cluster-wide setting, and every setting of the roles the CIS check judges, takes one value on every host:
+    the other rules judge the cluster by the values of the host the preflight runs on, so a value set apart for some
+    hosts would go unchecked (a kubelet version ahead of the apiservers', another pod network, another credentials
+    directory, a weaker TLS setting on one apiserver). One problem per setting, naming the hosts."""
     apart = {}
     for name in sorted(hosts):
         for key, value in (hosts[name].get(DIFFERING_SETTINGS_KEY) or {}).items():
             apart.setdefault(key, {}).setdefault(_shown(value), []).append(name)
     for key in sorted(apart):
         others = "; ".join(f"{value} on {', '.join(names)}" for value, names in apart[key].items())
-        report.problems.append(f"{key} is {_shown(cluster.get(key))} on {cluster.get(SETTINGS_HOST_KEY)} but {others}: a cluster-wide "
-                               "setting takes one value on every host (set it in group_vars/all or with -e, not in host_vars or the "
-                               "vars of another group)")
+        here = (cluster.get(SETTINGS_HOST_VALUES_KEY) or {}).get(key, cluster.get(key))
+        report.problems.append(f"{key} is {_shown(here)} on {cluster.get(SETTINGS_HOST_KEY)} but {others}: "
+                               "kubeforge sets up every host alike, so this setting takes one value on every host (set it in "
+                               "group_vars/all or with -e, not in host_vars or the vars of another group)")
 
 
 def check_groups(cluster, hosts, groups, report: Report) -> None:

@@ -227,22 +227,26 @@ def test_a_playbook_that_installs_the_versions_refuses_hosts_that_run_others_rea
     assert "skipping: [master2]" in again.stdout
 
 
-def test_a_cluster_wide_setting_set_apart_for_some_hosts_is_refused(preflight, tmp_path):
-    # The sample's hosts and settings, with a kube_version for the workers' group and a pod CIDR for one host: the
-    # checks would judge the cluster by master1's values and let the workers' kubelets run ahead of the apiservers.
+def test_a_setting_set_apart_for_some_hosts_is_refused(preflight, tmp_path):
+    # The sample's hosts and settings, with a kube_version for the workers' group, a pod CIDR for one host and a TLS
+    # setting of the control_plane role for another: the checks would judge the cluster by master1's values and let
+    # the workers' kubelets run ahead of the apiservers.
     inventory = tmp_path / "inventory"
     (inventory / "group_vars").mkdir(parents=True)
     (inventory / "host_vars").mkdir()
     (inventory / "group_vars" / "all.yml").symlink_to(os.path.join(REPO, "inventory", "sample", "group_vars", "all.yml"))
     (inventory / "group_vars" / "kube_node.yml").write_text("kube_version: 1.37.2\n")
     (inventory / "host_vars" / "master3.yml").write_text("kube_pod_cidr: 10.32.0.0/16\n")
+    (inventory / "host_vars" / "master2.yml").write_text("control_plane_tls_min_version: VersionTLS10\n")
     (inventory / "hosts.yml").symlink_to(os.path.join(REPO, "inventory", "sample", "hosts.yml"))
     run = preflight(str(inventory), {**LOCAL, **ANY_KERNEL})
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
     kube_version = yaml.safe_load(open(os.path.join(REPO, "inventory", "sample", "group_vars", "all.yml"), encoding="utf-8"))["kube_version"]
-    assert "Preflight found 2 problems" in out, out
-    assert (f"kube_version is '{kube_version}' on master1 but '1.37.2' on worker1, worker2: a cluster-wide setting takes one value "
-            "on every host") in out, out
+    assert "Preflight found 3 problems" in out, out
+    assert (f"kube_version is '{kube_version}' on master1 but '1.37.2' on worker1, worker2: kubeforge sets up every host alike, so "
+            "this setting takes one value on every host") in out, out
     assert "kube_pod_cidr is '10.244.0.0/16' on master1 but '10.32.0.0/16' on master3" in out, out
+    # A setting of a role the CIS check judges by master1's values: master2's apiserver would accept TLS 1.0.
+    assert "control_plane_tls_min_version is unset on master1 but 'VersionTLS10' on master2" in out, out
     assert "PLAY [Prepare" not in out

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleUndefinedVariable
 
-from ansible_collections.kubeforge.cluster.plugins.action.cluster_preflight import ActionModule
+from ansible.parsing.dataloader import DataLoader
+
+from ansible_collections.kubeforge.cluster.plugins.action.cluster_preflight import ActionModule, one_value_settings
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _preflight
 
 
@@ -22,13 +24,20 @@ class HostVars(dict):
         return value
 
 
-def test_every_cluster_wide_setting_is_read_and_an_unset_one_is_none():
-    settings = ActionModule._settings_of(HostVars(kube_version="1.36.4", ansible_host="192.0.2.1"))
+def test_the_cluster_wide_settings_and_those_of_the_roles_the_cis_check_judges_take_one_value():
+    names = one_value_settings(DataLoader())
+    assert names[:len(_preflight.REQUIRED_SETTINGS)] == _preflight.REQUIRED_SETTINGS
+    assert {"control_plane_tls_min_version", "kubelet_bootstrap_protect_kernel_defaults", "ipvs_scheduler"} <= set(names)
+    assert len(names) == len(set(names))
+
+
+def test_every_setting_named_is_read_and_an_unset_one_is_none():
+    settings = ActionModule._settings_of(HostVars(kube_version="1.36.4", ansible_host="192.0.2.1"), _preflight.REQUIRED_SETTINGS)
     assert set(settings) == set(_preflight.REQUIRED_SETTINGS)
     assert settings["kube_version"] == "1.36.4"
     assert settings["kube_pod_cidr"] is None
 
 
 def test_a_setting_a_host_cannot_render_shows_why():
-    settings = ActionModule._settings_of(HostVars(kubeforge_credentials_dir="{{ nowhere }}/credentials"))
+    settings = ActionModule._settings_of(HostVars(kubeforge_credentials_dir="{{ nowhere }}/credentials"), ("kubeforge_credentials_dir",))
     assert settings["kubeforge_credentials_dir"] == "(cannot be rendered: '{{ nowhere }}/credentials' names an undefined variable)"

@@ -86,23 +86,37 @@ def with_settings_apart(apart: dict) -> dict:
 
 @pytest.mark.parametrize("apart, expected", [
     ({"worker1": {"kube_version": "1.37.2"}},
-     ["kube_version is '1.36.4' on master1 but '1.37.2' on worker1: a cluster-wide setting takes one value on every host "
-      "(set it in group_vars/all or with -e, not in host_vars or the vars of another group)"]),
+     ["kube_version is '1.36.4' on master1 but '1.37.2' on worker1: kubeforge sets up every host alike, so this setting takes "
+      "one value on every host (set it in group_vars/all or with -e, not in host_vars or the vars of another group)"]),
     # The hosts that share a value are named together, each value once; each setting is one problem, in name order.
     ({"master3": {"kube_pod_cidr": "10.32.0.0/16", "kube_version": "1.37.2"}, "worker1": {"kube_version": "1.37.2"},
       "master2": {"kube_version": "1.36.5"}},
-     ["kube_pod_cidr is '10.244.0.0/16' on master1 but '10.32.0.0/16' on master3: a cluster-wide setting",
-      "kube_version is '1.36.4' on master1 but '1.36.5' on master2; '1.37.2' on master3, worker1: a cluster-wide setting"]),
+     ["kube_pod_cidr is '10.244.0.0/16' on master1 but '10.32.0.0/16' on master3: kubeforge sets up",
+      "kube_version is '1.36.4' on master1 but '1.36.5' on master2; '1.37.2' on master3, worker1: kubeforge sets up"]),
     # A value that is not a string shows as JSON, and a long one is cut.
     ({"worker1": {"kubelet_config_extra": {"maxPods": 50}, "kubelet_fail_cgroup_v1": None}},
      ['kubelet_config_extra is {"evictionHard": {"nodefs.available": "5%"}, "imageGCHighThresholdPercent": 90} on master1 but '
-      '{"maxPods": 50} on worker1', "kubelet_fail_cgroup_v1 is true on master1 but null on worker1"]),
+      '{"maxPods": 50} on worker1', "kubelet_fail_cgroup_v1 is true on master1 but unset on worker1"]),
     ({"worker1": {"kubelet_extra_args": {f"node-label-{n}": "x" * 20 for n in range(5)}}},
      ['kubelet_extra_args is {} on master1 but {"node-label-0": "xxxxxxxxxxxxxxxxxxxx", "node-label-1": "xxxxxxxxxxxxxxxxxxx... '
       "on worker1"]),
 ])
 def test_a_cluster_wide_setting_with_another_value_on_some_hosts_is_a_problem(apart, expected):
     report = run({_preflight.SETTINGS_HOST_KEY: "master1"}, with_settings_apart(apart))
+    assert len(report.problems) == len(expected), report.problems
+    for problem, start in zip(report.problems, expected):
+        assert problem.startswith(start), problem
+
+
+@pytest.mark.parametrize("reference, apart, expected", [
+    # A role's setting the inventory leaves to the role's default on master1 (the action hands over master1's values).
+    ({"control_plane_tls_min_version": None}, {"master2": {"control_plane_tls_min_version": "VersionTLS10"}},
+     ["control_plane_tls_min_version is unset on master1 but 'VersionTLS10' on master2: kubeforge sets up every host alike"]),
+    ({"kubelet_bootstrap_max_pods": 110}, {"worker1": {"kubelet_bootstrap_max_pods": 250}},
+     ["kubelet_bootstrap_max_pods is 110 on master1 but 250 on worker1"]),
+])
+def test_a_role_setting_with_another_value_on_some_hosts_is_a_problem(reference, apart, expected):
+    report = run({_preflight.SETTINGS_HOST_KEY: "master1", _preflight.SETTINGS_HOST_VALUES_KEY: reference}, with_settings_apart(apart))
     assert len(report.problems) == len(expected), report.problems
     for problem, start in zip(report.problems, expected):
         assert problem.startswith(start), problem
