@@ -32,14 +32,29 @@ IGNORED_GROUPS = ("bastion",)
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 
 
-def role_variables(templar, loader, task_vars: dict, extra_var_names=frozenset(), roles_dir: str = ROLES_DIR) -> tuple:
+def role_files(loader, roles_dir: str = ROLES_DIR) -> dict:
+    """{role: (its defaults, its vars)} of the roles whose final settings the CIS check judges (_cis.ROLE_VARIABLES), read
+    once per run; a file that cannot be read is its AnsibleError, which the reader of that role reports."""
+    files = {}
+    for role in _cis.ROLE_VARIABLES:
+        try:
+            files[role] = tuple(loader.load_from_file(os.path.join(roles_dir, role, part, "main.yml"), cache="none", trusted_as_template=True)
+                                or {} for part in ("defaults", "vars"))
+        except AnsibleError as exc:
+            files[role] = exc
+    return files
+
+
+def role_variables(templar, loader, task_vars: dict, extra_var_names=frozenset(), roles_dir: str = ROLES_DIR, files=None) -> tuple:
     """({name: value} of _cis.ROLE_VARIABLES, problems): each rendered as a task of its role sees it on
-    this host - role defaults < inventory and facts < role vars < extra vars."""
+    this host - role defaults < inventory and facts < role vars < extra vars. ``files``: role_files' answer, when read."""
+    files = role_files(loader, roles_dir) if files is None else files
     values, problems = {}, []
     for role, names in _cis.ROLE_VARIABLES.items():
         try:
-            defaults, own = (loader.load_from_file(os.path.join(roles_dir, role, part, "main.yml"), cache="none", trusted_as_template=True)
-                             or {} for part in ("defaults", "vars"))
+            if isinstance(files[role], AnsibleError):
+                raise files[role]
+            defaults, own = files[role]
             scope = {**defaults, **task_vars, **{name: value for name, value in own.items() if name not in extra_var_names}}
             rendered = templar.copy_with_new_env(available_variables=scope)
             values.update({name: rendered.template(scope[name]) for name in names})
@@ -48,13 +63,14 @@ def role_variables(templar, loader, task_vars: dict, extra_var_names=frozenset()
     return values, problems
 
 
-def one_value_settings(loader, roles_dir: str = ROLES_DIR) -> tuple:
+def one_value_settings(files: dict) -> tuple:
     """The settings that take one value on every host: the cluster-wide ones, and the settings (defaults) of the roles
-    whose final settings the CIS check judges by the values of the host the preflight runs on."""
+    whose final settings the CIS check judges by the values of the host the preflight runs on (``files``: role_files'
+    answer; a role whose files cannot be read is reported by role_variables)."""
     names = list(_preflight.REQUIRED_SETTINGS)
-    for role in _cis.ROLE_VARIABLES:
-        defaults = loader.load_from_file(os.path.join(roles_dir, role, "defaults", "main.yml"), cache="none", trusted_as_template=True) or {}
-        names += [name for name in defaults if name not in names]
+    for read in files.values():
+        if not isinstance(read, AnsibleError):
+            names += [name for name in read[0] if name not in names]
     return tuple(names)
 
 
@@ -77,8 +93,9 @@ class ActionModule(ActionBase):
         if named is not None:
             asked &= set(self._templar.template(named))
         settings_host = task_vars.get("inventory_hostname")
-        names = one_value_settings(self._loader)
-        reference = self._settings_of(hostvars[settings_host], names) if settings_host in hostvars else {}
+        files = role_files(self._loader)
+        names = one_value_settings(files)
+        seen = {}  # each host's values of the settings that take one value
         hosts = {}
         for name in sorted(members):
             host_vars = hostvars[name]  # each lookup gathers the host's variables anew
@@ -89,7 +106,10 @@ class ActionModule(ActionBase):
             read_now = ((host_vars.get(NODE_FACTS_RESULT) or {}).get("ansible_facts") or {}).get("kubeforge_node")
             if read_now:
                 hosts[name][_preflight.LINKED_VERSIONS_KEY] = self._templar.template(read_now.get(_preflight.LINKED_VERSIONS_KEY))
-            differing = {key: value for key, value in self._settings_of(host_vars, names).items() if value != reference.get(key)}
+            seen[name] = self._settings_of(host_vars, names)
+        reference = seen[settings_host] if settings_host in seen else self._settings_of(hostvars[settings_host], names)
+        for name, settings in seen.items():
+            differing = {key: value for key, value in settings.items() if value != reference.get(key)}
             if differing:
                 hosts[name][_preflight.DIFFERING_SETTINGS_KEY] = differing
         cluster = {key: self._templar.template(task_vars.get(key)) for key in CLUSTER_SETTINGS}
@@ -97,7 +117,7 @@ class ActionModule(ActionBase):
         cluster[_preflight.SETTINGS_HOST_VALUES_KEY] = {key: reference.get(key) for host in hosts.values()
                                                         for key in host.get(_preflight.DIFFERING_SETTINGS_KEY, {})}
         cluster[_preflight.ROLE_VARS_KEY], render_problems = role_variables(self._templar, self._loader, task_vars,
-                                                                            frozenset(load_extra_vars(self._loader)))
+                                                                            frozenset(load_extra_vars(self._loader)), files=files)
 
         # The phase-order rule (with the phases the playbook names): the run's tags, and whether the controller holds a
         # trust anchor.
