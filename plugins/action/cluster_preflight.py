@@ -7,7 +7,9 @@
 gathered with kubeforge.cluster.node_facts, and runs every rule. It contacts no host itself.
 
 For the CIS check it also renders the role variables each component's final settings are built
-from (_cis.ROLE_VARIABLES), from the roles' own files, as the roles' tasks would see them."""
+from (_cis.ROLE_VARIABLES), from the roles' own files, as the roles' tasks would see them. And it hands every
+role's argument specs, with each host's values of the role settings the inventory sets, to the rule that
+checks them (_preflight.check_role_settings)."""
 
 from __future__ import annotations
 
@@ -43,6 +45,19 @@ def role_files(loader, roles_dir: str = ROLES_DIR) -> dict:
         except AnsibleError as exc:
             files[role] = exc
     return files
+
+
+def role_argument_specs(loader, roles_dir: str = ROLES_DIR) -> tuple:
+    """({role: the options of its meta/argument_specs.yml, entry point main} for every role, problems)."""
+    specs, problems = {}, []
+    for role in sorted(os.listdir(roles_dir)):
+        path = os.path.join(roles_dir, role, "meta", "argument_specs.yml")
+        if os.path.exists(path):
+            try:
+                specs[role] = loader.load_from_file(path)["argument_specs"]["main"].get("options") or {}
+            except (AnsibleError, KeyError, TypeError) as exc:
+                problems.append(f"roles/{role}/meta/argument_specs.yml cannot be read: {exc}")
+    return specs, problems
 
 
 def role_variables(templar, loader, task_vars: dict, extra_var_names=frozenset(), roles_dir: str = ROLES_DIR, files=None) -> tuple:
@@ -95,6 +110,9 @@ class ActionModule(ActionBase):
         settings_host = task_vars.get("inventory_hostname")
         files = role_files(self._loader)
         names = one_value_settings(files)
+        specs, spec_problems = role_argument_specs(self._loader)
+        options = {option for role_options in specs.values() for option in role_options}
+        read = names + tuple(sorted(options - set(names)))
         seen = {}  # each host's values of the settings that take one value
         hosts = {}
         for name in sorted(members):
@@ -106,7 +124,9 @@ class ActionModule(ActionBase):
             read_now = ((host_vars.get(NODE_FACTS_RESULT) or {}).get("ansible_facts") or {}).get("kubeforge_node")
             if read_now:
                 hosts[name][_preflight.LINKED_VERSIONS_KEY] = self._templar.template(read_now.get(_preflight.LINKED_VERSIONS_KEY))
-            seen[name] = self._settings_of(host_vars, names)
+            settings = self._settings_of(host_vars, read)
+            seen[name] = {key: settings[key] for key in names}
+            hosts[name][_preflight.ROLE_SETTINGS_KEY] = {key: settings[key] for key in options if settings[key] is not None}
         reference = seen[settings_host] if settings_host in seen else self._settings_of(hostvars[settings_host], names)
         for name, settings in seen.items():
             differing = {key: value for key, value in settings.items() if value != reference.get(key)}
@@ -114,6 +134,7 @@ class ActionModule(ActionBase):
                 hosts[name][_preflight.DIFFERING_SETTINGS_KEY] = differing
         cluster = {key: self._templar.template(task_vars.get(key)) for key in CLUSTER_SETTINGS}
         cluster[_preflight.SETTINGS_HOST_KEY] = settings_host
+        cluster[_preflight.ROLE_SPECS_KEY] = specs
         cluster[_preflight.SETTINGS_HOST_VALUES_KEY] = {key: reference.get(key) for host in hosts.values()
                                                         for key in host.get(_preflight.DIFFERING_SETTINGS_KEY, {})}
         cluster[_preflight.ROLE_VARS_KEY], render_problems = role_variables(self._templar, self._loader, task_vars,
@@ -132,7 +153,7 @@ class ActionModule(ActionBase):
         cluster[_preflight.OFFLINE_DIGEST_KEY] = digests.digest if digests else None
 
         report = _preflight.validate(cluster, hosts, groups)
-        report.problems.extend(render_problems)
+        report.problems.extend(spec_problems + render_problems)
         if digests:
             try:
                 digests.save()
@@ -155,5 +176,5 @@ class ActionModule(ActionBase):
             try:
                 settings[key] = host_vars.get(key)
             except AnsibleError as exc:
-                settings[key] = f"(cannot be rendered: {exc.message})"
+                settings[key] = _preflight.UnrenderedValue(f"(cannot be rendered: {exc.message})")
         return settings

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _cis, _control_plane, _node_facts, _phases, _versions
 
 # Groups every cluster needs, as kubespray names them.
@@ -58,6 +60,10 @@ REQUIRED_SETTINGS = (
 DIFFERING_SETTINGS_KEY = "kubeforge_differing_settings"
 SETTINGS_HOST_KEY = "kubeforge_settings_host"
 SETTINGS_HOST_VALUES_KEY = "kubeforge_settings_host_values"
+# Where the preflight action puts every role's options ({role: the options of its meta/argument_specs.yml}), and each
+# host's values of those the inventory or the extra vars set ({setting: value}); see check_role_settings.
+ROLE_SPECS_KEY = "kubeforge_role_argument_specs"
+ROLE_SETTINGS_KEY = "kubeforge_role_settings"
 # How much of a differing value a problem shows.
 SHOWN_VALUE_LENGTH = 80
 # Where the preflight action puts the role variables it rendered for check_cis (_cis.ROLE_VARIABLES).
@@ -98,6 +104,11 @@ NFTABLES_MIN_KERNEL = (5, 13)
 # from the valid modes when it is off. The collection never turns it off, so it passes no gate.
 KUBE_PROXY_IPVS_GATE = "KubeProxyIPVS"
 KUBE_PROXY_IPVS_GATE_SINCE = "1.37"
+
+
+class UnrenderedValue(str):
+    """A setting's value that could not be rendered in a host's variables, shown as why: a role may still render it
+    (with its defaults in scope), so check_role_settings leaves it to the role."""
 
 
 @dataclass
@@ -167,6 +178,28 @@ def check_one_value(cluster, hosts, groups, report: Report) -> None:
         report.problems.append(f"{key} is {_shown(here)} on {cluster.get(SETTINGS_HOST_KEY)} but {others}: "
                                "kubeforge sets up every host alike, so this setting takes one value on every host (set it in "
                                "group_vars/all or with -e, not in host_vars or the vars of another group)")
+
+
+def check_role_settings(cluster, hosts, groups, report: Report) -> None:
+    """Every role's settings that the inventory (or -e) sets are checked against the role's meta/argument_specs.yml with
+    the validator the role's own argument check uses, on every host: without this, a wrong type or choice for a late
+    phase's role (coredns_replicas: two) stops site.yml when that role starts, after the earlier phases changed the
+    hosts, and only the first such role is named. One problem per role and message, naming the hosts unless it is
+    every one; each distinct set of values is validated once."""
+    found = {}  # (role, message) -> hosts
+    for role, options in sorted((cluster.get(ROLE_SPECS_KEY) or {}).items()):
+        judged = {}  # the role's values, as JSON -> the hosts that have them
+        for name in sorted(hosts):
+            values = {key: value for key, value in (hosts[name].get(ROLE_SETTINGS_KEY) or {}).items()
+                      if key in options and value is not None and not isinstance(value, UnrenderedValue)}
+            if values:
+                judged.setdefault(json.dumps(values, sort_keys=True, default=str), (values, []))[1].append(name)
+        for values, names in judged.values():
+            for message in ArgumentSpecValidator(options).validate(values).error_messages:
+                found.setdefault((role, message), []).extend(names)
+    for (role, message), names in found.items():
+        where = "" if len(names) == len(hosts) else f" on {', '.join(sorted(names))}"
+        report.problems.append(f"the {role} role's settings{where}: {message} (roles/{role}/README.md lists them)")
 
 
 def check_groups(cluster, hosts, groups, report: Report) -> None:
@@ -596,9 +629,9 @@ def check_cis(cluster, hosts, groups, report: Report) -> None:
     report.warnings.extend(notes)
 
 
-RULES = (check_settings_defined, check_one_value, check_groups, check_etcd_size, check_hosts, check_networks, check_node_cidrs, check_endpoint, check_pki,
-         check_phase_order, check_limit, check_versions, check_installed_versions, check_extra_args, check_kubelet_config_extra,
-         check_kube_proxy, check_node_facts, check_artifacts, check_cis)
+RULES = (check_settings_defined, check_one_value, check_role_settings, check_groups, check_etcd_size, check_hosts, check_networks,
+         check_node_cidrs, check_endpoint, check_pki, check_phase_order, check_limit, check_versions, check_installed_versions,
+         check_extra_args, check_kubelet_config_extra, check_kube_proxy, check_node_facts, check_artifacts, check_cis)
 
 
 def validate(cluster: dict, hosts: dict, groups: dict) -> Report:

@@ -227,6 +227,23 @@ def test_a_playbook_that_installs_the_versions_refuses_hosts_that_run_others_rea
     assert "skipping: [master2]" in again.stdout
 
 
+def test_the_settings_of_every_role_are_checked_before_any_host_changes(preflight):
+    # Wrong for the argument specs of roles that start late in site.yml: without the preflight's check, the run would
+    # stop when the first of them starts, after the earlier phases changed the hosts, and name that one only.
+    wrong = {"coredns_replicas": "two", "flannel_vxlan_port": "eighty", "container_runtime_registries": "mirror.example",
+             "prepare_firewall": "perhaps"}
+    run = preflight("inventory/sample", {**LOCAL, **ANY_KERNEL, **wrong})
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "Preflight found 4 problems; nothing was changed on any host" in out, out
+    for expected in ("1. the container_runtime role's settings: argument 'container_runtime_registries' is of type str and we were "
+                     "unable to convert to dict", "2. the coredns role's settings: argument 'coredns_replicas' is of type str",
+                     "3. the flannel role's settings: argument 'flannel_vxlan_port' is of type str",
+                     "4. the prepare role's settings: value of prepare_firewall must be one of: manage, disable, leave, got: perhaps"):
+        assert expected in out, (expected, out)
+    assert "PLAY [Prepare" not in out
+
+
 def test_a_setting_set_apart_for_some_hosts_is_refused(preflight, tmp_path):
     # The sample's hosts and settings, with a kube_version for the workers' group, a pod CIDR for one host and a TLS
     # setting of the control_plane role for another: the checks would judge the cluster by master1's values and let

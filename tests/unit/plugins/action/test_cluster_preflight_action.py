@@ -6,11 +6,14 @@
 tests/unit/plugins/module_utils/test_preflight.py; the whole play: tests/unit/playbooks/test_preflight_play.py)."""
 from __future__ import annotations
 
+import os
+
 from ansible.errors import AnsibleUndefinedVariable
 
 from ansible.parsing.dataloader import DataLoader
 
-from ansible_collections.kubeforge.cluster.plugins.action.cluster_preflight import ActionModule, one_value_settings, role_files
+from ansible_collections.kubeforge.cluster.plugins.action.cluster_preflight import (
+    ROLES_DIR, ActionModule, one_value_settings, role_argument_specs, role_files)
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _preflight
 
 
@@ -41,3 +44,23 @@ def test_every_setting_named_is_read_and_an_unset_one_is_none():
 def test_a_setting_a_host_cannot_render_shows_why():
     settings = ActionModule._settings_of(HostVars(kubeforge_credentials_dir="{{ nowhere }}/credentials"), ("kubeforge_credentials_dir",))
     assert settings["kubeforge_credentials_dir"] == "(cannot be rendered: '{{ nowhere }}/credentials' names an undefined variable)"
+    # Marked, so that the check of the roles' settings leaves it to the role, which renders it with its defaults.
+    assert isinstance(settings["kubeforge_credentials_dir"], _preflight.UnrenderedValue)
+
+
+def test_every_roles_options_are_read_from_its_argument_specs():
+    specs, problems = role_argument_specs(DataLoader())
+    assert problems == []
+    assert set(specs) == {name for name in os.listdir(ROLES_DIR) if os.path.exists(os.path.join(ROLES_DIR, name, "meta", "argument_specs.yml"))}
+    assert specs["coredns"]["coredns_replicas"]["type"] == "int"
+
+
+def test_an_argument_spec_that_cannot_be_read_is_a_problem(tmp_path):
+    for role, text in (("good", "argument_specs: {main: {options: {good_port: {type: int}}}}\n"), ("broken", "argument_specs: [\n"),
+                       ("odd", "argument_specs: {other: {}}\n")):
+        (tmp_path / role / "meta").mkdir(parents=True)
+        (tmp_path / role / "meta" / "argument_specs.yml").write_text(text)
+    (tmp_path / "no_spec").mkdir()
+    specs, problems = role_argument_specs(DataLoader(), str(tmp_path))
+    assert specs == {"good": {"good_port": {"type": "int"}}}
+    assert [problem.split(" cannot be read")[0] for problem in problems] == ["roles/broken/meta/argument_specs.yml", "roles/odd/meta/argument_specs.yml"]

@@ -126,6 +126,47 @@ def test_the_settings_are_one_value_when_no_host_has_them_apart():
     assert run({_preflight.SETTINGS_HOST_KEY: "master1"}, with_settings_apart({"worker1": {}})).problems == []
 
 
+# Two roles' options, as in their meta/argument_specs.yml.
+ROLE_SPECS = {
+    "coredns": {"coredns_replicas": {"type": "int", "description": "Replicas."},
+                "coredns_upstream_nameservers": {"type": "list", "elements": "str", "description": "Upstreams."}},
+    "prepare": {"prepare_firewall": {"type": "str", "choices": ["manage", "disable", "leave"], "description": "Firewall."}},
+}
+
+
+def with_role_settings(settings: dict) -> dict:
+    """HOSTS with {host: {setting: value}} as the preflight action hands over the role settings the inventory sets."""
+    hosts = copy.deepcopy(HOSTS)
+    for name, values in settings.items():
+        hosts[name][_preflight.ROLE_SETTINGS_KEY] = values
+    return hosts
+
+
+@pytest.mark.parametrize("settings, expected", [
+    # On every host: the hosts are not named.
+    ({name: {"coredns_replicas": "two"} for name in HOSTS},
+     ["the coredns role's settings: argument 'coredns_replicas' is of type str and we were unable to convert to int: "
+      "\"'two'\" cannot be converted to an int (roles/coredns/README.md lists them)"]),
+    # On some hosts, each role's messages apart, in role order.
+    ({"worker1": {"prepare_firewall": "perhaps", "coredns_upstream_nameservers": {"a": 1}}, "master2": {"prepare_firewall": "perhaps"}},
+     ["the coredns role's settings on worker1: argument 'coredns_upstream_nameservers' is of type dict",
+      "the prepare role's settings on master2, worker1: value of prepare_firewall must be one of: manage, disable, leave, got: perhaps"]),
+])
+def test_a_role_setting_its_argument_spec_refuses_is_a_problem(settings, expected):
+    report = run({_preflight.ROLE_SPECS_KEY: ROLE_SPECS}, with_role_settings(settings))
+    assert len(report.problems) == len(expected), report.problems
+    for problem, start in zip(report.problems, expected):
+        assert problem.startswith(start), problem
+
+
+def test_role_settings_the_roles_accept_are_no_problem():
+    # What the role's own argument check converts passes here too (an int as a string); a value the action could not
+    # render, and a setting of no role, are left to the role.
+    settings = {"master1": {"coredns_replicas": "3", "prepare_firewall": "leave"},
+                "worker1": {"coredns_replicas": _preflight.UnrenderedValue("(cannot be rendered: ...)"), "other_setting": 1}}
+    assert run({_preflight.ROLE_SPECS_KEY: ROLE_SPECS}, with_role_settings(settings)).problems == []
+
+
 @pytest.mark.parametrize("change, expected", [
     ({"kube_pod_cidr": "10.96.0.0/16"}, "kube_pod_cidr 10.96.0.0/16 overlaps kube_service_cidr 10.96.0.0/12"),
     ({"kube_pod_cidr": "192.168.0.0/16"}, "kube_pod_cidr 192.168.0.0/16 contains the address 192.168.56.11 of host 'master1'"),
