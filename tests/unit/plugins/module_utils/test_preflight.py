@@ -76,12 +76,17 @@ def test_valid_cluster_has_no_problems():
     assert report.warnings == []
 
 
-def with_settings_apart(apart: dict) -> dict:
-    """HOSTS with {host: {setting: value}} as the preflight action hands over the settings a host has apart."""
+def hosts_with(key: str, settings: dict) -> dict:
+    """HOSTS with {host: {setting: value}} under ``key``, as the preflight action hands over a host's settings: those it
+    has apart (DIFFERING_SETTINGS_KEY), or the role settings the inventory sets (ROLE_SETTINGS_KEY)."""
     hosts = copy.deepcopy(HOSTS)
-    for name, settings in apart.items():
-        hosts[name][_preflight.DIFFERING_SETTINGS_KEY] = settings
+    for name, values in settings.items():
+        hosts[name][key] = values
     return hosts
+
+
+def with_settings_apart(apart: dict) -> dict:
+    return hosts_with(_preflight.DIFFERING_SETTINGS_KEY, apart)
 
 
 @pytest.mark.parametrize("apart, expected", [
@@ -134,14 +139,6 @@ ROLE_SPECS = {
 }
 
 
-def with_role_settings(settings: dict) -> dict:
-    """HOSTS with {host: {setting: value}} as the preflight action hands over the role settings the inventory sets."""
-    hosts = copy.deepcopy(HOSTS)
-    for name, values in settings.items():
-        hosts[name][_preflight.ROLE_SETTINGS_KEY] = values
-    return hosts
-
-
 @pytest.mark.parametrize("settings, expected", [
     # On every host: the hosts are not named.
     ({name: {"coredns_replicas": "two"} for name in HOSTS},
@@ -153,7 +150,7 @@ def with_role_settings(settings: dict) -> dict:
       "the prepare role's settings on master2, worker1: value of prepare_firewall must be one of: manage, disable, leave, got: perhaps"]),
 ])
 def test_a_role_setting_its_argument_spec_refuses_is_a_problem(settings, expected):
-    report = run({_preflight.ROLE_SPECS_KEY: ROLE_SPECS}, with_role_settings(settings))
+    report = run({_preflight.ROLE_SPECS_KEY: ROLE_SPECS}, hosts_with(_preflight.ROLE_SETTINGS_KEY, settings))
     assert len(report.problems) == len(expected), report.problems
     for problem, start in zip(report.problems, expected):
         assert problem.startswith(start), problem
@@ -164,7 +161,7 @@ def test_role_settings_the_roles_accept_are_no_problem():
     # render, and a setting of no role, are left to the role.
     settings = {"master1": {"coredns_replicas": "3", "prepare_firewall": "leave"},
                 "worker1": {"coredns_replicas": _preflight.UnrenderedValue("(cannot be rendered: ...)"), "other_setting": 1}}
-    assert run({_preflight.ROLE_SPECS_KEY: ROLE_SPECS}, with_role_settings(settings)).problems == []
+    assert run({_preflight.ROLE_SPECS_KEY: ROLE_SPECS}, hosts_with(_preflight.ROLE_SETTINGS_KEY, settings)).problems == []
 
 
 @pytest.mark.parametrize("change, expected", [
