@@ -35,8 +35,8 @@ ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path
 
 
 def role_files(loader, roles_dir: str = ROLES_DIR) -> dict:
-    """{role: (its defaults, its vars)} of the roles whose final settings the CIS check judges (_cis.ROLE_VARIABLES), read
-    once per run; a file that cannot be read is its AnsibleError, which the reader of that role reports."""
+    """{role: (its defaults, its vars)} of the roles whose final settings the CIS check judges (_cis.ROLE_VARIABLES); a
+    file that cannot be read is its AnsibleError, which the reader of that role reports."""
     files = {}
     for role in _cis.ROLE_VARIABLES:
         try:
@@ -60,10 +60,10 @@ def role_argument_specs(loader, roles_dir: str = ROLES_DIR) -> tuple:
     return specs, problems
 
 
-def role_variables(templar, loader, task_vars: dict, extra_var_names=frozenset(), roles_dir: str = ROLES_DIR, files=None) -> tuple:
+def role_variables(templar, loader, task_vars: dict, extra_var_names=frozenset(), roles_dir: str = ROLES_DIR) -> tuple:
     """({name: value} of _cis.ROLE_VARIABLES, problems): each rendered as a task of its role sees it on
-    this host - role defaults < inventory and facts < role vars < extra vars. ``files``: role_files' answer, when read."""
-    files = role_files(loader, roles_dir) if files is None else files
+    this host - role defaults < inventory and facts < role vars < extra vars."""
+    files = role_files(loader, roles_dir)
     values, problems = {}, []
     for role, names in _cis.ROLE_VARIABLES.items():
         try:
@@ -78,14 +78,13 @@ def role_variables(templar, loader, task_vars: dict, extra_var_names=frozenset()
     return values, problems
 
 
-def one_value_settings(files: dict) -> tuple:
-    """The settings that take one value on every host: the cluster-wide ones, and the settings (defaults) of the roles
-    whose final settings the CIS check judges by the values of the host the preflight runs on (``files``: role_files'
-    answer; a role whose files cannot be read is reported by role_variables)."""
+def one_value_settings(specs: dict) -> tuple:
+    """The settings that take one value on every host: the cluster-wide ones, and the settings of the roles whose final
+    settings the CIS check judges by the values of the host the preflight runs on (``specs``: role_argument_specs'
+    answer; a role's options are its defaults, tests/unit/test_role_specs.py)."""
     names = list(_preflight.REQUIRED_SETTINGS)
-    for read in files.values():
-        if not isinstance(read, AnsibleError):
-            names += [name for name in read[0] if name not in names]
+    for role in _cis.ROLE_VARIABLES:
+        names += [name for name in specs.get(role, {}) if name not in names]
     return tuple(names)
 
 
@@ -108,9 +107,8 @@ class ActionModule(ActionBase):
         if named is not None:
             asked &= set(self._templar.template(named))
         settings_host = task_vars.get("inventory_hostname")
-        files = role_files(self._loader)
-        names = one_value_settings(files)
         specs, spec_problems = role_argument_specs(self._loader)
+        names = one_value_settings(specs)
         options = {option for role_options in specs.values() for option in role_options}
         read = names + tuple(sorted(options - set(names)))
         seen = {}  # each host's values of the settings that take one value
@@ -138,7 +136,7 @@ class ActionModule(ActionBase):
         cluster[_preflight.SETTINGS_HOST_VALUES_KEY] = {key: reference.get(key) for host in hosts.values()
                                                         for key in host.get(_preflight.DIFFERING_SETTINGS_KEY, {})}
         cluster[_preflight.ROLE_VARS_KEY], render_problems = role_variables(self._templar, self._loader, task_vars,
-                                                                            frozenset(load_extra_vars(self._loader)), files=files)
+                                                                            frozenset(load_extra_vars(self._loader)))
 
         # The phase-order rule (with the phases the playbook names): the run's tags, and whether the controller holds a
         # trust anchor.

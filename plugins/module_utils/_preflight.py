@@ -61,7 +61,7 @@ DIFFERING_SETTINGS_KEY = "kubeforge_differing_settings"
 SETTINGS_HOST_KEY = "kubeforge_settings_host"
 SETTINGS_HOST_VALUES_KEY = "kubeforge_settings_host_values"
 # Where the preflight action puts every role's options ({role: the options of its meta/argument_specs.yml}), and each
-# host's values of those the inventory or the extra vars set ({setting: value}); see check_role_settings.
+# host's values of those the inventory or the extra vars set ({setting: value}, none unset); see check_role_settings.
 ROLE_SPECS_KEY = "kubeforge_role_argument_specs"
 ROLE_SETTINGS_KEY = "kubeforge_role_settings"
 # How much of a differing value a problem shows.
@@ -191,11 +191,12 @@ def check_role_settings(cluster, hosts, groups, report: Report) -> None:
         judged = {}  # the role's values, as JSON -> the hosts that have them
         for name in sorted(hosts):
             values = {key: value for key, value in (hosts[name].get(ROLE_SETTINGS_KEY) or {}).items()
-                      if key in options and value is not None and not isinstance(value, UnrenderedValue)}
+                      if key in options and not isinstance(value, UnrenderedValue)}
             if values:
                 judged.setdefault(json.dumps(values, sort_keys=True, default=str), (values, []))[1].append(name)
+        validator = ArgumentSpecValidator(options)
         for values, names in judged.values():
-            for message in ArgumentSpecValidator(options).validate(values).error_messages:
+            for message in validator.validate(values).error_messages:
                 found.setdefault((role, message), []).extend(names)
     for (role, message), names in found.items():
         where = "" if len(names) == len(hosts) else f" on {', '.join(sorted(names))}"

@@ -13,7 +13,7 @@ from ansible.errors import AnsibleUndefinedVariable
 from ansible.parsing.dataloader import DataLoader
 
 from ansible_collections.kubeforge.cluster.plugins.action.cluster_preflight import (
-    ROLES_DIR, ActionModule, one_value_settings, role_argument_specs, role_files)
+    ROLES_DIR, ActionModule, one_value_settings, role_argument_specs)
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _preflight
 
 
@@ -28,7 +28,7 @@ class HostVars(dict):
 
 
 def test_the_cluster_wide_settings_and_those_of_the_roles_the_cis_check_judges_take_one_value():
-    names = one_value_settings(role_files(DataLoader()))
+    names = one_value_settings(role_argument_specs(DataLoader())[0])
     assert names[:len(_preflight.REQUIRED_SETTINGS)] == _preflight.REQUIRED_SETTINGS
     assert {"control_plane_tls_min_version", "kubelet_bootstrap_protect_kernel_defaults", "ipvs_scheduler"} <= set(names)
     assert len(names) == len(set(names))
