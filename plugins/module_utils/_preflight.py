@@ -518,6 +518,51 @@ def check_kubelet_config_extra(cluster, hosts, groups, report: Report) -> None:
         report.problems.append(f"kubelet_config_extra: KubeletConfiguration {minor} has no field {path} (removed or misspelled)")
 
 
+# A Go duration as time.ParseDuration reads it (KubeletConfiguration's metav1.Duration): '0', or numbers with units.
+GO_DURATION = re.compile(r"^[-+]?(0|([0-9]*(\.[0-9]*)?(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)$")
+GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def go_duration_seconds(value) -> float | None:
+    """The seconds of a Go duration string ('1m30s' -> 90.0), or None when the kubelet would refuse it (a number
+    without its unit, anything not a string)."""
+    if not isinstance(value, str) or not GO_DURATION.match(value):
+        return None
+    sign = -1 if value.startswith("-") else 1
+    parts = re.findall(r"([0-9]*(?:\.[0-9]*)?)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", value)
+    if any(number in ("", ".") for number, _unit in parts):
+        return None
+    return sign * sum(float(number) * GO_DURATION_UNITS[unit] for number, unit in parts)
+
+
+def check_kubelet_shutdown(cluster, hosts, groups, report: Report) -> None:
+    """Graceful node shutdown in the kubelet's final KubeletConfiguration (the role's settings with kubelet_config_extra
+    over them, rendered by the preflight action): a kubelet refuses to start on durations it cannot read, on critical
+    pods' time longer than the whole, and on shutdownGracePeriodByPodPriority beside the two, and site.yml would find
+    that out on the first node it restarts."""
+    config = (cluster.get(ROLE_VARS_KEY) or {}).get("kubelet_bootstrap_configuration")
+    if not isinstance(config, dict):
+        return  # without the rendered role variables (unit tests of the inventory alone)
+    names = {"shutdownGracePeriod": "kubelet_bootstrap_shutdown_grace_period",
+             "shutdownGracePeriodCriticalPods": "kubelet_bootstrap_shutdown_grace_period_critical_pods"}
+    seconds = {}
+    for field_name, setting in names.items():
+        value = config.get(field_name, "0s")
+        seconds[field_name] = go_duration_seconds(value)
+        if seconds[field_name] is None or seconds[field_name] < 0:
+            report.problems.append(f"the kubelet's {field_name} is {_shown(value)}: it takes a Go duration of 0s or more such as "
+                                   f"60s or 1m30s ({setting}, or kubelet_config_extra)")
+    whole, critical = seconds["shutdownGracePeriod"], seconds["shutdownGracePeriodCriticalPods"]
+    if whole is not None and critical is not None and critical > whole:
+        report.problems.append(f"the kubelet's shutdownGracePeriodCriticalPods ({config.get('shutdownGracePeriodCriticalPods')}) is longer "
+                               f"than its shutdownGracePeriod ({config.get('shutdownGracePeriod')}), of which it is the last part: the "
+                               "kubelet refuses it (kubelet_bootstrap_shutdown_grace_period_critical_pods)")
+    if config.get("shutdownGracePeriodByPodPriority") and (whole or critical):
+        report.problems.append("kubelet_config_extra sets shutdownGracePeriodByPodPriority, which the kubelet refuses beside "
+                               "shutdownGracePeriod and shutdownGracePeriodCriticalPods: set kubelet_bootstrap_shutdown_grace_period "
+                               "and kubelet_bootstrap_shutdown_grace_period_critical_pods to 0s")
+
+
 def _kernel_minor(release) -> tuple | None:
     """(major, minor) of a kernel release or Kubernetes version ('6.8.0-60-generic' -> (6, 8)), or None."""
     match = re.match(r"^(\d+)\.(\d+)", str(release or ""))
@@ -632,7 +677,7 @@ def check_cis(cluster, hosts, groups, report: Report) -> None:
 
 RULES = (check_settings_defined, check_one_value, check_role_settings, check_groups, check_etcd_size, check_hosts, check_networks,
          check_node_cidrs, check_endpoint, check_pki, check_phase_order, check_limit, check_versions, check_installed_versions,
-         check_extra_args, check_kubelet_config_extra, check_kube_proxy, check_node_facts, check_artifacts, check_cis)
+         check_extra_args, check_kubelet_config_extra, check_kubelet_shutdown, check_kube_proxy, check_node_facts, check_artifacts, check_cis)
 
 
 def validate(cluster: dict, hosts: dict, groups: dict) -> Report:

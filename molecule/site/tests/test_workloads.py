@@ -245,6 +245,19 @@ def test_the_kubelet_runs_the_inventory_kubelet_config_extra_merged_over_the_rol
 
 
 @pytest.mark.parametrize("name", sorted(HOSTS))
+def test_the_kubelet_holds_a_shutdown_back_until_it_has_ended_its_pods(name):
+    """Graceful node shutdown: the running kubelet has the role's grace periods (its /configz, Go's spelling), and holds
+    logind's delay lock on shutdown, which a shutdown or reboot through logind waits on (the fault tests shut a node
+    down that way)."""
+    running = json.loads(host_kubectl(KUBECTL, "get", "--raw", f"/api/v1/nodes/{name}/proxy/configz").stdout)["kubeletconfig"]
+    assert (running.get("shutdownGracePeriod"), running.get("shutdownGracePeriodCriticalPods")) == ("1m0s", "20s"), running
+    kubelet = unit_property(name, "kubelet", "MainPID")
+    # WHO UID USER PID COMM WHAT WHY... MODE
+    locks = [line.split() for line in docker_exec(name, "systemd-inhibit", "--list", "--no-legend").splitlines() if line.strip()]
+    assert [lock for lock in locks if lock[3] == kubelet and lock[5] == "shutdown" and lock[-1] == "delay"], locks
+
+
+@pytest.mark.parametrize("name", sorted(HOSTS))
 def test_the_kubelet_serves_a_certificate_of_the_cluster_ca_for_its_own_name_and_address_only(name, cluster_ca):
     """What the kubelet presents on :10250, checked here: signed by the cluster CA (the approved serving
     CSR, signed by kube-controller-manager), valid now, CN=system:node:<name>, O=system:nodes, server

@@ -516,7 +516,8 @@ KUBELET_CASES = [
     ("bootstrap, control plane", "cp1", {},
      {"rotateCertificates": True, "serverTLSBootstrap": True, "failCgroupV1": True, "registerWithTaints": [CONTROL_PLANE_TAINT]}),
     ("bootstrap, worker", "w1", {},
-     {"rotateCertificates": True, "serverTLSBootstrap": True, "registerWithTaints": []}),
+     {"rotateCertificates": True, "serverTLSBootstrap": True, "registerWithTaints": [],
+      "shutdownGracePeriod": "60s", "shutdownGracePeriodCriticalPods": "20s"}),
     ("signed, control plane", "cp2", {"kubelet_tls_mode": "signed"},
      {"rotateCertificates": False, "serverTLSBootstrap": False, "tlsCertFile": "/etc/kubernetes/pki/kubelet.crt",
       "tlsPrivateKeyFile": "/etc/kubernetes/pki/kubelet.key", "registerWithTaints": [CONTROL_PLANE_TAINT]}),
@@ -527,6 +528,9 @@ KUBELET_CASES = [
     ("settings given as -e strings", "cp1", {"kube_control_plane_taint_enabled": "false", "kubelet_fail_cgroup_v1": "false",
                                              "kubelet_bootstrap_max_pods": "200", "kubelet_bootstrap_protect_kernel_defaults": "true"},
      {"failCgroupV1": False, "registerWithTaints": [], "maxPods": 200, "protectKernelDefaults": True}),
+    ("graceful node shutdown off", "w1", {"kubelet_bootstrap_shutdown_grace_period": "0s",
+                                          "kubelet_bootstrap_shutdown_grace_period_critical_pods": "0s"},
+     {"shutdownGracePeriod": "0s", "shutdownGracePeriodCriticalPods": "0s"}),
 ]
 
 

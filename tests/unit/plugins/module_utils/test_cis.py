@@ -456,3 +456,18 @@ def test_a_role_that_cannot_be_rendered_is_a_problem_not_a_silent_pass():
 def test_loopback_addresses(value, holds):
     [rule] = [rule for rule in _cis.RULES if rule.component == "kube-proxy"]
     assert rule.holds(value) is holds
+
+
+def test_the_graceful_shutdown_settings_reach_the_preflight_through_the_role_variables():
+    # Not a CIS item: the same rendered KubeletConfiguration is what check_kubelet_shutdown judges.
+    cluster, values, problems = render({"kubelet_bootstrap_shutdown_grace_period": "30s",
+                                        "kubelet_bootstrap_shutdown_grace_period_critical_pods": "1m"})
+    assert problems == []
+    configuration = values["kubelet_bootstrap_configuration"]
+    assert (configuration["shutdownGracePeriod"], configuration["shutdownGracePeriodCriticalPods"]) == ("30s", "1m")
+    cluster[_preflight.ROLE_VARS_KEY] = values
+    report = _preflight.validate(cluster, {name: {"ip": ip} for name, ip in ADDRESSES.items()}, GROUPS)
+    assert [problem for problem in report.problems if "shutdownGracePeriod" in problem] == [
+        "the kubelet's shutdownGracePeriodCriticalPods (1m) is longer than its shutdownGracePeriod (30s), of which it is the last "
+        "part: the kubelet refuses it (kubelet_bootstrap_shutdown_grace_period_critical_pods)"]
+    assert weakened(report) == set()

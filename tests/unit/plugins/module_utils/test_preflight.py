@@ -453,6 +453,50 @@ def test_other_proxy_modes_warn_of_nothing(mode):
     assert (report.problems, report.warnings) == ([], [])
 
 
+@pytest.mark.parametrize("text, seconds", [
+    ("60s", 60), ("1m30s", 90), ("1.5h", 5400), ("2h45m0.5s", 9900.5), ("500ms", 0.5), ("0", 0), ("0s", 0), ("-5s", -5),
+    ("60", None), ("1d", None), ("s", None), (".s", None), ("", None), (60, None), (None, None),
+])
+def test_go_durations_are_read_as_the_kubelet_reads_them(text, seconds):
+    assert _preflight.go_duration_seconds(text) == seconds
+
+
+def kubelet_shutdown_problems(**fields) -> list:
+    """The rule's problems for the kubelet's final KubeletConfiguration as the preflight action renders it (the role's
+    graceful shutdown defaults, ``fields`` over them; a None drops a field). The rule alone: the CIS check reads the
+    same configuration, and this one holds only the fields judged here."""
+    configuration = {"shutdownGracePeriod": "60s", "shutdownGracePeriodCriticalPods": "20s", **fields}
+    cluster = {**CLUSTER, _preflight.ROLE_VARS_KEY: {"kubelet_bootstrap_configuration": {k: v for k, v in configuration.items() if v is not None}}}
+    report = _preflight.Report()
+    _preflight.check_kubelet_shutdown(cluster, copy.deepcopy(HOSTS), copy.deepcopy(GROUPS), report)
+    return report.problems
+
+
+@pytest.mark.parametrize("fields, expected", [
+    ({}, []),
+    ({"shutdownGracePeriod": "0s", "shutdownGracePeriodCriticalPods": "0s"}, []),
+    ({"shutdownGracePeriod": None, "shutdownGracePeriodCriticalPods": None}, []),
+    ({"shutdownGracePeriod": "1m30s", "shutdownGracePeriodCriticalPods": "1m30s"}, []),
+    ({"shutdownGracePeriod": "60"},
+     ["the kubelet's shutdownGracePeriod is '60': it takes a Go duration of 0s or more such as 60s or 1m30s "
+      "(kubelet_bootstrap_shutdown_grace_period, or kubelet_config_extra)"]),
+    ({"shutdownGracePeriodCriticalPods": "-1s"},
+     ["the kubelet's shutdownGracePeriodCriticalPods is '-1s': it takes a Go duration of 0s or more such as 60s or 1m30s "
+      "(kubelet_bootstrap_shutdown_grace_period_critical_pods, or kubelet_config_extra)"]),
+    ({"shutdownGracePeriod": "30s", "shutdownGracePeriodCriticalPods": "1m"},
+     ["the kubelet's shutdownGracePeriodCriticalPods (1m) is longer than its shutdownGracePeriod (30s), of which it is the last "
+      "part: the kubelet refuses it (kubelet_bootstrap_shutdown_grace_period_critical_pods)"]),
+    ({"shutdownGracePeriodByPodPriority": [{"priority": 0, "shutdownGracePeriodSeconds": 30}]},
+     ["kubelet_config_extra sets shutdownGracePeriodByPodPriority, which the kubelet refuses beside shutdownGracePeriod and "
+      "shutdownGracePeriodCriticalPods: set kubelet_bootstrap_shutdown_grace_period and "
+      "kubelet_bootstrap_shutdown_grace_period_critical_pods to 0s"]),
+    ({"shutdownGracePeriod": "0s", "shutdownGracePeriodCriticalPods": "0s",
+      "shutdownGracePeriodByPodPriority": [{"priority": 0, "shutdownGracePeriodSeconds": 30}]}, []),
+])
+def test_graceful_node_shutdown_settings_the_kubelet_refuses_are_problems(fields, expected):
+    assert kubelet_shutdown_problems(**fields) == expected
+
+
 V2_IPVS = {"cgroup_version": 2, "ip_vs": "loadable", "kernel_release": "6.8.0-60-generic"}
 
 
