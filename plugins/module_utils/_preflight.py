@@ -518,19 +518,23 @@ def check_kubelet_config_extra(cluster, hosts, groups, report: Report) -> None:
         report.problems.append(f"kubelet_config_extra: KubeletConfiguration {minor} has no field {path} (removed or misspelled)")
 
 
-# A Go duration as time.ParseDuration reads it (KubeletConfiguration's metav1.Duration): '0', or numbers with units.
-GO_DURATION = re.compile(r"^[-+]?(0|([0-9]*(\.[0-9]*)?(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)$")
+# The units of a Go duration (time.ParseDuration, which KubeletConfiguration's metav1.Duration uses), in seconds; the
+# pattern of one number with its unit tries the longer units first ("ms" before "m").
 GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+GO_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(" + "|".join(sorted(GO_DURATION_UNITS, key=len, reverse=True)) + ")")
 
 
 def go_duration_seconds(value) -> float | None:
-    """The seconds of a Go duration string ('1m30s' -> 90.0), or None when the kubelet would refuse it (a number
-    without its unit, anything not a string)."""
-    if not isinstance(value, str) or not GO_DURATION.match(value):
+    """The seconds of a Go duration string ('1m30s' -> 90.0, '0' -> 0), or None when the kubelet would refuse it (a
+    number without its unit, anything not a string)."""
+    if not isinstance(value, str):
         return None
     sign = -1 if value.startswith("-") else 1
-    parts = re.findall(r"([0-9]*(?:\.[0-9]*)?)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", value)
-    if any(number in ("", ".") for number, _unit in parts):
+    text = value[1:] if value[:1] in ("-", "+") else value
+    if text == "0":
+        return 0.0
+    parts = GO_DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text or any(number in ("", ".") for number, _unit in parts):
         return None
     return sign * sum(float(number) * GO_DURATION_UNITS[unit] for number, unit in parts)
 
