@@ -25,12 +25,16 @@ is healthy again, so the verify step after it checks the cluster as converged:
   nodes reach each other under both;
 - a worker shut down through logind (systemctl poweroff): the kubelet ends its pods first, and started again the
   node is Ready and runs a pod; then every host killed at once and started together: the cluster comes back with no
-  Ansible run, and the next site.yml changes only /etc/hosts, which Docker rewrote.
+  Ansible run, and the next site.yml changes only /etc/hosts, which Docker rewrote;
+- reboot.yml: the control-plane hosts rebooted one at a time, each drained, under an API poller; then the worker,
+  drained and uncordoned once Ready.
 
 The pods live in the namespace kubeforge-faults, deleted at the end. The tests run in file order."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import datetime
 import itertools
 import json
 import os
@@ -39,20 +43,22 @@ import shutil
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
 
-from kubeforge_verify import (FLANNEL_DAEMONSET, FLANNEL_NAMESPACE, HTTPD_PORT, HTTPD_SCRIPT, api_polled, apiserver_request, busybox_image,
+from kubeforge_verify import (DOCKER_TIMEOUT, FLANNEL_DAEMONSET, FLANNEL_NAMESPACE, HTTPD_PORT, HTTPD_SCRIPT, api_polled, apiserver_request, busybox_image,
                               busybox_pod, changed_tasks, create_namespace, credentials_dir, delete_namespace, docker, docker_exec, edited_inventory,
                               flannel_net_conf, host_kubectl, inventory_file, kubectl_apply, kubectl_json, node_pod_cidrs, nodes_ready, playbook,
-                              pod_network_problems, pod_ready, probe, project_dir, recap, unit_active, unit_properties, unit_property,
+                              playbook_refused, pod_network_problems, pod_ready, probe, project_dir, recap, unit_active, unit_properties, unit_property,
                               wait_for, wait_pods_ready)
 
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SITE = os.path.join(project_dir(), "site.yml")
 HA_NGINX = os.path.join(project_dir(), "playbooks", "phases", "ha_nginx.yml")
 RENEW_CERTS = os.path.join(project_dir(), "playbooks", "renew_certs.yml")
+REBOOT = os.path.join(project_dir(), "playbooks", "reboot.yml")
 CONTROL_PLANE = {"site-cp1": "172.30.41.11", "site-cp2": "172.30.41.12", "site-cp3": "172.30.41.13"}
 HOSTS = {**CONTROL_PLANE, "site-w1": "172.30.41.21"}
 SERVICES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -557,3 +563,119 @@ def test_every_host_losing_power_at_once_comes_back_without_ansible_and_site_yml
     assert {name: [task.startswith(MEMBERSHIP_TASK) for task in tasks] for name, tasks in changed.items()} == \
         {name: [True] for name in HOSTS}, changed
     delete_pods(pod)
+
+
+# --------------------------------------------------------------------------- rolling reboot
+
+def boot_time(name: str) -> str:
+    """When a host booted: its PID 1's start time (reboot_boot_time_command of the lab's settings)."""
+    return docker_exec(name, "cut", "-d", " ", "-f", "22", "/proc/1/stat").strip()
+
+
+@contextlib.contextmanager
+def powered_on(names: list[str]):
+    """While the block runs, a host of ``names`` whose container stopped is started again within half a second, as a
+    machine boots again after its reboot (a container cannot start itself again). Yields the hosts started, in order."""
+    started: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for name in names:
+                if not host_running(name) and docker("start", name, check=False).returncode == 0:
+                    started.append(name)
+            done.wait(0.5)
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield started
+    finally:
+        done.set()
+        thread.join(timeout=DOCKER_TIMEOUT)
+
+
+def container_run(name: str) -> tuple[datetime.datetime, datetime.datetime]:
+    """(when a host's container last stopped, when it started again), as Docker recorded them."""
+    state = json.loads(docker("inspect", "-f", "{{json .State}}", name).stdout)
+    # Docker gives nanoseconds; datetime takes microseconds.
+    return tuple(datetime.datetime.fromisoformat(re.sub(r"(\.\d{1,6})\d*", r"\1", state[key]).replace("Z", "+00:00"))
+                 for key in ("FinishedAt", "StartedAt"))
+
+
+def sleeping_deployment(name: str, image: str, replicas: int, nodes: list[str]) -> dict:
+    """A Deployment of busybox pods that sleep, on ``nodes`` only (the control-plane taint tolerated)."""
+    pod = busybox_pod(name, WORKLOADS, image, "exec sleep 86400", labels={"app": name})
+    pod["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": nodes}]}]}}}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": WORKLOADS},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": pod["spec"]}}}
+
+
+def ready_pods(app: str, replicas: int) -> dict[str, str]:
+    """{pod: node} of an app's pods, once exactly ``replicas`` of them are Ready (waited for, bounded)."""
+    pods: dict[str, str] = {}
+
+    def ready() -> bool:
+        items = kubectl_json(KUBECTL, "-n", WORKLOADS, "get", "pods", "-l", f"app={app}")["items"]
+        pods.clear()
+        pods.update({pod["metadata"]["name"]: pod["spec"].get("nodeName", "") for pod in items})
+        return len(items) == replicas and all(pod_ready(pod) for pod in items)
+    wait_for(ready, timeout=RECOVERY_TIMEOUT, what=f"{replicas} pods of {app} Ready", interval=2)
+    return dict(pods)
+
+
+def unschedulable_nodes() -> list[str]:
+    return [node["metadata"]["name"] for node in kubectl_json(KUBECTL, "get", "nodes")["items"] if node["spec"].get("unschedulable")]
+
+
+def test_reboot_yml_refuses_an_etcd_member_the_others_keep_no_quorum_without():
+    """With site-cp3's etcd stopped, reboot.yml of site-cp1 is refused before it changes anything there: the other
+    members that answer (one of three) are no quorum. The message names the member that does not answer."""
+    booted = boot_time("site-cp1")
+    docker_exec("site-cp3", "systemctl", "stop", "etcd")
+    try:
+        output = playbook_refused(inventory_file(), REBOOT, "-e", "reboot_hosts=site-cp1")
+    finally:
+        docker_exec("site-cp3", "systemctl", "start", "etcd")
+    message = " ".join(output.split())
+    assert "site-cp1 was left running: without its etcd member, 1 of the 3 members answer with a leader, and a quorum is 2 " \
+           "(not answering: site-cp3)" in message, output[-3000:]
+    assert boot_time("site-cp1") == booted and unschedulable_nodes() == []
+    all_healthy()
+
+
+def test_reboot_yml_reboots_the_control_plane_hosts_one_at_a_time_each_drained_without_api_downtime(busybox):
+    """reboot.yml of the three control-plane hosts while a client on site-w1 polls the API through its HA endpoint
+    every 200 ms: each host booted again, in inventory order, each stopping only after the one before had started again;
+    their pods evicted first (none of the Deployment's pods is left, three run again); at most one failed request per
+    host, each followed by a success; etcd and every apiserver healthy and no node cordoned at the end."""
+    names = sorted(CONTROL_PLANE)
+    kubectl_apply(KUBECTL, sleeping_deployment("reboot-cp", busybox, 3, names))
+    before = ready_pods("reboot-cp", 3)
+    booted = {name: boot_time(name) for name in names}
+    with api_polled("site-w1", changed_hosts=len(names)), powered_on(names) as started:
+        playbook(inventory_file(), REBOOT, "-e", "reboot_hosts=" + ",".join(names))
+    assert started == names
+    assert [name for name in names if boot_time(name) == booted[name]] == []
+    runs = {name: container_run(name) for name in names}
+    for earlier, later in zip(names, names[1:]):
+        assert runs[later][0] > runs[earlier][1], (earlier, runs[earlier], later, runs[later])
+    all_healthy()
+    after = ready_pods("reboot-cp", 3)
+    assert set(after).isdisjoint(before), (before, after)
+    assert unschedulable_nodes() == []
+
+
+def test_reboot_yml_drains_a_worker_and_uncordons_it_once_it_is_ready_again(busybox):
+    """reboot.yml of site-w1: its pod of a Deployment held to site-w1 is evicted before the reboot (a new pod, not the
+    old one restarted), the host boots again, and once the node is Ready it is uncordoned and the new pod runs there."""
+    kubectl_apply(KUBECTL, sleeping_deployment("reboot-w1", busybox, 1, ["site-w1"]))
+    [before] = ready_pods("reboot-w1", 1)
+    booted = boot_time("site-w1")
+    with powered_on(["site-w1"]) as started:
+        playbook(inventory_file(), REBOOT, "-e", "reboot_hosts=site-w1")
+    assert started == ["site-w1"] and boot_time("site-w1") != booted
+    assert unschedulable_nodes() == []
+    after = ready_pods("reboot-w1", 1)
+    assert list(after.values()) == ["site-w1"] and before not in after, (before, after)

@@ -62,6 +62,7 @@ def cluster_state() -> dict:
                   '"user_kubeconfig_clusterrole": "view"}'), id="user_kubeconfig, a first user"),
     pytest.param(("recover_credentials.yml",), id="recover_credentials"),
     pytest.param(("cert_report.yml",), id="cert_report"),
+    pytest.param(("reboot.yml", "-e", "reboot_hosts=all"), id="reboot, every host"),
 ])
 def test_a_playbook_in_check_mode_finishes_and_changes_nothing(run):
     check_run_changes_nothing(inventory_file(), os.path.join(project_dir(), "playbooks", run[0]), *run[1:], state=cluster_state)

@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""reboot.yml: what it refuses before any host changes (every problem in one message), and the order of each host's
+steps: nothing stops before the checks that can refuse, the node is drained and its apiserver out of the load balancers
+before the reboot, and each is back (etcd, the control plane, the node uncordoned once Ready) before the next host."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+REBOOT = "playbooks/reboot.yml"
+# Only the check play runs (tagged always); the preflight, tested on its own, is left without hosts.
+SKIP_PREFLIGHT = {"kubeforge_preflight_ran": True}
+OUTAGE_ACCEPTED = "(-e reboot_outage_accepted=true reboots it all the same)"
+
+
+def run_check(inventory: str, extra_vars: dict, *args: str) -> str:
+    """The message of reboot.yml's check on an inventory (its lines joined), "" when it passed."""
+    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    command = [PLAYBOOK, REBOOT, "-i", inventory, "--tags", "always", "-e", json.dumps({**SKIP_PREFLIGHT, **extra_vars}), *args]
+    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    out = " ".join((run.stdout + run.stderr).split())
+    messages = re.findall(r"msg: '(reboot\.yml: .*?)'", out)
+    assert (run.returncode != 0) == bool(messages), out
+    return messages[0] if messages else ""
+
+
+def small_cluster(tmp_path, etcd: list[str], control_plane: list[str], nodes: list[str]) -> str:
+    hosts = sorted(set(etcd + control_plane + nodes))
+    inventory = {"all": {"hosts": {name: {"ansible_host": f"192.0.2.{index + 10}"} for index, name in enumerate(hosts)},
+                         "children": {"etcd": {"hosts": dict.fromkeys(etcd)},
+                                      "kube_control_plane": {"hosts": dict.fromkeys(control_plane)},
+                                      "kube_node": {"hosts": dict.fromkeys(nodes)},
+                                      "k8s_cluster": {"children": {"kube_control_plane": None, "kube_node": None}}}}}
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    return str(path)
+
+
+def load_plays() -> list[dict]:
+    with open(os.path.join(REPO, REBOOT), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def test_the_hosts_must_be_named():
+    out = run_check("inventory/sample", {})
+    assert "-e reboot_hosts=HOST[,HOST...] (hosts of the cluster (k8s_cluster, etcd))" in out
+
+
+def test_every_problem_is_named_in_one_message():
+    out = run_check("inventory/sample", {"reboot_hosts": "all", "reboot_drain_timeout": "soon", "reboot_timeout": 0}, "--limit", "worker1")
+    for problem in ("run without --limit", "reboot_drain_timeout soon is not a number of seconds above 0",
+                    "reboot_timeout 0 is not a number of seconds above 0"):
+        assert problem in out
+    # Three control-plane hosts and three etcd members keep serving while one reboots.
+    assert OUTAGE_ACCEPTED not in out
+
+
+def test_the_whole_sample_cluster_passes_the_check():
+    assert run_check("inventory/sample", {"reboot_hosts": "all"}) == ""
+
+
+@pytest.mark.parametrize("etcd, control_plane, named, refused", [
+    (["solo"], ["solo"], "solo",
+     [f"solo is the only control-plane host: the API stops while it reboots {OUTAGE_ACCEPTED}",
+      f"etcd has 1 member(s): rebooting solo leaves it without a quorum, and the API stops, while it reboots {OUTAGE_ACCEPTED}"]),
+    (["cp1", "cp2"], ["cp1", "cp2"], "cp2,w1",
+     [f"etcd has 2 member(s): rebooting cp2 leaves it without a quorum, and the API stops, while it reboots {OUTAGE_ACCEPTED}"]),
+    (["cp1", "cp2", "cp3"], ["cp1"], "cp1",
+     [f"cp1 is the only control-plane host: the API stops while it reboots {OUTAGE_ACCEPTED}"]),
+    # The worker of a small cluster reboots without touching the API.
+    (["solo"], ["solo"], "w1", []),
+])
+def test_a_cluster_whose_api_would_stop_is_refused_unless_the_outage_is_accepted(tmp_path, etcd, control_plane, named, refused):
+    inventory = small_cluster(tmp_path, etcd, control_plane, ["w1"])
+    out = run_check(inventory, {"reboot_hosts": named})
+    assert [problem for problem in refused if problem not in out] == [], out
+    assert out.count(OUTAGE_ACCEPTED) == len(refused), out
+    assert run_check(inventory, {"reboot_hosts": named, "reboot_outage_accepted": True}) == ""
+
+
+def test_each_host_is_checked_drained_and_taken_out_before_its_reboot_and_back_before_the_next():
+    [reboot] = [play for play in load_plays() if play.get("serial") is not None]
+    assert reboot["serial"] == 1
+    # etcd members first, then the other control-plane hosts, then the workers.
+    assert reboot["hosts"] == "etcd:kube_control_plane:k8s_cluster:&kubeforge_rebooting"
+    steps = []
+    for task in reboot["tasks"]:
+        role = task.get("ansible.builtin.include_role")
+        steps.append(f"{role['name']}/{role['tasks_from']}" if role else
+                     task.get("ansible.builtin.import_tasks") or next(key for key in task if key.startswith(("ansible.", "kubeforge."))))
+    assert steps == ["kubeforge.cluster.etcd/quorum_kept", "tasks/drain_node.yml", "kubeforge.cluster.etcd/member_revision",
+                     "kubeforge.cluster.control_plane/serving_out", "ansible.builtin.reboot", "kubeforge.cluster.etcd/member_back",
+                     "kubeforge.cluster.control_plane/serving_back", "kubeforge.cluster.kube_nodes"]
+    uncordon = reboot["tasks"][-1]["kubeforge.cluster.kube_nodes"]
+    assert (uncordon["ready"], uncordon["unschedulable"]) == (True, False)
+
+
+@pytest.mark.parametrize("role, restart, steps", [
+    ("etcd", "restart_member.yml", ["member_revision.yml", "ansible.builtin.systemd_service", "member_back.yml"]),
+    ("control_plane", "restart_host.yml", ["serving_out.yml", "ansible.builtin.systemd_service", "serving_back.yml"]),
+])
+def test_a_reboot_and_a_rolling_restart_share_the_checks_around_the_stop(role, restart, steps):
+    """The rolling restarts of site.yml's handlers and reboot.yml run the same task files before and after the stop."""
+    with open(os.path.join(REPO, "roles", role, "tasks", restart), encoding="utf-8") as handle:
+        tasks = yaml.safe_load(handle)
+    order = [os.path.basename(task["ansible.builtin.include_tasks"]) if "ansible.builtin.include_tasks" in task
+             else next(key for key in task if key.startswith("ansible.")) for task in tasks]
+    assert [step for step in order if step in steps] == steps
