@@ -27,11 +27,10 @@ them in; nothing here reads files or templates.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _control_plane
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _control_plane, _durations
 
 EXCEPTIONS_VAR = "kube_cis_exceptions"
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
@@ -123,9 +122,10 @@ def _is_loopback(address) -> bool:
 
 
 def _is_zero_duration(value) -> bool:
-    """A Go duration ('0', '0s', '0h0m0s') or number that is zero."""
-    digits = re.sub(r"[^0-9.]", "", str(value))
-    return bool(digits) and not digits.strip("0.")
+    """A Go duration ('0', '0s', '0h0m0s') or a number (a YAML value without its unit) that is zero."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value == 0
+    return _durations.go_duration_seconds(value) == 0
 
 
 def show(value) -> str:

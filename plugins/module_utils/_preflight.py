@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _cis, _control_plane, _node_facts, _phases, _versions
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts, _cis, _control_plane, _durations, _node_facts, _phases, _versions
 
 # Groups every cluster needs, as kubespray names them.
 ROLE_GROUPS = ("etcd", "kube_control_plane", "kube_node")
@@ -518,27 +518,6 @@ def check_kubelet_config_extra(cluster, hosts, groups, report: Report) -> None:
         report.problems.append(f"kubelet_config_extra: KubeletConfiguration {minor} has no field {path} (removed or misspelled)")
 
 
-# The units of a Go duration (time.ParseDuration, which KubeletConfiguration's metav1.Duration uses), in seconds; the
-# pattern of one number with its unit tries the longer units first ("ms" before "m").
-GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-GO_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(" + "|".join(sorted(GO_DURATION_UNITS, key=len, reverse=True)) + ")")
-
-
-def go_duration_seconds(value) -> float | None:
-    """The seconds of a Go duration string ('1m30s' -> 90.0, '0' -> 0), or None when the kubelet would refuse it (a
-    number without its unit, anything not a string)."""
-    if not isinstance(value, str):
-        return None
-    sign = -1 if value.startswith("-") else 1
-    text = value[1:] if value[:1] in ("-", "+") else value
-    if text == "0":
-        return 0.0
-    parts = GO_DURATION_PART.findall(text)
-    if not parts or "".join(number + unit for number, unit in parts) != text or any(number in ("", ".") for number, _unit in parts):
-        return None
-    return sign * sum(float(number) * GO_DURATION_UNITS[unit] for number, unit in parts)
-
-
 def check_kubelet_shutdown(cluster, hosts, groups, report: Report) -> None:
     """Graceful node shutdown in the kubelet's final KubeletConfiguration (the role's settings with kubelet_config_extra
     over them, rendered by the preflight action): a kubelet refuses to start on durations it cannot read, on critical
@@ -552,7 +531,7 @@ def check_kubelet_shutdown(cluster, hosts, groups, report: Report) -> None:
     seconds = {}
     for field_name, setting in names.items():
         value = config.get(field_name, "0s")
-        seconds[field_name] = go_duration_seconds(value)
+        seconds[field_name] = _durations.go_duration_seconds(value)
         if seconds[field_name] is None or seconds[field_name] < 0:
             report.problems.append(f"the kubelet's {field_name} is {_shown(value)}: it takes a Go duration of 0s or more such as "
                                    f"60s or 1m30s ({setting}, or kubelet_config_extra)")

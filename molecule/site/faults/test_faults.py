@@ -671,7 +671,7 @@ def test_reboot_yml_drains_a_worker_and_uncordons_it_once_it_is_ready_again(busy
     """reboot.yml of site-w1: its pod of a Deployment held to site-w1 is evicted before the reboot (a new pod, not the
     old one restarted), the host boots again, and once the node is Ready it is uncordoned and the new pod runs there."""
     kubectl_apply(KUBECTL, sleeping_deployment("reboot-w1", busybox, 1, ["site-w1"]))
-    [before] = ready_pods("reboot-w1", 1)
+    [before] = list(ready_pods("reboot-w1", 1))
     booted = boot_time("site-w1")
     with powered_on(["site-w1"]) as started:
         playbook(inventory_file(), REBOOT, "-e", "reboot_hosts=site-w1")

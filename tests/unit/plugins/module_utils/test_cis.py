@@ -196,6 +196,8 @@ OVERRIDES = [
     ("kubelet", {"client-ca-file": ""}, {"client-ca-file"}),
     ("kubelet", {"read-only-port": 10255}, {"read-only-port"}),
     ("kubelet", {"streaming-connection-idle-timeout": "0s"}, {"streaming-connection-idle-timeout"}),
+    ("kubelet", {"streaming-connection-idle-timeout": "0h0m0.0s"}, {"streaming-connection-idle-timeout"}),
+    ("kubelet", {"streaming-connection-idle-timeout": 0}, {"streaming-connection-idle-timeout"}),
     ("kubelet", {"protect-kernel-defaults": False}, {"protect-kernel-defaults"}),
     ("kubelet", {"make-iptables-util-chains": "false"}, {"make-iptables-util-chains"}),
     ("kubelet", {"rotate-certificates": False}, {"rotate-certificates"}),
@@ -231,6 +233,7 @@ def test_every_rule_has_a_weakening_case():
     ("kube-scheduler", {"profiling": True}),
     ("kube-scheduler", {"bind-address": "localhost", "v": 4}),
     ("kubelet", {"read-only-port": "0", "streaming-connection-idle-timeout": "30m", "max-pods": 200}),
+    ("kubelet", {"streaming-connection-idle-timeout": "4h0m0s"}),
 ])
 def test_an_extra_argument_that_keeps_the_items_passes(sample, component, args):
     assert validate(sample, {component: args}).problems == []

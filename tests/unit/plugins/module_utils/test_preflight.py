@@ -453,14 +453,6 @@ def test_other_proxy_modes_warn_of_nothing(mode):
     assert (report.problems, report.warnings) == ([], [])
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("60s", 60), ("1m30s", 90), ("1.5h", 5400), ("2h45m0.5s", 9900.5), ("500ms", 0.5), ("0", 0), ("0s", 0), ("-5s", -5),
-    ("60", None), ("1d", None), ("s", None), (".s", None), ("", None), (60, None), (None, None),
-])
-def test_go_durations_are_read_as_the_kubelet_reads_them(text, seconds):
-    assert _preflight.go_duration_seconds(text) == seconds
-
-
 def kubelet_shutdown_problems(**fields) -> list:
     """The rule's problems for the kubelet's final KubeletConfiguration as the preflight action renders it (the role's
     graceful shutdown defaults, ``fields`` over them; a None drops a field). The rule alone: the CIS check reads the
