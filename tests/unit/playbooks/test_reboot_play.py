@@ -96,9 +96,14 @@ def test_each_host_is_checked_drained_and_taken_out_before_its_reboot_and_back_b
         role = task.get("ansible.builtin.include_role")
         steps.append(f"{role['name']}/{role['tasks_from']}" if role else
                      task.get("ansible.builtin.import_tasks") or next(key for key in task if key.startswith(("ansible.", "kubeforge."))))
-    assert steps == ["kubeforge.cluster.etcd/quorum_kept", "tasks/drain_node.yml", "kubeforge.cluster.etcd/member_revision",
+    assert steps == ["ansible.builtin.shell", "ansible.builtin.meta",
+                     "kubeforge.cluster.etcd/quorum_kept", "tasks/drain_node.yml", "kubeforge.cluster.etcd/member_revision",
                      "kubeforge.cluster.control_plane/serving_out", "ansible.builtin.reboot", "kubeforge.cluster.etcd/member_back",
                      "kubeforge.cluster.control_plane/serving_back", "kubeforge.cluster.kube_nodes"]
+    # With reboot_required_only, a host that does not ask for a reboot ends before anything there changes.
+    asked, leave = reboot["tasks"][:2]
+    assert asked["when"] == "reboot_required_only | bool" and asked["check_mode"] is False
+    assert leave["ansible.builtin.meta"] == "end_host" and leave["when"] == "reboot_required_only | bool and reboot_asked.rc == 0"
     uncordon = reboot["tasks"][-1]["kubeforge.cluster.kube_nodes"]
     assert (uncordon["ready"], uncordon["unschedulable"]) == (True, False)
 
@@ -114,3 +119,20 @@ def test_a_reboot_and_a_rolling_restart_share_the_checks_around_the_stop(role, r
     order = [os.path.basename(task["ansible.builtin.include_tasks"]) if "ansible.builtin.include_tasks" in task
              else next(key for key in task if key.startswith("ansible.")) for task in tasks]
     assert [step for step in order if step in steps] == steps
+
+
+@pytest.mark.parametrize("needs_restarting, asked", [(None, 0), (0, 0), (1, 1)])
+def test_a_host_asks_for_a_reboot_by_its_file_or_by_needs_restarting(tmp_path, needs_restarting, asked):
+    """The read of reboot_required_only, run by sh on this machine: exit code 1 when the host asks for a reboot. The RHEL
+    family's needs-restarting -r (exit 1: a reboot is needed) is a stand-in script here; /run/reboot-required is this
+    machine's own (it asks whenever that file is there)."""
+    [reboot] = [play for play in load_plays() if play.get("serial") is not None]
+    script = reboot["tasks"][0]["ansible.builtin.shell"]
+    path = "/usr/bin:/bin"
+    if needs_restarting is not None:
+        fake = tmp_path / "needs-restarting"
+        fake.write_text(f'#!/bin/sh\n[ "$1" = -r ] || exit 2\nexit {needs_restarting}\n', encoding="utf-8")
+        fake.chmod(0o755)
+        path = f"{tmp_path}:{path}"
+    run = subprocess.run(["sh", "-c", script], env={"PATH": path}, capture_output=True, text=True, timeout=30, check=False)
+    assert run.returncode == (1 if os.path.exists("/run/reboot-required") else asked), run
