@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The etcd cluster the etcd phase builds: 3 TLS members with client-certificate authentication,
-a quorum that survives one member down, and growth to 5 members by learners while a writer runs.
+a quorum that survives one member down, growth to 5 members by learners while a writer runs, a backup restored, and
+a rolling defragmentation.
 
-The tests run in file order; the last one changes the cluster (it adds etcd-4 and etcd-5)."""
+The tests run in file order; the last three change the cluster (they add etcd-4 and etcd-5, restore, defragment)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -168,3 +170,49 @@ def test_backup_to_the_controller_then_restore_gives_exactly_the_snapshot(grown,
         # The old data directory was moved aside, not deleted.
         assert docker_exec(name, "sh", "-c", "ls -d /var/lib/etcd.moved-*").strip(), name
     assert len(cluster_ids) == 1
+
+
+def test_a_rolling_defragmentation_gives_the_space_back_the_leader_last_without_a_failed_write(grown, tmp_path):
+    etcd = client(list(ADDRESSES))
+    members = {name: client([name]) for name in ADDRESSES}
+    for number in range(40):
+        etcd.put(f"/molecule/defrag/{number:03d}", "x" * 100_000)
+    etcd.compact(etcd.delete_range("/molecule/defrag/", "/molecule/defrag0")[1], physical=True)
+
+    def free_bytes(name):
+        status = members[name].status()
+        return status["db_size"] - status["db_size_in_use"]
+
+    def every_member_has_pages_free():
+        etcd.put("/molecule/defrag-tick", "1")  # bbolt frees a page once no read transaction sees it: a write later
+        return all(free_bytes(name) >= 2 * 1024 * 1024 for name in ADDRESSES)
+    wait_for(every_member_has_pages_free, what="2 MiB free in every member's database after the compaction")
+    backups = tmp_path / "backups"
+    defrag = (grown, os.path.join(PROJECT, "playbooks", "etcd_defrag.yml"), "-e", f"etcd_controller_backup_dir={backups}")
+    # Under the default of 64 MiB free, nothing changes and no snapshot is taken.
+    assert set(changed_counts(playbook(*defrag)).values()) == {0} and not backups.exists()
+
+    lower = (*defrag, "-e", "etcd_defrag_min_free_bytes=1048576")
+    before = {name: (main_pid(name), members[name].status()["db_size"]) for name in ADDRESSES}
+    check_run_changes_nothing(*lower, state=lambda: {
+        "members": {name: (main_pid(name), members[name].status()["db_size"]) for name in ADDRESSES}, "snapshots": backups.exists()})
+    leader_id = etcd.status()["leader"]
+    leader = next(member.name for member in etcd.member_list()[0] if member.id == leader_id)
+    writer = Writer(client, "/molecule/defrag-writer/")
+    try:
+        writer.start()
+        output = playbook(*lower)
+        time.sleep(1)
+        writer.finish()
+    finally:
+        writer.finish()
+    order = re.findall(r"TASK \[kubeforge\.cluster\.etcd : Defragment etcd - (\S+)\]", output)
+    print(f"order {order}, leader {leader}; writer: {len(writer.written)} puts, {writer.retried} retried once, {len(writer.failed)} failed")
+    assert sorted(order) == sorted(ADDRESSES) and order[-1] == leader, order
+    assert writer.failed == [] and len(writer.written) > 20, writer.failed[:5]
+    after = {name: (main_pid(name), members[name].status()["db_size"]) for name in ADDRESSES}
+    for name in ADDRESSES:
+        # The same process (no restart), its file at most the pages in use and the few a defragmentation leaves.
+        assert after[name][0] == before[name][0] and after[name][1] <= before[name][1] - 2 * 1024 * 1024, (name, before[name], after[name])
+    assert len(list(backups.glob("etcd-*-r*.db"))) == 1
+    assert set(changed_counts(playbook(*lower)).values()) == {0}

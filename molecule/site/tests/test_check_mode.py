@@ -63,6 +63,8 @@ def cluster_state() -> dict:
     pytest.param(("recover_credentials.yml",), id="recover_credentials"),
     pytest.param(("cert_report.yml",), id="cert_report"),
     pytest.param(("reboot.yml", "-e", "reboot_hosts=all"), id="reboot, every host"),
+    # 0: every member would give something back, so every step is previewed.
+    pytest.param(("etcd_defrag.yml", "-e", "etcd_defrag_min_free_bytes=0"), id="etcd_defrag, every member"),
 ])
 def test_a_playbook_in_check_mode_finishes_and_changes_nothing(run):
     check_run_changes_nothing(inventory_file(), os.path.join(project_dir(), "playbooks", run[0]), *run[1:], state=cluster_state)

@@ -221,6 +221,8 @@ class EtcdClient:
             "raft_index": to_int(answer.get("raftIndex")), "raft_applied_index": to_int(answer.get("raftAppliedIndex")),
             "db_size": to_int(answer.get("dbSize")), "db_size_in_use": to_int(answer.get("dbSizeInUse")),
             "is_learner": bool(answer.get("isLearner")), "errors": list(answer.get("errors") or []),
+            # etcd 3.6 reports its --quota-backend-bytes; 3.5 does not (0).
+            "db_size_quota": to_int(answer.get("dbSizeQuota")),
         }
 
     def hash_kv(self, revision: int = 0) -> tuple[int, int, int]:
@@ -240,6 +242,13 @@ class EtcdClient:
     def alarms(self) -> list[dict]:
         answer = self.transport.call("/v3/maintenance/alarm", {"action": "GET"})
         return [{"member_id": to_int(a.get("memberID")), "alarm": a.get("alarm", "NONE")} for a in answer.get("alarms") or []]
+
+    def alarm_disarm(self, member_id: int, alarm: str) -> None:
+        self.transport.call("/v3/maintenance/alarm", {"action": "DEACTIVATE", "memberID": str(member_id), "alarm": alarm})
+
+    def defragment(self) -> None:
+        """Rewrites the answering member's backend without its free pages; the member answers nothing else meanwhile."""
+        self.transport.call("/v3/maintenance/defragment", {})
 
     def snapshot(self) -> Iterator[bytes]:
         """The backend snapshot as blobs; concatenated they are the file etcdctl snapshot save writes."""

@@ -4,58 +4,24 @@ steps: nothing stops before the checks that can refuse, the node is drained and 
 before the reboot, and each is back (etcd, the control plane, the node uncordoned once Ready) before the next host."""
 from __future__ import annotations
 
-import json
 import os
-import re
 import subprocess
-import sys
 
 import pytest
 import yaml
+from play_checks import REPO, load_plays, run_check, small_cluster  # pylint: disable=import-error  # tests/unit/playbooks
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 REBOOT = "playbooks/reboot.yml"
-# Only the check play runs (tagged always); the preflight, tested on its own, is left without hosts.
-SKIP_PREFLIGHT = {"kubeforge_preflight_ran": True}
 OUTAGE_ACCEPTED = "(-e reboot_outage_accepted=true reboots it all the same)"
 
 
-def run_check(inventory: str, extra_vars: dict, *args: str) -> str:
-    """The message of reboot.yml's check on an inventory (its lines joined), "" when it passed."""
-    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    command = [PLAYBOOK, REBOOT, "-i", inventory, "--tags", "always", "-e", json.dumps({**SKIP_PREFLIGHT, **extra_vars}), *args]
-    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
-    out = " ".join((run.stdout + run.stderr).split())
-    messages = re.findall(r"msg: '(reboot\.yml: .*?)'", out)
-    assert (run.returncode != 0) == bool(messages), out
-    return messages[0] if messages else ""
-
-
-def small_cluster(tmp_path, etcd: list[str], control_plane: list[str], nodes: list[str]) -> str:
-    hosts = sorted(set(etcd + control_plane + nodes))
-    inventory = {"all": {"hosts": {name: {"ansible_host": f"192.0.2.{index + 10}"} for index, name in enumerate(hosts)},
-                         "children": {"etcd": {"hosts": dict.fromkeys(etcd)},
-                                      "kube_control_plane": {"hosts": dict.fromkeys(control_plane)},
-                                      "kube_node": {"hosts": dict.fromkeys(nodes)},
-                                      "k8s_cluster": {"children": {"kube_control_plane": None, "kube_node": None}}}}}
-    path = tmp_path / "hosts.yml"
-    path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
-    return str(path)
-
-
-def load_plays() -> list[dict]:
-    with open(os.path.join(REPO, REBOOT), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
-
-
 def test_the_hosts_must_be_named():
-    out = run_check("inventory/sample", {})
+    out = run_check(REBOOT, "inventory/sample", {})
     assert "-e reboot_hosts=HOST[,HOST...] (hosts of the cluster (k8s_cluster, etcd))" in out
 
 
 def test_every_problem_is_named_in_one_message():
-    out = run_check("inventory/sample", {"reboot_hosts": "all", "reboot_drain_timeout": "soon", "reboot_timeout": 0}, "--limit", "worker1")
+    out = run_check(REBOOT, "inventory/sample", {"reboot_hosts": "all", "reboot_drain_timeout": "soon", "reboot_timeout": 0}, "--limit", "worker1")
     for problem in ("run without --limit", "reboot_drain_timeout soon is not a number of seconds above 0",
                     "reboot_timeout 0 is not a number of seconds above 0"):
         assert problem in out
@@ -64,7 +30,7 @@ def test_every_problem_is_named_in_one_message():
 
 
 def test_the_whole_sample_cluster_passes_the_check():
-    assert run_check("inventory/sample", {"reboot_hosts": "all"}) == ""
+    assert run_check(REBOOT, "inventory/sample", {"reboot_hosts": "all"}) == ""
 
 
 @pytest.mark.parametrize("etcd, control_plane, named, refused", [
@@ -80,14 +46,14 @@ def test_the_whole_sample_cluster_passes_the_check():
 ])
 def test_a_cluster_whose_api_would_stop_is_refused_unless_the_outage_is_accepted(tmp_path, etcd, control_plane, named, refused):
     inventory = small_cluster(tmp_path, etcd, control_plane, ["w1"])
-    out = run_check(inventory, {"reboot_hosts": named})
+    out = run_check(REBOOT, inventory, {"reboot_hosts": named})
     assert [problem for problem in refused if problem not in out] == [], out
     assert out.count(OUTAGE_ACCEPTED) == len(refused), out
-    assert run_check(inventory, {"reboot_hosts": named, "reboot_outage_accepted": True}) == ""
+    assert run_check(REBOOT, inventory, {"reboot_hosts": named, "reboot_outage_accepted": True}) == ""
 
 
 def test_each_host_is_checked_drained_and_taken_out_before_its_reboot_and_back_before_the_next():
-    [reboot] = [play for play in load_plays() if play.get("serial") is not None]
+    [reboot] = [play for play in load_plays(REBOOT) if play.get("serial") is not None]
     assert reboot["serial"] == 1
     # etcd members first, then the other control-plane hosts, then the workers.
     assert reboot["hosts"] == "etcd:kube_control_plane:k8s_cluster:&kubeforge_rebooting"
@@ -126,7 +92,7 @@ def test_a_host_asks_for_a_reboot_by_its_file_or_by_needs_restarting(tmp_path, n
     """The read of reboot_required_only, run by sh on this machine: exit code 1 when the host asks for a reboot. The RHEL
     family's needs-restarting -r (exit 1: a reboot is needed) is a stand-in script here; /run/reboot-required is this
     machine's own (it asks whenever that file is there)."""
-    [reboot] = [play for play in load_plays() if play.get("serial") is not None]
+    [reboot] = [play for play in load_plays(REBOOT) if play.get("serial") is not None]
     script = reboot["tasks"][0]["ansible.builtin.shell"]
     path = "/usr/bin:/bin"
     if needs_restarting is not None:

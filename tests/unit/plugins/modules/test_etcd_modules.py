@@ -2,7 +2,7 @@
 # Copyright: kubeforge developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""etcd_member, etcd_mirror, etcd_snapshot: documentation against argument spec, EXAMPLES, main() without etcd, and
+"""etcd_member, etcd_mirror, etcd_snapshot, etcd_defrag: documentation against argument spec, EXAMPLES, main() without etcd, and
 the host lock a change takes (a holder in another process, module_utils/lock_holder.py).
 
 Runs against real etcd are in tests/integration.
@@ -25,9 +25,9 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils import _lock
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.client import EtcdClient
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import run_module
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.member import EtcdMemberBackend
-from ansible_collections.kubeforge.cluster.plugins.modules import etcd_member, etcd_mirror, etcd_snapshot
+from ansible_collections.kubeforge.cluster.plugins.modules import etcd_defrag, etcd_member, etcd_mirror, etcd_snapshot
 
-MODULES = {"etcd_member": etcd_member, "etcd_mirror": etcd_mirror, "etcd_snapshot": etcd_snapshot}
+MODULES = {"etcd_member": etcd_member, "etcd_mirror": etcd_mirror, "etcd_snapshot": etcd_snapshot, "etcd_defrag": etcd_defrag}
 FRAGMENTS = ("etcd_client", "host_lock")
 
 
@@ -132,6 +132,9 @@ def closed_port():
     ("etcd_mirror", {"destination": {"endpoints": ["https://b:2379"]}, "dest_prefix": "/x/", "strip_prefix": True}, "mutually exclusive"),
     ("etcd_snapshot", {"path": "/tmp/s.db", "endpoints": None}, "state is saved but all of the following are missing: endpoints"),
     ("etcd_snapshot", {"path": "/tmp/s.db", "state": "restored", "name": "m0"}, "state is restored but all of the following are missing"),
+    ("etcd_defrag", {}, "missing required arguments: min_free_bytes"),
+    ("etcd_defrag", {"min_free_bytes": 0, "endpoints": ["https://127.0.0.1:1", "https://127.0.0.1:2"]},
+     "endpoints must name exactly one member, the one to defragment; got 2"),
 ])
 def test_argument_errors(name, args, fragment):
     args = {"endpoints": ["https://127.0.0.1:1"], **args}
@@ -145,6 +148,7 @@ def test_argument_errors(name, args, fragment):
     ("etcd_member", {}),
     ("etcd_mirror", {"destination": {"endpoints": ["https://127.0.0.1:1"]}}),
     ("etcd_snapshot", {"path": "/tmp/kubeforge-never-written.db", "method": "gateway"}),
+    ("etcd_defrag", {"min_free_bytes": 0}),
 ])
 def test_etcd_errors_become_failures(name, extra, closed_port):
     result = run_main(MODULES[name], {"endpoints": [f"https://127.0.0.1:{closed_port}"], "timeout": 0.3, **extra})
@@ -196,6 +200,7 @@ RESTORE = {"state": "restored", "path": "/tmp/kubeforge-never-read.db", "data_di
     ("etcd_member", {"state": "absent", "name": "m1"}),
     ("etcd_member", {"promote_learners": ["m1"]}),
     ("etcd_snapshot", RESTORE),
+    ("etcd_defrag", {"min_free_bytes": 0}),
 ])
 def test_a_change_refuses_while_a_left_over_run_holds_the_host_lock(name, extra, lock_dir, closed_port, lock_holder):
     with lock_holder.held(lock_dir) as (holder, _child):
@@ -208,6 +213,7 @@ def test_a_change_refuses_while_a_left_over_run_holds_the_host_lock(name, extra,
     ("etcd_member", {}, False),  # a read
     ("etcd_member", {"state": "absent", "name": "m1"}, True),
     ("etcd_mirror", {"destination": {"endpoints": ["https://127.0.0.1:1"]}}, True),
+    ("etcd_defrag", {"min_free_bytes": 0}, True),
 ])
 def test_reads_and_check_mode_do_not_wait_for_the_host_lock(name, extra, check_mode, lock_dir, closed_port, lock_holder):
     with lock_holder.held(lock_dir):
