@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.defrag import free_bytes
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.errors import EtcdError
 from kubeforge_verify import (Writer, changed_counts, check_run_changes_nothing, credentials_dir, docker_exec, edited_inventory, etcd_client,
                               etcd_data_directories, playbook, project_dir, unit_property, wait_for)
@@ -181,13 +182,9 @@ def test_a_rolling_defragmentation_gives_the_space_back_the_leader_last_without_
         etcd.put(f"/molecule/defrag/{number:03d}", "x" * 100_000)
     etcd.compact(etcd.delete_range("/molecule/defrag/", "/molecule/defrag0")[1], physical=True)
 
-    def free_bytes(name):
-        status = members[name].status()
-        return status["db_size"] - status["db_size_in_use"]
-
     def every_member_has_pages_free():
         etcd.put("/molecule/defrag-tick", "1")  # bbolt frees a page once no read transaction sees it: a write later
-        return all(free_bytes(name) >= 2 * 1024 * 1024 for name in ADDRESSES)
+        return all(free_bytes(members[name].status()) >= 2 * 1024 * 1024 for name in ADDRESSES)
     wait_for(every_member_has_pages_free, what="2 MiB free in every member's database after the compaction")
     backups = tmp_path / "backups"
     defrag = (grown, os.path.join(PROJECT, "playbooks", "etcd_defrag.yml"), "-e", f"etcd_controller_backup_dir={backups}")

@@ -57,7 +57,8 @@ class EtcdDefragBackend:
         self._refuse_corruption(alarms)
         quota = before["db_size_quota"] or self.params["quota_bytes"]
         defragment = free_bytes(before) >= self.params["min_free_bytes"]
-        after = sizes(before)
+        now = sizes(before)
+        after = now
         if defragment and check_mode:
             # What a defragmentation leaves: about the pages in use.
             after = {"db_size": before["db_size_in_use"], "db_size_in_use": before["db_size_in_use"], "free_bytes": 0}
@@ -73,12 +74,12 @@ class EtcdDefragBackend:
             "defragmented": defragment,
             "member_id": f"{member_id:x}",
             "leader": before["leader"] == member_id,
-            "before": sizes(before),
+            "before": now,
             "after": after,
             "quota_bytes": quota,
             "alarms_disarmed": [NOSPACE] if disarm else [],
             "nospace_alarm": nospace and not disarm,
-            "diff": {"before": sizes(before), "after": after},
+            "diff": {"before": now, "after": after},
         }
         if nospace and not disarm:
             result["msg"] = (f"etcd member {member_id:x} keeps its NOSPACE alarm: its database ({after['db_size']} bytes) is not under the "

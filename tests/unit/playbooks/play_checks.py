@@ -17,12 +17,17 @@ PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 SKIP_PREFLIGHT = {"kubeforge_preflight_ran": True}
 
 
+def run_checks(playbook: str, inventory: str, extra_vars: dict, *args: str) -> subprocess.CompletedProcess:
+    """The playbook's checks run alone (--tags always) on an inventory, with extra_vars."""
+    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    command = [PLAYBOOK, playbook, "-i", inventory, "--tags", "always", "-e", json.dumps({**SKIP_PREFLIGHT, **extra_vars}), *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
 def run_check(playbook: str, inventory: str, extra_vars: dict, *args: str) -> str:
     """The message of the playbook's check on an inventory (its lines joined), "" when it passed. The message starts
     with the playbook's file name (reboot.yml: ...)."""
-    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    command = [PLAYBOOK, playbook, "-i", inventory, "--tags", "always", "-e", json.dumps({**SKIP_PREFLIGHT, **extra_vars}), *args]
-    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    run = run_checks(playbook, inventory, extra_vars, *args)
     out = " ".join((run.stdout + run.stderr).split())
     messages = re.findall(rf"msg: '({re.escape(os.path.basename(playbook))}: .*?)'", out)
     assert (run.returncode != 0) == bool(messages), out

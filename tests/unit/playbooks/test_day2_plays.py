@@ -5,22 +5,16 @@ remove_nodes.yml moves aside covering what the node roles write, and the pod net
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
+from play_checks import REPO, run_checks  # pylint: disable=import-error  # tests/unit/playbooks
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-# The preflight is tested on its own (test_preflight_play.py); here it is left without hosts, so that
-# no host of the sample inventory is contacted and only the playbook's own check runs.
-SKIP_PREFLIGHT = {"kubeforge_preflight_ran": True}
 NODE_PHASES = ["prepare", "pki", "ha_nginx", "container_runtime", "kubelet_bootstrap", "ipvs", "flannel"]
 CLUSTER_OBJECT_PHASES = ["phases/kubelet_bootstrap.yml", "phases/flannel.yml"]
 
@@ -36,9 +30,9 @@ def template(value, variables: dict):
 
 
 def run_check(playbook: str, extra_vars: dict, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    command = [PLAYBOOK, playbook, "-i", "inventory/sample", "--tags", "always", "-e", json.dumps({**SKIP_PREFLIGHT, **extra_vars}), *args]
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    """The playbook's checks alone on the sample inventory; the preflight, tested on its own (test_preflight_play.py),
+    is left without hosts, so that no host of the sample inventory is contacted."""
+    return run_checks(playbook, "inventory/sample", extra_vars, *args)
 
 
 @pytest.mark.parametrize("playbook, variable, group", [
