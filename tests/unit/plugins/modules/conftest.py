@@ -1,14 +1,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What the module tests share: the host locks in a directory of each test's own, and a host lock held by a process of
-its own."""
+"""What the module tests share: the host locks in a directory of each test's own, a host lock held by a process of
+its own, a port nothing listens on, and a collections directory holding this checkout."""
 from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 
 import pytest
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _lock
+from one_task_play import collections_dir  # pylint: disable=import-error  # beside this file
+
+# module_checks.py asserts for the tests that call it: pytest rewrites its asserts too, so a failure shows its values.
+pytest.register_assert_rewrite("module_checks")
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +33,18 @@ def lock_holder():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
+
+
+@pytest.fixture
+def closed_port():
+    """A port on 127.0.0.1 that nothing listens on (bound for a moment, then let go)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def collections_path(tmp_path_factory):
+    """A directory holding this checkout as kubeforge.cluster, made once a test file (one_task_play.collections_dir). Its
+    ansible.cfg is empty: the checkout's callbacks would add output."""
+    return collections_dir(tmp_path_factory.mktemp("collections"))

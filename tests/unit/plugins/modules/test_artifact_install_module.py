@@ -17,7 +17,8 @@ import yaml
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _artifacts
 from ansible_collections.kubeforge.cluster.plugins.modules import artifact_install
-from one_task_play import PLAYBOOK, collections_dir, module_runs, run_task  # pylint: disable=import-error  # beside this file
+from module_checks import compare  # pylint: disable=import-error  # beside this file
+from one_task_play import PLAYBOOK, module_runs, run_task  # pylint: disable=import-error  # beside this file
 
 MODULE = "kubeforge.cluster.artifact_install"
 DOC = yaml.safe_load(artifact_install.DOCUMENTATION)
@@ -25,20 +26,8 @@ SPEC = artifact_install.argument_spec()
 needs_ansible = pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="ansible-playbook is not installed beside this Python")
 
 
-def _compare(doc_options: dict, spec_options: dict, where: str = ""):
-    assert set(doc_options) == set(spec_options), where
-    for name, spec in spec_options.items():
-        doc = doc_options[name]
-        for key in ("type", "default", "choices", "elements"):
-            assert doc.get(key) == spec.get(key), f"{where}{name}: {key}"
-        assert bool(doc.get("required")) == bool(spec.get("required")), f"{where}{name}: required"
-        assert doc.get("description"), f"{where}{name}: description"
-        if "options" in spec:
-            _compare(doc["suboptions"], spec["options"], f"{name}.")
-
-
 def test_documentation_matches_the_argument_spec():
-    _compare(DOC["options"], SPEC)
+    compare(DOC["options"], SPEC, type_default=None)  # a type left out on one side only is a difference here
     assert DOC["author"] == ["kubeforge developers (@kubeforge)"]
     assert all(DOC["attributes"][name]["description"] for name in DOC["attributes"])
 
@@ -78,11 +67,6 @@ def etcd_tarball(version: str) -> bytes:
             info.size, info.mode = len(data), 0o755
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def collections_path(tmp_path_factory):
-    return collections_dir(tmp_path_factory.mktemp("collections"))
 
 
 @pytest.fixture

@@ -7,17 +7,12 @@
 The counting, the refusal and the rewrite are tested in tests/unit/plugins/module_utils/test_encryption.py."""
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import socket
-
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kubeforge.cluster.plugins.doc_fragments.etcd_client import ModuleDocFragment
 from ansible_collections.kubeforge.cluster.plugins.modules import encryption_key_usage as module
+from module_checks import run_main  # pylint: disable=import-error  # beside this file
 
 DOC = yaml.safe_load(module.DOCUMENTATION)
 
@@ -54,30 +49,15 @@ def test_return_is_documented_with_samples():
         assert {"description", "returned", "type", "sample"} <= set(entry), key
 
 
-def run_main(args: dict) -> dict:
-    out = io.StringIO()
-    with patch_module_args(args), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit):
-            module.main()
-    return json.loads(out.getvalue().strip().splitlines()[-1])
-
-
-@pytest.fixture
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("args, fragment", [
     ({"resources": ["secrets"], "rewrite": True}, "rewrite is True but all of the following are missing: primary, kubeconfig"),
     ({"resources": ["*.*"]}, "wildcards are not supported"),
 ])
 def test_argument_errors(args, fragment, closed_port):
-    result = run_main({"endpoints": [f"https://127.0.0.1:{closed_port}"], "timeout": 0.3, **args})
+    result = run_main(module, {"endpoints": [f"https://127.0.0.1:{closed_port}"], "timeout": 0.3, **args})
     assert result["failed"] and fragment in result["msg"], result["msg"]
 
 
 def test_etcd_errors_become_failures(closed_port):
-    result = run_main({"endpoints": [f"https://127.0.0.1:{closed_port}"], "timeout": 0.3, "resources": ["secrets"], "drop": ["old"]})
+    result = run_main(module, {"endpoints": [f"https://127.0.0.1:{closed_port}"], "timeout": 0.3, "resources": ["secrets"], "drop": ["old"]})
     assert result["failed"] and "cannot connect to any etcd endpoint" in result["msg"], result["msg"]

@@ -9,23 +9,19 @@ Runs against real etcd are in tests/integration.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
-import io
-import json
 import os
-import socket
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _lock
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.client import EtcdClient
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.common import run_module
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.member import EtcdMemberBackend
 from ansible_collections.kubeforge.cluster.plugins.modules import etcd_defrag, etcd_member, etcd_mirror, etcd_snapshot
+from module_checks import compare, run_main  # pylint: disable=import-error  # beside this file
 
 MODULES = {"etcd_member": etcd_member, "etcd_mirror": etcd_mirror, "etcd_snapshot": etcd_snapshot, "etcd_defrag": etcd_defrag}
 FRAGMENTS = ("etcd_client", "host_lock")
@@ -50,18 +46,6 @@ def merged_doc(module) -> dict:
         options[name] = {**options.get(name, {}), **option}
     doc["options"] = options
     return doc
-
-
-def compare(doc_options: dict, spec_options: dict, where: str) -> None:
-    assert set(doc_options) == set(spec_options), f"{where}: {set(doc_options) ^ set(spec_options)}"
-    for name, spec in spec_options.items():
-        doc = doc_options[name]
-        for key in ("type", "default", "choices", "elements"):
-            assert doc.get(key, "str" if key == "type" else None) == spec.get(key, "str" if key == "type" else None), f"{where}{name}: {key}"
-        assert bool(doc.get("required")) == bool(spec.get("required")), f"{where}{name}: required"
-        assert doc.get("description"), f"{where}{name}: description"
-        if "options" in spec:
-            compare(doc["suboptions"], spec["options"], f"{name}.")
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -106,21 +90,6 @@ def test_the_doc_fragment_is_the_connection_spec():
 
 def test_the_host_lock_fragment_is_the_lock_spec():
     compare(fragment("host_lock")["options"], _lock.lock_argument_spec(), "host_lock.")
-
-
-def run_main(module, args: dict, check_mode: bool = False) -> dict:
-    out = io.StringIO()
-    with patch_module_args(dict(args, _ansible_check_mode=check_mode)), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit):
-            module.main()
-    return json.loads(out.getvalue().strip().splitlines()[-1])
-
-
-@pytest.fixture
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("name, args, fragment", [

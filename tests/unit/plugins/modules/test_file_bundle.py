@@ -5,8 +5,6 @@
 """The file_bundle module and action plugin: docs against the spec, main(), and runs through the ansible CLI."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import stat
@@ -15,11 +13,10 @@ import sys
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kubeforge.cluster.plugins.modules import file_bundle
+from module_checks import compare, run_main  # pylint: disable=import-error  # beside this file
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 MODULE = "kubeforge.cluster.file_bundle"
 DOC = yaml.safe_load(file_bundle.DOCUMENTATION)
@@ -27,20 +24,8 @@ SPEC = file_bundle.argument_spec()
 SECRET = "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n"
 
 
-def _compare(doc_options: dict, spec_options: dict, where: str):
-    assert set(doc_options) == set(spec_options), where
-    for name, spec in spec_options.items():
-        doc = doc_options[name]
-        for key in ("type", "default", "choices", "elements"):
-            assert doc.get(key, "str" if key == "type" else None) == spec.get(key, "str" if key == "type" else None), f"{where}{name}: {key}"
-        assert bool(doc.get("required")) == bool(spec.get("required")), f"{where}{name}: required"
-        assert doc.get("description"), f"{where}{name}: description"
-        if "options" in spec:
-            _compare(doc["suboptions"], spec["options"], f"{name}.")
-
-
 def test_documentation_matches_the_argument_spec():
-    _compare(DOC["options"], SPEC, "")
+    compare(DOC["options"], SPEC, "")
     assert DOC["author"] == ["kubeforge developers (@kubeforge)"]
     assert all(DOC["attributes"][name]["description"] for name in DOC["attributes"])
 
@@ -58,51 +43,34 @@ def test_examples_use_only_options_that_exist():
             assert set(entry) <= set(SPEC["files"]["options"])
 
 
-def run_main(args: dict, check_mode: bool = False) -> dict:
-    out = io.StringIO()
-    with patch_module_args(dict(args, _ansible_check_mode=check_mode)), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit):
-            file_bundle.main()
-    return json.loads(out.getvalue().strip().splitlines()[-1])
-
-
 def test_main_writes_and_hides_the_content(tmp_path):
     args = {"files": [{"dest": str(tmp_path / "k.key"), "content": SECRET, "mode": "0600"}]}
-    result = run_main(args)
+    result = run_main(file_bundle, args)
     assert result["changed"] and (tmp_path / "k.key").read_text() == SECRET
     assert "TOPSECRETKEYMATERIAL" not in json.dumps(result)
     returned = yaml.safe_load(file_bundle.RETURN)
     assert set(result) - {"invocation"} == set(returned)
-    assert not run_main(args)["changed"]
+    assert not run_main(file_bundle, args)["changed"]
 
 
 def test_main_reports_every_problem(tmp_path):
-    result = run_main({"files": [{"dest": "rel", "content": "x"}, {"dest": "/y", "content": "x", "mode": "rw"}]})
+    result = run_main(file_bundle, {"files": [{"dest": "rel", "content": "x"}, {"dest": "/y", "content": "x", "mode": "rw"}]})
     assert result["failed"] and len(result["errors"]) == 2
 
 
 def test_main_rejects_src_with_content():
-    result = run_main({"files": [{"dest": "/x", "src": "/a", "content": "b"}]})
+    result = run_main(file_bundle, {"files": [{"dest": "/x", "src": "/a", "content": "b"}]})
     assert result["failed"] and "mutually exclusive" in result["msg"]
 
 
 # -- through ansible-playbook: the action plugin reads src on the controller --------------------------
 
-@pytest.fixture(scope="module")
-def collections_path(tmp_path_factory):
-    root = tmp_path_factory.mktemp("collections")
-    os.makedirs(root / "ansible_collections" / "kubeforge")
-    os.symlink(REPO, root / "ansible_collections" / "kubeforge" / "cluster")
-    (root / "ansible.cfg").write_text("[defaults]\n")
-    return root
-
-
 def play(collections_path, tmp_path, task: dict, *flags: str) -> dict:
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [dict(task, register="out")]}]))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
                ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="0",
-               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_CONFIG=str(collections_path / "ansible.cfg"))
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_CONFIG=os.path.join(collections_path, "ansible.cfg"))
     done = subprocess.run([PLAYBOOK, str(playbook), "-vvv", *flags], env=env, capture_output=True, text=True, check=False, timeout=120)
     output, _end = json.JSONDecoder().raw_decode(done.stdout[done.stdout.index("{"):])
     result = output["plays"][0]["tasks"][0]["hosts"]["localhost"]

@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-from one_task_play import collections_dir, module_runs, run_task  # pylint: disable=import-error  # beside this file
-
-
-@pytest.fixture(scope="module")
-def collections_path(tmp_path_factory):
-    return collections_dir(tmp_path_factory.mktemp("collections"))
+from one_task_play import module_runs, run_task  # pylint: disable=import-error  # beside this file
 
 
 def _ca_task(tmp_path, **extra) -> dict:

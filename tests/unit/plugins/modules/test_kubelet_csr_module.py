@@ -9,15 +9,11 @@ The decisions, the API client and the kubeconfig are tested in tests/unit/plugin
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
-import io
 import ipaddress
-import json
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,6 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _kubelet_csr
 from ansible_collections.kubeforge.cluster.plugins.modules import kubelet_csr
+from module_checks import run_main  # pylint: disable=import-error  # beside this file
 
 DOC = yaml.safe_load(kubelet_csr.DOCUMENTATION)
 NODES = {"kf-w1": {"dns_names": ["kf-w1"], "ip_addresses": ["172.30.40.21"]}}
@@ -100,14 +97,6 @@ class FakeClient:
         return obj
 
 
-def run_main(args: dict, check_mode: bool = False) -> dict:
-    out = io.StringIO()
-    with patch_module_args(dict(args, _ansible_check_mode=check_mode)), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit):
-            kubelet_csr.main()
-    return json.loads(out.getvalue().strip().splitlines()[-1])
-
-
 @pytest.fixture
 def fake(monkeypatch):
     """Installs a FakeClient with a good request (csr-good) and a foreign-IP one (csr-bad) as the module's client."""
@@ -123,23 +112,23 @@ def fake(monkeypatch):
 
 
 def test_approves_and_denies_then_changes_nothing(fake):
-    result = run_main({"kubeconfig": "/etc/kubernetes/approver.kubeconfig", "nodes": NODES})
+    result = run_main(kubelet_csr, {"kubeconfig": "/etc/kubernetes/approver.kubeconfig", "nodes": NODES})
     assert fake.opened == ["/etc/kubernetes/approver.kubeconfig"]
     assert (result["changed"], result["approved"], result["denied"]) == (True, ["csr-good"], ["csr-bad"])
     assert sorted(fake.written) == [("csr-bad", "Denied"), ("csr-good", "Approved")]
     assert {d["name"]: d["state"] for d in result["decisions"]} == {"csr-good": "approved", "csr-bad": "denied"}
-    again = run_main({"kubeconfig": "/k", "nodes": NODES})
+    again = run_main(kubelet_csr, {"kubeconfig": "/k", "nodes": NODES})
     assert (again["changed"], again["approved"], again["denied"], len(fake.written)) == (False, [], [], 2)
 
 
 def test_check_mode_reports_and_writes_nothing(fake):
-    result = run_main({"kubeconfig": "/k", "nodes": NODES, "wait_for": ["kf-w1"]}, check_mode=True)
+    result = run_main(kubelet_csr, {"kubeconfig": "/k", "nodes": NODES, "wait_for": ["kf-w1"]}, check_mode=True)
     assert (result["changed"], result["approved"], result["denied"], fake.written) == (True, ["csr-good"], ["csr-bad"], [])
 
 
 def test_wait_for_a_node_that_never_asks_fails_with_the_decisions(fake):
     nodes = dict(NODES, **{"kf-w2": {"dns_names": ["kf-w2"], "ip_addresses": ["172.30.40.22"]}})
-    result = run_main({"kubeconfig": "/k", "nodes": nodes, "wait_for": ["kf-w1", "kf-w2"], "timeout": 0})
+    result = run_main(kubelet_csr, {"kubeconfig": "/k", "nodes": nodes, "wait_for": ["kf-w1", "kf-w2"], "timeout": 0})
     assert result["failed"] and "kf-w2: never submitted" in result["msg"]
     assert result["approved"] == ["csr-good"] and result["changed"] is True
 
@@ -147,22 +136,22 @@ def test_wait_for_a_node_that_never_asks_fails_with_the_decisions(fake):
 def test_api_errors_are_failures(monkeypatch):
     client = FakeClient([], error=_kubelet_csr.APIError("GET https://10.0.0.11:6443/apis/...: HTTP 403: forbidden", status=403))
     monkeypatch.setattr(kubelet_csr, "client_from_kubeconfig", lambda path: client)
-    result = run_main({"kubeconfig": "/k", "nodes": NODES})
+    result = run_main(kubelet_csr, {"kubeconfig": "/k", "nodes": NODES})
     assert result["failed"] and "HTTP 403: forbidden" in result["msg"]
 
 
 def test_a_missing_kubeconfig_is_a_failure(tmp_path):
-    result = run_main({"kubeconfig": str(tmp_path / "absent"), "nodes": NODES})
+    result = run_main(kubelet_csr, {"kubeconfig": str(tmp_path / "absent"), "nodes": NODES})
     assert result["failed"] and "cannot read the kubeconfig" in result["msg"]
 
 
 def test_a_malformed_nodes_option_is_a_failure(fake):
-    result = run_main({"kubeconfig": "/k", "nodes": {"kf-w1": {"dns_names": ["kf-w1"], "ip_addresses": ["300.1.1.1"]}}})
+    result = run_main(kubelet_csr, {"kubeconfig": "/k", "nodes": {"kf-w1": {"dns_names": ["kf-w1"], "ip_addresses": ["300.1.1.1"]}}})
     assert result["failed"] and "node 'kf-w1'" in result["msg"] and fake.written == []
 
 
 def test_missing_cryptography_is_reported(monkeypatch, fake):
     monkeypatch.setattr(kubelet_csr, "HAS_CRYPTOGRAPHY", False)
     monkeypatch.setattr(kubelet_csr, "CRYPTOGRAPHY_IMPORT_ERROR", "ModuleNotFoundError: No module named 'cryptography'")
-    result = run_main({"kubeconfig": "/k", "nodes": NODES})
+    result = run_main(kubelet_csr, {"kubeconfig": "/k", "nodes": NODES})
     assert result["failed"] and "cryptography" in result["msg"] and fake.opened == []

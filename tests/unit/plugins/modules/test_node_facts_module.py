@@ -5,17 +5,13 @@
 """The node_facts module: its documentation, and main() reading this machine in check mode."""
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _node_facts
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki import trust
 from ansible_collections.kubeforge.cluster.plugins.modules import node_facts, trust_anchor_info
+from module_checks import run_main  # pylint: disable=import-error  # beside this file
 
 DOC = yaml.safe_load(node_facts.DOCUMENTATION)
 RETURNED = yaml.safe_load(node_facts.RETURN)
@@ -33,17 +29,9 @@ def test_documentation():
     assert fact["ip_vs"]["choices"] == list(_node_facts.IP_VS_STATES)
 
 
-def run_main(**args) -> dict:
-    out = io.StringIO()
-    with patch_module_args(args), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit):
-            node_facts.main()
-    return json.loads(out.getvalue().strip().splitlines()[-1])
-
-
 @pytest.mark.parametrize("check_mode", [False, True])
 def test_main_reads_this_machine(check_mode):
-    result = run_main(_ansible_check_mode=check_mode)
+    result = run_main(node_facts, {}, check_mode=check_mode)
     assert result["changed"] is False and set(result) == {"changed", "ansible_facts", "invocation"}
     facts = result["ansible_facts"]["kubeforge_node"]
     assert set(facts) == set(RETURNED["ansible_facts"]["contains"]["kubeforge_node"]["contains"])
@@ -53,12 +41,12 @@ def test_main_reads_this_machine(check_mode):
 
 def test_bin_dir_gives_the_versions_linked_there(tmp_path):
     (tmp_path / "etcd").symlink_to("/opt/kubeforge/etcd/v3.5.33/etcd")
-    result = run_main(_ansible_check_mode=True, bin_dir=str(tmp_path))
+    result = run_main(node_facts, {"bin_dir": str(tmp_path)}, check_mode=True)
     assert result["ansible_facts"]["kubeforge_node"]["linked_versions"] == {"etcd": "3.5.33"}
 
 
 def test_with_trust_anchors_the_same_call_returns_what_trust_anchor_info_returns_without_content():
-    result = run_main(_ansible_check_mode=True, trust_anchors=True)
+    result = run_main(node_facts, {"trust_anchors": True}, check_mode=True)
     assert result["ansible_facts"]["kubeforge_node"] == _node_facts.NodeFactsBackend("/").facts()
     anchors = {name: result[name] for name in ("anchors", "encryption_key_names", "errors")}
     assert anchors == {name: value for name, value in trust.TrustAnchorInfoBackend().run().items() if name != "changed"}

@@ -8,17 +8,14 @@ aside on this machine (no services, no crictl: nothing else is touched).
 The parsers and the backend are tested in tests/unit/plugins/module_utils/test_retire.py."""
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
 import re
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kubeforge.cluster.plugins.modules import node_retire
+from module_checks import run_main  # pylint: disable=import-error  # beside this file
 
 MODULE = "kubeforge.cluster.node_retire"
 DOC = yaml.safe_load(node_retire.DOCUMENTATION)
@@ -59,14 +56,6 @@ def test_return_is_documented_with_samples():
     assert set(RETURNED["moved"]["contains"]) == {"path", "moved_to"}
 
 
-def run_main(args: dict, check_mode: bool = False) -> dict:
-    out = io.StringIO()
-    with patch_module_args(dict(args, _ansible_check_mode=check_mode)), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit):
-            node_retire.main()
-    return json.loads(out.getvalue().strip().splitlines()[-1])
-
-
 @pytest.fixture
 def state(tmp_path):
     """Two state directories with content, and a path that does not exist."""
@@ -80,7 +69,7 @@ def state(tmp_path):
 
 def test_check_mode_reports_the_moves_and_changes_nothing(state):
     paths = [os.path.join(state, "kubelet"), os.path.join(state, "kubernetes"), os.path.join(state, "cni")]
-    result = run_main({"services": [], "paths": paths}, check_mode=True)
+    result = run_main(node_retire, {"services": [], "paths": paths}, check_mode=True)
     assert result["changed"] is True and not result.get("failed")
     assert [entry["path"] for entry in result["moved"]] == paths[:2]
     assert all(STAMPED.search(entry["moved_to"]) for entry in result["moved"])
@@ -90,7 +79,7 @@ def test_check_mode_reports_the_moves_and_changes_nothing(state):
 
 def test_moves_aside_then_a_second_run_changes_nothing(state):
     paths = [os.path.join(state, "kubelet"), os.path.join(state, "kubernetes/")]
-    result = run_main({"services": [], "paths": paths})
+    result = run_main(node_retire, {"services": [], "paths": paths})
     assert result["changed"] is True and not result.get("failed"), result
     moved = {entry["path"]: entry["moved_to"] for entry in result["moved"]}
     assert list(moved) == [os.path.join(state, "kubelet"), os.path.join(state, "kubernetes")]
@@ -100,12 +89,12 @@ def test_moves_aside_then_a_second_run_changes_nothing(state):
         with open(os.path.join(target, "pki", "ca.crt"), encoding="utf-8") as handle:
             assert handle.read() == os.path.basename(path)
     assert sorted(os.listdir(state)) == sorted(os.path.basename(target) for target in moved.values())
-    again = run_main({"services": [], "paths": paths})
+    again = run_main(node_retire, {"services": [], "paths": paths})
     assert again["changed"] is False and again["moved"] == [] and again["unmounted"] == []
 
 
 def test_refused_paths_fail_the_module_with_every_one_named(state):
-    result = run_main({"paths": ["/etc", "relative", os.path.join(state, "kubelet"), "/var/lib"]})
+    result = run_main(node_retire, {"paths": ["/etc", "relative", os.path.join(state, "kubelet"), "/var/lib"]})
     assert result["failed"] is True
     assert result["msg"] == ("refusing to move these paths aside: /etc is a system directory; 'relative' is not an absolute path; "
                              "/var/lib is a system directory")
@@ -116,16 +105,16 @@ def test_refused_paths_fail_the_module_with_every_one_named(state):
 def test_a_run_beside_one_a_killed_run_left_on_the_host_waits_then_fails_naming_it_and_changes_nothing(state, lock_dir, lock_holder):
     paths = [os.path.join(state, "kubelet")]
     with lock_holder.held(lock_dir, "node_retire", domain="node_retire") as (holder, _child):
-        result = run_main({"paths": paths, "lock_timeout": 0.3})
+        result = run_main(node_retire, {"paths": paths, "lock_timeout": 0.3})
     assert result["failed"] is True
     assert f"another node_retire operation holds this host's lock {lock_dir}/node_retire.lock: PID {holder.pid} " in result["msg"], result
     assert result["lock_holder"]["pid"] == holder.pid
     assert sorted(os.listdir(state)) == ["kubelet", "kubernetes"]
     # Once it has ended, the next run does the work.
-    assert run_main({"paths": paths})["moved"][0]["path"] == paths[0]
+    assert run_main(node_retire, {"paths": paths})["moved"][0]["path"] == paths[0]
 
 
 def test_check_mode_does_not_wait_for_the_host_lock(state, lock_dir, lock_holder):
     with lock_holder.held(lock_dir, "node_retire", domain="node_retire"):
-        result = run_main({"paths": [os.path.join(state, "kubelet")], "lock_timeout": 0.3}, check_mode=True)
+        result = run_main(node_retire, {"paths": [os.path.join(state, "kubelet")], "lock_timeout": 0.3}, check_mode=True)
     assert not result.get("failed") and result["changed"] is True, result

@@ -6,18 +6,14 @@
 and return, and trust_anchor_info's main() reads this machine in check mode without a secret in the result."""
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kubeforge.cluster.plugins.action import credentials_recover as recover_action
 from ansible_collections.kubeforge.cluster.plugins.action import trust_anchor_check as check_action
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki import trust
 from ansible_collections.kubeforge.cluster.plugins.modules import credentials_recover, trust_anchor_check, trust_anchor_info
+from module_checks import run_main  # pylint: disable=import-error  # beside this file
 
 
 @pytest.mark.parametrize("module, options", [
@@ -43,11 +39,7 @@ def test_the_check_documents_the_escape_hatch_by_its_name():
 
 @pytest.mark.parametrize("include_content", [False, True])
 def test_main_reads_this_machine_in_check_mode(include_content):
-    out = io.StringIO()
-    with patch_module_args({"_ansible_check_mode": True, "include_content": include_content}), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit):
-            trust_anchor_info.main()
-    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    result = run_main(trust_anchor_info, {"include_content": include_content}, check_mode=True)
     returned = yaml.safe_load(trust_anchor_info.RETURN)
     always = {name for name, value in returned.items() if value["returned"] == "always"}
     assert result["changed"] is False

@@ -5,8 +5,6 @@
 """The x509_cert module: its documentation against its argument spec, main(), and one run through the ansible CLI."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -14,14 +12,13 @@ import sys
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki import spec as spec_mod
 from ansible_collections.kubeforge.cluster.plugins.modules import x509_cert
+from module_checks import compare, run_main  # pylint: disable=import-error  # beside this file
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
 MODULE = "kubeforge.cluster.x509_cert"
 DOC = yaml.safe_load(x509_cert.DOCUMENTATION)
@@ -51,22 +48,8 @@ def test_examples_validate_as_specs():
         assert spec_mod.specs_from_params(args)
 
 
-def _compare(doc_options: dict, spec_options: dict, where: str):
-    assert set(doc_options) == set(spec_options), where
-    for name, spec in spec_options.items():
-        doc = doc_options[name]
-        assert doc.get("type", "str") == spec.get("type", "str"), f"{where}{name}: type"
-        assert doc.get("default") == spec.get("default"), f"{where}{name}: default"
-        assert doc.get("choices") == spec.get("choices"), f"{where}{name}: choices"
-        assert doc.get("elements") == spec.get("elements"), f"{where}{name}: elements"
-        assert bool(doc.get("required")) == bool(spec.get("required")), f"{where}{name}: required"
-        assert doc.get("description"), f"{where}{name}: description"
-        if "options" in spec:
-            _compare(doc["suboptions"], spec["options"], f"{name}.")
-
-
 def test_documentation_matches_the_argument_spec():
-    _compare(DOC["options"], SPEC, "")
+    compare(DOC["options"], SPEC, "")
 
 
 def test_documented_attributes():
@@ -81,12 +64,13 @@ def test_options_follow_the_spec_tables():
 
 def test_return_documents_every_result_key(tmp_path):
     returned = yaml.safe_load(x509_cert.RETURN)
-    result = run_main({"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca", "valid_days": 3650})
+    result = run_main(x509_cert, {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca",
+                                  "profile": "ca", "valid_days": 3650})
     # exit_json adds the stat of a returned "path" (state, mode, owner, ...), as for every module that returns one.
     assert set(result) - {"invocation"} - PATH_INFO == set(returned) - {"results", "private_keys"}
-    batch = run_main({"certificates": [{"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"),
-                                        "common_name": "ca", "profile": "ca", "valid_days": 3650}],
-                      "private_keys": [{"path": str(tmp_path / "sa.key"), "key_type": "rsa"}]})
+    batch = run_main(x509_cert, {"certificates": [{"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"),
+                                                   "common_name": "ca", "profile": "ca", "valid_days": 3650}],
+                                 "private_keys": [{"path": str(tmp_path / "sa.key"), "key_type": "rsa"}]})
     assert set(batch) - {"invocation"} == {"changed", "results", "private_keys"}
     assert set(batch["results"][0]) == set(returned) - {"results", "private_keys"}
     assert set(returned["results"]["sample"][0]) == set(batch["results"][0])
@@ -100,21 +84,21 @@ def test_a_private_key_is_created_once_and_never_replaced_only_its_mode_fixed(tm
           "valid_days": 3650}
     sa_key = tmp_path / "sa.key"
     args = {"certificates": [ca], "private_keys": [{"path": str(sa_key), "key_type": "rsa", "key_size": 2048}]}
-    planned = run_main(args, check_mode=True)
+    planned = run_main(x509_cert, args, check_mode=True)
     assert planned["changed"] and planned["private_keys"] == [{"path": str(sa_key), "created": True, "attributes_changed": False,
                                                                "changed": True}]
     assert not sa_key.exists()
-    first = run_main(args)
+    first = run_main(x509_cert, args)
     assert first["private_keys"][0]["created"] and os.stat(sa_key).st_mode & 0o777 == 0o600
     key = serialization.load_pem_private_key(sa_key.read_bytes(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
-    again = run_main(args)
+    again = run_main(x509_cert, args)
     assert not again["changed"] and again["private_keys"][0] == {"path": str(sa_key), "created": False, "attributes_changed": False,
                                                                  "changed": False}
     # Asked for another type, and readable by others: kept as it is (tokens it signed stay valid), mode fixed.
     original = sa_key.read_bytes()
     sa_key.chmod(0o644)
-    other = run_main({**args, "private_keys": [{"path": str(sa_key), "key_type": "ecdsa"}]})
+    other = run_main(x509_cert, {**args, "private_keys": [{"path": str(sa_key), "key_type": "ecdsa"}]})
     assert other["changed"] and other["private_keys"][0]["attributes_changed"] and not other["private_keys"][0]["created"]
     assert sa_key.read_bytes() == original and os.stat(sa_key).st_mode & 0o777 == 0o600
 
@@ -122,9 +106,9 @@ def test_a_private_key_is_created_once_and_never_replaced_only_its_mode_fixed(tm
 def test_a_private_key_file_that_is_no_key_fails_and_nothing_is_written(tmp_path):
     sa_key = tmp_path / "sa.key"
     sa_key.write_text("not a key\n")
-    result = run_main({"certificates": [{"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"),
-                                         "common_name": "ca", "profile": "ca", "valid_days": 3650}],
-                       "private_keys": [{"path": str(sa_key)}]})
+    result = run_main(x509_cert, {"certificates": [{"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"),
+                                                    "common_name": "ca", "profile": "ca", "valid_days": 3650}],
+                                  "private_keys": [{"path": str(sa_key)}]})
     assert result["failed"] and str(sa_key) in result["msg"]
     assert sorted(os.listdir(tmp_path)) == ["sa.key"] and sa_key.read_text() == "not a key\n"
 
@@ -135,40 +119,31 @@ def test_a_private_key_file_that_is_no_key_fails_and_nothing_is_written(tmp_path
     ([{"path": "/srv/pki/ca.key"}], "it is also a file of certificates"),
 ])
 def test_private_keys_are_checked_with_the_batch(private_keys, fragment):
-    result = run_main({"certificates": [{"path": "/srv/pki/ca.crt", "privatekey_path": "/srv/pki/ca.key", "common_name": "ca",
-                                         "profile": "ca", "valid_days": 3650}], "private_keys": private_keys})
+    result = run_main(x509_cert, {"certificates": [{"path": "/srv/pki/ca.crt", "privatekey_path": "/srv/pki/ca.key", "common_name": "ca",
+                                                    "profile": "ca", "valid_days": 3650}], "private_keys": private_keys})
     assert result["failed"] and fragment in result["msg"], result["msg"]
 
 
 def test_private_keys_need_the_batch_form(tmp_path):
-    result = run_main({"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca",
-                       "profile": "ca", "valid_days": 3650, "private_keys": [{"path": str(tmp_path / "sa.key")}]})
+    result = run_main(x509_cert, {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca",
+                                  "profile": "ca", "valid_days": 3650, "private_keys": [{"path": str(tmp_path / "sa.key")}]})
     assert result["failed"] and "private_keys is taken with the batch form (certificates) only" in result["msg"]
     assert not os.listdir(tmp_path)
 
 
 # -- main() -----------------------------------------------------------------------------------------
 
-def run_main(args: dict, check_mode: bool = False, diff: bool = False) -> dict:
-    """Run main() with these options; the result it printed."""
-    out = io.StringIO()
-    with patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit):
-            x509_cert.main()
-    return json.loads(out.getvalue().strip().splitlines()[-1])
-
-
 def test_main_single(tmp_path):
     ca = {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca", "valid_days": 3650}
-    first = run_main(ca)
+    first = run_main(x509_cert, ca)
     assert first["changed"] and first["reasons"] == ["missing", "key_missing"] and not first.get("failed")
-    again = run_main(ca)
+    again = run_main(x509_cert, ca)
     assert not again["changed"] and again["serial"] == first["serial"]
 
 
 def test_main_check_and_diff(tmp_path):
     ca = {"path": str(tmp_path / "ca.crt"), "privatekey_path": str(tmp_path / "ca.key"), "common_name": "ca", "profile": "ca", "valid_days": 3650}
-    result = run_main(ca, check_mode=True, diff=True)
+    result = run_main(x509_cert, ca, check_mode=True, diff=True)
     assert result["changed"] and result["diff"]["after"]["common_name"] == "ca" and os.listdir(tmp_path) == []
 
 
@@ -177,7 +152,7 @@ def test_main_reports_every_bad_entry(tmp_path):
         {"path": str(tmp_path / "a.crt"), "privatekey_path": str(tmp_path / "a.key"), "common_name": "a", "profile": "server", "dns_names": ["10.0.0.1"]},
         {"path": str(tmp_path / "b.crt"), "privatekey_path": str(tmp_path / "b.key"), "common_name": "b", "profile": "server", "ip_addresses": ["b"]},
     ]
-    result = run_main({"certificates": entries, "valid_days": 365})
+    result = run_main(x509_cert, {"certificates": entries, "valid_days": 365})
     assert result["failed"] and len(result["errors"]) == 4  # two bad SANs, two entries without a CA
     assert "certificates[0]" in result["msg"] and "certificates[1]" in result["msg"]
 
@@ -189,25 +164,16 @@ def test_main_reports_every_bad_entry(tmp_path):
     ({"path": "/x.crt", "privatekey_path": "/x.key", "common_name": "x", "profile": "kubelet"}, "value of profile must be one of"),
 ])
 def test_main_argument_errors(args, fragment):
-    result = run_main(args)
+    result = run_main(x509_cert, args)
     assert result["failed"] and fragment in result["msg"], result["msg"]
 
 
 # -- end to end through the ansible CLI ---------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def collections_path(tmp_path_factory):
-    root = tmp_path_factory.mktemp("collections")
-    os.makedirs(root / "ansible_collections" / "kubeforge")
-    os.symlink(REPO, root / "ansible_collections" / "kubeforge" / "cluster")
-    (root / "ansible.cfg").write_text("[defaults]\n")  # not the checkout's ansible.cfg (its callbacks would add output)
-    return root
-
-
 def ansible(collections_path, args: dict, *flags: str) -> dict:
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
                ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="0",
-               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_CONFIG=str(collections_path / "ansible.cfg"))
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_CONFIG=os.path.join(collections_path, "ansible.cfg"))
     done = subprocess.run([ANSIBLE, "localhost", "-m", MODULE, "-a", json.dumps(args), *flags],
                           env=env, capture_output=True, text=True, check=False, timeout=120)
     output, _end = json.JSONDecoder().raw_decode(done.stdout)

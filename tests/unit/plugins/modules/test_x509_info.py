@@ -5,19 +5,16 @@
 """The x509_info module: its documentation, and main() reading a directory with the real openssl."""
 from __future__ import annotations
 
-import contextlib
 import datetime
-import io
-import json
 import shutil
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki import issue
 from ansible_collections.kubeforge.cluster.plugins.module_utils._pki.spec import spec_from_options
 from ansible_collections.kubeforge.cluster.plugins.modules import x509_info
+from module_checks import run_main  # pylint: disable=import-error  # beside this file
 
 DOC = yaml.safe_load(x509_info.DOCUMENTATION)
 
@@ -37,11 +34,7 @@ def test_main_reads_a_directory(tmp_path):
     key = issue.generate_private_key("ecdsa", 256)
     now = datetime.datetime.now(datetime.timezone.utc)
     (tmp_path / "ca.crt").write_bytes(issue.certificate_pem(issue.build_certificate(spec, key.public_key(), key, None, now)))
-    out = io.StringIO()
-    with patch_module_args({"paths": [str(tmp_path), str(tmp_path / "missing")]}), contextlib.redirect_stdout(out):
-        with pytest.raises(SystemExit):
-            x509_info.main()
-    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    result = run_main(x509_info, {"paths": [str(tmp_path), str(tmp_path / "missing")]})
     assert not result["changed"] and result["missing"] == [str(tmp_path / "missing")]
     assert [cert["subject"] for cert in result["certificates"]] == ["CN=report-ca"]
     returned = yaml.safe_load(x509_info.RETURN)
