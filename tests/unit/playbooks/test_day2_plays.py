@@ -281,10 +281,18 @@ def test_an_upgraded_node_is_uncordoned_once_it_is_ready():
     names = [task["name"] for task in nodes["tasks"]]
     last = nodes["tasks"][-1]
     assert names.index("Upgrade kube-proxy") < names.index(last["name"])
-    assert last["kubeforge.cluster.kube_nodes"] == {
+    assert last["ansible.builtin.import_tasks"] == "tasks/uncordon_node.yml" and "when" not in last
+    assert int(last["vars"]["uncordon_node_timeout"]) > 0
+
+
+def test_the_node_plays_uncordon_a_node_only_once_it_is_ready():
+    """tasks/uncordon_node.yml (upgrade.yml, reboot.yml): one kube_nodes call through the controller's admin
+    kubeconfig waits for this host's node to be Ready, then uncordons it, within the play's timeout."""
+    [uncordon] = load("playbooks/tasks/uncordon_node.yml")
+    assert uncordon["kubeforge.cluster.kube_nodes"] == {
         "kubeconfig": "{{ kubeforge_credentials_dir }}/admin.kubeconfig", "names": ["{{ inventory_hostname }}"],
-        "ready": True, "timeout": 300, "unschedulable": False}
-    assert last["delegate_to"] == "localhost" and "when" not in last
+        "ready": True, "timeout": "{{ uncordon_node_timeout }}", "unschedulable": False}
+    assert uncordon["delegate_to"] == "localhost"
 
 
 def test_the_upgrade_puts_the_control_plane_binaries_on_the_hosts_before_anything_restarts():

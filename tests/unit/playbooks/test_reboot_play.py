@@ -65,13 +65,13 @@ def test_each_host_is_checked_drained_and_taken_out_before_its_reboot_and_back_b
     assert steps == ["ansible.builtin.shell", "ansible.builtin.meta",
                      "kubeforge.cluster.etcd/quorum_kept", "tasks/drain_node.yml", "kubeforge.cluster.etcd/member_revision",
                      "kubeforge.cluster.control_plane/serving_out", "ansible.builtin.reboot", "kubeforge.cluster.etcd/member_back",
-                     "kubeforge.cluster.control_plane/serving_back", "kubeforge.cluster.kube_nodes"]
+                     "kubeforge.cluster.control_plane/serving_back", "tasks/uncordon_node.yml"]
     # With reboot_required_only, a host that does not ask for a reboot ends before anything there changes.
     asked, leave = reboot["tasks"][:2]
     assert asked["when"] == "reboot_required_only | bool" and asked["check_mode"] is False
     assert leave["ansible.builtin.meta"] == "end_host" and leave["when"] == "reboot_required_only | bool and reboot_asked.rc == 0"
-    uncordon = reboot["tasks"][-1]["kubeforge.cluster.kube_nodes"]
-    assert (uncordon["ready"], uncordon["unschedulable"]) == (True, False)
+    uncordon = reboot["tasks"][-1]
+    assert uncordon["vars"]["uncordon_node_timeout"] == "{{ reboot_timeout }}" and uncordon["when"] == "reboot_node"
 
 
 @pytest.mark.parametrize("role, restart, steps", [
