@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The etcd cluster the etcd phase builds: 3 TLS members with client-certificate authentication,
-a quorum that survives one member down, growth to 5 members by learners while a writer runs, a backup restored, and
-a rolling defragmentation, and a NOSPACE alarm ended by it.
+a quorum that survives one member down, a rolling restart that stops before it would lose the quorum, growth to 5
+members by learners while a writer runs, a backup restored, and a rolling defragmentation, and a NOSPACE alarm ended
+by it.
 
-The tests run in file order; the last four change the cluster (they add etcd-4 and etcd-5, restore, defragment, end
-an alarm)."""
+The tests run in file order; the last five change the cluster (they restart the members, add etcd-4 and etcd-5,
+restore, defragment, end an alarm)."""
 from __future__ import annotations
 
 import os
@@ -20,13 +21,15 @@ import pytest
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.defrag import free_bytes
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd.errors import EtcdError
 from kubeforge_verify import (Writer, changed_counts, check_run_changes_nothing, credentials_dir, docker_exec, edited_inventory, etcd_client,
-                              etcd_data_directories, playbook, project_dir, unit_property, wait_for)
+                              etcd_data_directories, inventory_file, playbook, playbook_refused, project_dir, unit_property, wait_for)
 
 PROJECT = project_dir()
 SCENARIO = os.path.join(PROJECT, "molecule", "etcd")
 CREDENTIALS = os.path.join(credentials_dir(), "pki")
 ADDRESSES = {f"etcd-{i}": f"172.30.42.1{i}" for i in range(1, 6)}
 FIRST_MEMBERS = ["etcd-1", "etcd-2", "etcd-3"]
+# A drop-in that keeps etcd from starting on a host, whatever the run writes to the unit file.
+BROKEN_START = "/etc/systemd/system/etcd.service.d/zz-molecule-broken-start.conf"
 
 
 def endpoints(names):
@@ -96,6 +99,35 @@ def test_reads_and_writes_go_on_with_one_member_stopped():
         docker_exec("etcd-3", "systemctl", "start", "etcd")
     # The stopped member catches up once back.
     wait_for(lambda: client(["etcd-3"]).get("/molecule/one-down").value == b"still-writable", what="etcd-3 to catch up")
+
+
+def test_a_rolling_restart_stops_before_a_member_the_others_keep_no_quorum_without():
+    """A changed setting while etcd-3's etcd is down and does not start (a stand-in for a member that stays down: a
+    drop-in whose ExecStartPre fails): etcd-3 leaves the run, and the rolling restart stops the run before etcd-1, the
+    first member it would restart, naming the member that does not answer; etcd-1 and etcd-2 keep running (without the
+    check, etcd-1's restart left etcd-2 alone, without a quorum). Once etcd-3 is back, the next run restarts the members
+    it owes a restart, and the cluster ends with the defaults."""
+    inventory = inventory_file()
+    pids = {name: main_pid(name) for name in FIRST_MEMBERS[:2]}
+    docker_exec("etcd-3", "sh", "-c", f"systemctl stop etcd && mkdir -p {BROKEN_START.rsplit('/', 1)[0]} "
+                f"&& printf '[Service]\\nExecStartPre=/bin/false\\n' > {BROKEN_START} && systemctl daemon-reload")
+    try:
+        output = playbook_refused(inventory, os.path.join(SCENARIO, "converge.yml"), "-e", "etcd_auto_compaction_retention=9")
+    finally:
+        docker_exec("etcd-3", "sh", "-c", f"rm -f {BROKEN_START} && systemctl daemon-reload && systemctl start etcd")
+    message = " ".join(output.split())
+    assert "etcd-1 was left running: without its etcd member, 1 of the 3 members answer with a leader, and a quorum is 2 " \
+           "(not answering: etcd-3). Bring them back first, or accept the outage with -e etcd_restart_outage_accepted=true" \
+           in message, output[-3000:]
+    assert {name: main_pid(name) for name in pids} == pids
+    # The files were written: etcd-1 and etcd-2 owe a restart, which the next run makes.
+    assert "ETCD_AUTO_COMPACTION_RETENTION=9" in docker_exec("etcd-1", "cat", "/etc/etcd/etcd.env").splitlines()
+    wait_for(lambda: voters_with_leader(client(), 3), what="etcd-3 back in the cluster")
+    converge(inventory)
+    assert all(main_pid(name) != pid for name, pid in pids.items())
+    for name in FIRST_MEMBERS:
+        assert "ETCD_AUTO_COMPACTION_RETENTION=8" in docker_exec(name, "cat", "/etc/etcd/etcd.env").splitlines()
+    assert voters_with_leader(client(), 3)
 
 
 def add_etcd_4_and_5(inventory):

@@ -75,7 +75,7 @@ def test_each_host_is_checked_drained_and_taken_out_before_its_reboot_and_back_b
 
 
 @pytest.mark.parametrize("role, restart, steps", [
-    ("etcd", "restart_member.yml", ["member_revision.yml", "ansible.builtin.systemd_service", "member_back.yml"]),
+    ("etcd", "restart_member.yml", ["quorum_kept.yml", "member_revision.yml", "ansible.builtin.systemd_service", "member_back.yml"]),
     ("control_plane", "restart_host.yml", ["serving_out.yml", "ansible.builtin.systemd_service", "serving_back.yml"]),
 ])
 def test_a_reboot_and_a_rolling_restart_share_the_checks_around_the_stop(role, restart, steps):
