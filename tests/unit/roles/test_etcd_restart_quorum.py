@@ -11,13 +11,11 @@ from __future__ import annotations
 import os
 
 import pytest
-import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 pytestmark = pytest.mark.usefixtures("ansible_plugin_loader")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-ROLE = os.path.join(REPO, "roles", "etcd")
 
 
 def load(*parts: str):
@@ -91,8 +89,7 @@ def test_the_rolling_restart_checks_the_quorum_before_each_member_with_three_mem
 
 def test_the_default_restarts_no_member_without_a_quorum():
     assert load("roles", "etcd", "defaults", "main.yml")["etcd_restart_outage_accepted"] is False
-    with open(os.path.join(ROLE, "meta", "argument_specs.yml"), encoding="utf-8") as handle:
-        spec = yaml.safe_load(handle)["argument_specs"]["main"]["options"]["etcd_restart_outage_accepted"]
+    spec = load("roles", "etcd", "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]["etcd_restart_outage_accepted"]
     assert (spec["type"], spec["default"]) == ("bool", False)
 
 
